@@ -1,0 +1,1 @@
+//! Reading and validating a dataset folder into Arrow record batches.

@@ -1,0 +1,1 @@
+//! exec: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+//! list: placeholder until its issue lands.

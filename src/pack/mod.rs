@@ -1,0 +1,1 @@
+//! Rule packs: TOML + SQL expressions + codelists -> a checked model (no Arrow here).

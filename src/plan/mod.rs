@@ -1,0 +1,1 @@
+//! plan: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+//! Synthetic populations in the input contract (`strata synth`).
