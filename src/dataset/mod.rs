@@ -1,1 +1,204 @@
 //! Reading and validating a dataset folder into Arrow record batches.
+//!
+//! A dataset is a folder holding a `patients` table, any number of event
+//! tables (`events`, `admissions`, `medications`, ...), an optional
+//! `contacts` table and an optional `dataset.toml`; each table is
+//! `NAME.parquet` or `NAME.csv`. See the input contract in DESIGN.md.
+//!
+//! [`Dataset::open`] only looks at the folder; [`Dataset::read_patients`]
+//! loads the (small) patients table whole; event tables are streamed in
+//! record batches by [`events::EventReader`] so memory does not grow with
+//! the number of events.
+
+pub mod columns;
+pub mod error;
+pub mod events;
+pub mod patients;
+pub mod quality;
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+pub use error::{DatasetError, Location};
+pub use events::{EventBatch, EventReader};
+pub use patients::Patients;
+
+/// How a table is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Csv,
+}
+
+/// One table file of a dataset.
+#[derive(Debug, Clone)]
+pub struct TableFile {
+    /// Table name: the file name without its extension.
+    pub name: String,
+    pub path: PathBuf,
+    pub format: Format,
+}
+
+impl TableFile {
+    /// The file name used in messages (`patients.csv`).
+    pub fn display_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.name.clone())
+    }
+}
+
+/// The optional `dataset.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct DatasetMeta {
+    /// When the data was taken from the clinical system.
+    pub extract_date: Option<NaiveDate>,
+    /// Free text: where the data came from.
+    pub source: Option<String>,
+}
+
+/// A dataset folder, opened but not yet read.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub dir: PathBuf,
+    pub meta: DatasetMeta,
+    pub patients: TableFile,
+    /// Event tables in name order.
+    pub event_tables: Vec<TableFile>,
+    pub contacts: Option<TableFile>,
+}
+
+impl Dataset {
+    /// Finds the tables of the dataset at `dir`.
+    pub fn open(dir: &Path) -> Result<Dataset, DatasetError> {
+        if !dir.is_dir() {
+            return Err(DatasetError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
+        let io = |source| DatasetError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut tables: Vec<TableFile> = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            let Some(format) = raw::table_format(&path) else {
+                continue;
+            };
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if name.starts_with('.') || !path.is_file() {
+                continue;
+            }
+            if let Some(other) = tables.iter().find(|t| t.name == name) {
+                let (mut a, mut b) = (other.display_name(), path_name(&path));
+                if a > b {
+                    std::mem::swap(&mut a, &mut b);
+                }
+                return Err(DatasetError::DuplicateTable {
+                    dir: dir.to_path_buf(),
+                    table: name.to_string(),
+                    first: a,
+                    second: b,
+                });
+            }
+            tables.push(TableFile {
+                name: name.to_string(),
+                path: path.clone(),
+                format,
+            });
+        }
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+        let take = |tables: &mut Vec<TableFile>, name: &str| {
+            tables
+                .iter()
+                .position(|t| t.name == name)
+                .map(|i| tables.remove(i))
+        };
+        let patients = take(&mut tables, "patients").ok_or_else(|| DatasetError::MissingPatients {
+            dir: dir.to_path_buf(),
+        })?;
+        let contacts = take(&mut tables, "contacts");
+        let meta = read_meta(dir)?;
+        Ok(Dataset {
+            dir: dir.to_path_buf(),
+            meta,
+            patients,
+            event_tables: tables,
+            contacts,
+        })
+    }
+
+    /// Every input file of the dataset, in a stable order (for hashing).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.patients.path.clone()];
+        files.extend(self.event_tables.iter().map(|t| t.path.clone()));
+        files.extend(self.contacts.iter().map(|t| t.path.clone()));
+        let meta = self.dir.join("dataset.toml");
+        if meta.is_file() {
+            files.push(meta);
+        }
+        files
+    }
+
+    pub fn event_table(&self, name: &str) -> Option<&TableFile> {
+        self.event_tables.iter().find(|t| t.name == name)
+    }
+
+    /// Loads and validates the patients table.
+    pub fn read_patients(&self) -> Result<Patients, DatasetError> {
+        Patients::read(&self.patients)
+    }
+}
+
+fn path_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn read_meta(dir: &Path) -> Result<DatasetMeta, DatasetError> {
+    let path = dir.join("dataset.toml");
+    if !path.is_file() {
+        return Ok(DatasetMeta::default());
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| DatasetError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        extract_date: Option<toml::Value>,
+        source: Option<String>,
+    }
+    let bad = |message: String| DatasetError::BadMetadata {
+        path: path.clone(),
+        message,
+    };
+    let raw: Raw = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+    // Accept a TOML date (extract_date = 2020-03-23) or a string.
+    let extract_date = match raw.extract_date {
+        None => None,
+        Some(v) => {
+            let text = match &v {
+                toml::Value::Datetime(d) => d.to_string(),
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some(columns::parse_iso_date(&text).ok_or_else(|| {
+                bad(format!("extract_date: {text:?} is not a date (expected YYYY-MM-DD)"))
+            })?)
+        }
+    };
+    Ok(DatasetMeta {
+        extract_date,
+        source: raw.source,
+    })
+}

@@ -1,0 +1,328 @@
+//! Typed columns: turns a raw column (CSV text, or whatever Parquet stored)
+//! into the type the input contract fixes, or an error naming the file,
+//! line or row, column and what was expected.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, Date32Builder, DictionaryArray, Float64Array,
+    Float64Builder, Int32Array, Int32Builder, Int64Array, StringArray, StringBuilder,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int32Type, TimeUnit};
+use chrono::{Datelike, NaiveDate};
+
+use super::error::DatasetError;
+use super::raw::Locator;
+
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01, Arrow's day 0.
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// Arrow's Date32 value (days since 1970-01-01) for a calendar date.
+pub fn date_to_days(date: NaiveDate) -> i32 {
+    date.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE
+}
+
+/// The calendar date of an Arrow Date32 value.
+pub fn days_to_date(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(days.checked_add(UNIX_EPOCH_DAYS_FROM_CE)?)
+}
+
+/// Parses an ISO `YYYY-MM-DD` date; anything else is `None`.
+pub fn parse_iso_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |s: &[u8]| -> Option<u32> {
+        s.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = num(&b[0..4])?;
+    NaiveDate::from_ymd_opt(year as i32, num(&b[5..7])?, num(&b[8..10])?)
+}
+
+/// The context needed to report a bad value.
+pub struct Site<'a> {
+    pub file: &'a str,
+    pub locator: &'a Locator,
+}
+
+impl Site<'_> {
+    fn bad(&self, row: usize, column: &str, problem: String) -> DatasetError {
+        DatasetError::BadValue {
+            file: self.file.to_string(),
+            at: self.locator.at(row),
+            column: column.to_string(),
+            problem,
+        }
+    }
+
+    fn wrong_type(&self, column: &str, expected: &'static str, found: &DataType) -> DatasetError {
+        DatasetError::WrongType {
+            file: self.file.to_string(),
+            column: column.to_string(),
+            expected,
+            found: found.to_string(),
+        }
+    }
+
+    fn missing(&self, row: usize, column: &str) -> DatasetError {
+        self.bad(row, column, "is empty, but a value is required".into())
+    }
+}
+
+/// Any string-like Arrow column as plain `Utf8`, or `None` for other types.
+fn as_utf8(col: &ArrayRef) -> Option<StringArray> {
+    match col.data_type() {
+        DataType::Utf8 => Some(col.as_string::<i32>().clone()),
+        DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+            let c = cast(col, &DataType::Utf8).ok()?;
+            Some(c.as_string::<i32>().clone())
+        }
+        _ => None,
+    }
+}
+
+fn present(s: &StringArray, i: usize) -> Option<&str> {
+    if s.is_null(i) {
+        return None;
+    }
+    let v = s.value(i).trim();
+    (!v.is_empty()).then_some(v)
+}
+
+/// A date column: Date32 as is, Date64 / timestamps truncated to the day,
+/// text as ISO `YYYY-MM-DD`.
+pub fn dates(col: &ArrayRef, name: &str, site: &Site, required: bool) -> Result<Date32Array, DatasetError> {
+    let out = match col.data_type() {
+        DataType::Date32 => col.as_primitive::<arrow::datatypes::Date32Type>().clone(),
+        DataType::Date64 | DataType::Timestamp(_, _) => {
+            let c = if matches!(col.data_type(), DataType::Timestamp(_, _)) {
+                cast(&cast(col, &DataType::Timestamp(TimeUnit::Second, None)).map_err(|_| {
+                    site.wrong_type(name, "a date", col.data_type())
+                })?, &DataType::Date32)
+            } else {
+                cast(col, &DataType::Date32)
+            }
+            .map_err(|_| site.wrong_type(name, "a date", col.data_type()))?;
+            c.as_primitive::<arrow::datatypes::Date32Type>().clone()
+        }
+        _ => {
+            let text = as_utf8(col).ok_or_else(|| site.wrong_type(name, "a date", col.data_type()))?;
+            let mut b = Date32Builder::with_capacity(text.len());
+            for i in 0..text.len() {
+                match present(&text, i) {
+                    None => b.append_null(),
+                    Some(v) => match parse_iso_date(v) {
+                        Some(d) => b.append_value(date_to_days(d)),
+                        None => {
+                            return Err(site.bad(
+                                i,
+                                name,
+                                format!("{v:?} is not a date (expected YYYY-MM-DD)"),
+                            ))
+                        }
+                    },
+                }
+            }
+            b.finish()
+        }
+    };
+    if required && out.null_count() > 0 {
+        let row = (0..out.len()).find(|&i| out.is_null(i)).unwrap_or(0);
+        return Err(site.missing(row, name));
+    }
+    Ok(out)
+}
+
+/// A numeric value column (floats; integers widened; text parsed).
+pub fn floats(col: &ArrayRef, name: &str, site: &Site) -> Result<Float64Array, DatasetError> {
+    match col.data_type() {
+        DataType::Float64 => Ok(col.as_primitive::<arrow::datatypes::Float64Type>().clone()),
+        t if t.is_numeric() => {
+            let c = cast(col, &DataType::Float64).map_err(|_| site.wrong_type(name, "a number", t))?;
+            Ok(c.as_primitive::<arrow::datatypes::Float64Type>().clone())
+        }
+        t => {
+            let text = as_utf8(col).ok_or_else(|| site.wrong_type(name, "a number", t))?;
+            let mut b = Float64Builder::with_capacity(text.len());
+            for i in 0..text.len() {
+                match present(&text, i) {
+                    None => b.append_null(),
+                    Some(v) => match v.parse::<f64>() {
+                        Ok(x) if x.is_finite() => b.append_value(x),
+                        _ => return Err(site.bad(i, name, format!("{v:?} is not a number"))),
+                    },
+                }
+            }
+            Ok(b.finish())
+        }
+    }
+}
+
+/// An IMD decile: an integer from 1 (most deprived) to 10.
+pub fn deciles(col: &ArrayRef, name: &str, site: &Site) -> Result<Int32Array, DatasetError> {
+    let expect = "an integer from 1 to 10";
+    let raw: Int32Array = match col.data_type() {
+        t if t.is_integer() => {
+            let c = cast(col, &DataType::Int32).map_err(|_| site.wrong_type(name, expect, t))?;
+            c.as_primitive::<Int32Type>().clone()
+        }
+        t => {
+            let text = as_utf8(col).ok_or_else(|| site.wrong_type(name, expect, t))?;
+            let mut b = Int32Builder::with_capacity(text.len());
+            for i in 0..text.len() {
+                match present(&text, i) {
+                    None => b.append_null(),
+                    Some(v) => match v.parse::<i32>() {
+                        Ok(x) => b.append_value(x),
+                        Err(_) => {
+                            return Err(site.bad(i, name, format!("{v:?} is not {expect}")))
+                        }
+                    },
+                }
+            }
+            b.finish()
+        }
+    };
+    for i in 0..raw.len() {
+        if raw.is_valid(i) && !(1..=10).contains(&raw.value(i)) {
+            return Err(site.bad(i, name, format!("{} is not {expect}", raw.value(i))));
+        }
+    }
+    Ok(raw)
+}
+
+/// Sex normalised to `F`, `M` or `U` (empty counts as `U`).
+pub fn sexes(col: &ArrayRef, name: &str, site: &Site) -> Result<StringArray, DatasetError> {
+    let text = as_utf8(col).ok_or_else(|| site.wrong_type(name, "text", col.data_type()))?;
+    let mut b = StringBuilder::with_capacity(text.len(), text.len());
+    for i in 0..text.len() {
+        let v = present(&text, i).unwrap_or("U");
+        let code = match v.to_ascii_lowercase().as_str() {
+            "f" | "female" => "F",
+            "m" | "male" => "M",
+            "u" | "unknown" | "i" | "indeterminate" => "U",
+            _ => {
+                return Err(site.bad(
+                    i,
+                    name,
+                    format!("{v:?} is not a sex (expected F, M, U, female, male or unknown)"),
+                ))
+            }
+        };
+        b.append_value(code);
+    }
+    Ok(b.finish())
+}
+
+/// A text column, trimmed; empty text is null. With `required`, a null is an error.
+pub fn texts(col: &ArrayRef, name: &str, site: &Site, required: bool) -> Result<StringArray, DatasetError> {
+    let text = as_utf8(col).ok_or_else(|| site.wrong_type(name, "text", col.data_type()))?;
+    let mut b = StringBuilder::with_capacity(text.len(), text.len() * 8);
+    for i in 0..text.len() {
+        match present(&text, i) {
+            Some(v) => b.append_value(v),
+            None if required => return Err(site.missing(i, name)),
+            None => b.append_null(),
+        }
+    }
+    Ok(b.finish())
+}
+
+/// Patient identifiers as stored: integers or text. Never null.
+#[derive(Debug, Clone)]
+pub enum PatientIds {
+    Int(Int64Array),
+    Text(StringArray),
+}
+
+impl PatientIds {
+    pub fn len(&self) -> usize {
+        match self {
+            PatientIds::Int(a) => a.len(),
+            PatientIds::Text(a) => a.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The identifier of row `i` as text (for output files only, never logs).
+    pub fn text(&self, i: usize) -> String {
+        match self {
+            PatientIds::Int(a) => a.value(i).to_string(),
+            PatientIds::Text(a) => a.value(i).to_string(),
+        }
+    }
+
+    pub fn as_array(&self) -> ArrayRef {
+        match self {
+            PatientIds::Int(a) => Arc::new(a.clone()),
+            PatientIds::Text(a) => Arc::new(a.clone()),
+        }
+    }
+}
+
+pub fn patient_ids(col: &ArrayRef, name: &str, site: &Site) -> Result<PatientIds, DatasetError> {
+    match col.data_type() {
+        t if t.is_integer() => {
+            let c = cast(col, &DataType::Int64)
+                .map_err(|_| site.wrong_type(name, "an integer or text identifier", t))?;
+            let ids = c.as_primitive::<arrow::datatypes::Int64Type>().clone();
+            if let Some(i) = (0..ids.len()).find(|&i| ids.is_null(i)) {
+                return Err(site.missing(i, name));
+            }
+            Ok(PatientIds::Int(ids))
+        }
+        _ => texts(col, name, site, true).map(PatientIds::Text),
+    }
+}
+
+/// Event codes, dictionary-encoded so that codelist membership is decided
+/// once per distinct code rather than once per row.
+pub fn codes(col: &ArrayRef, name: &str, site: &Site) -> Result<DictionaryArray<Int32Type>, DatasetError> {
+    let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let dict = match col.data_type() {
+        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+            col.as_dictionary::<Int32Type>().clone()
+        }
+        t => {
+            if as_utf8(col).is_none() {
+                return Err(site.wrong_type(name, "text codes", t));
+            }
+            let c = cast(col, &dict_type).map_err(|_| site.wrong_type(name, "text codes", t))?;
+            c.as_dictionary::<Int32Type>().clone()
+        }
+    };
+    if let Some(i) = (0..dict.len()).find(|&i| dict.is_null(i)) {
+        return Err(site.missing(i, name));
+    }
+    Ok(dict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates_parse_strictly() {
+        assert_eq!(parse_iso_date("2020-02-29"), NaiveDate::from_ymd_opt(2020, 2, 29));
+        assert_eq!(parse_iso_date("2019-02-29"), None);
+        assert_eq!(parse_iso_date("31/02/1950"), None);
+        assert_eq!(parse_iso_date("2020-1-01"), None);
+        assert_eq!(parse_iso_date("+020-01-01"), None);
+    }
+
+    #[test]
+    fn date_days_round_trip() {
+        let d = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        assert_eq!(date_to_days(d), 0);
+        let d = NaiveDate::from_ymd_opt(2020, 3, 23).unwrap();
+        assert_eq!(date_to_days(d), 18344);
+        assert_eq!(days_to_date(18344), Some(d));
+    }
+}

@@ -1,0 +1,166 @@
+//! Event tables (`events`, `admissions`, ...) and the `contacts` table,
+//! streamed as typed record batches.
+//!
+//! An event batch holds patient ids as stored, codes dictionary-encoded (so
+//! codelist membership is decided once per distinct code), dates as Date32
+//! and optional numeric values.
+
+use arrow::array::{Date32Array, DictionaryArray, Float64Array};
+use arrow::datatypes::Int32Type;
+
+use super::columns::{self, PatientIds, Site};
+use super::error::DatasetError;
+use super::raw::{Locator, RawTable};
+use super::TableFile;
+
+pub const PATIENT_ID: &str = "patient_id";
+pub const CODE: &str = "code";
+pub const DATE: &str = "date";
+pub const VALUE: &str = "value";
+
+/// One typed batch of an event table.
+#[derive(Debug, Clone)]
+pub struct EventBatch {
+    pub ids: PatientIds,
+    pub codes: DictionaryArray<Int32Type>,
+    pub dates: Date32Array,
+    pub values: Option<Float64Array>,
+    pub locator: Locator,
+}
+
+impl EventBatch {
+    pub fn len(&self) -> usize {
+        self.dates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dates.is_empty()
+    }
+}
+
+/// Streams an event table (or some of its Parquet row groups) batch by batch.
+pub struct EventReader {
+    file: String,
+    raw: RawTable,
+    has_value: bool,
+}
+
+impl EventReader {
+    pub fn open(table: &TableFile) -> Result<EventReader, DatasetError> {
+        Self::open_part(table, None)
+    }
+
+    /// Opens the whole table, or only the given Parquet row groups.
+    pub fn open_part(table: &TableFile, row_groups: Option<Vec<usize>>) -> Result<EventReader, DatasetError> {
+        let wanted = [PATIENT_ID, CODE, DATE, VALUE];
+        let raw = match row_groups {
+            None => RawTable::open(table, &wanted, &[CODE])?,
+            Some(groups) => RawTable::open_row_groups(table, &wanted, &[CODE], groups)?,
+        };
+        let file = table.display_name();
+        for required in [PATIENT_ID, CODE, DATE] {
+            if !raw.file_columns().iter().any(|c| c == required) {
+                return Err(DatasetError::MissingColumn {
+                    file,
+                    column: required,
+                    found: raw.file_columns().join(", "),
+                });
+            }
+        }
+        let has_value = raw.file_columns().iter().any(|c| c == VALUE);
+        Ok(EventReader { file, raw, has_value })
+    }
+
+    pub fn next_batch(&mut self) -> Result<Option<EventBatch>, DatasetError> {
+        let Some(raw) = self.raw.next_batch()? else {
+            return Ok(None);
+        };
+        let site = Site {
+            file: &self.file,
+            locator: &raw.locator,
+        };
+        let col = |name: &str| raw.batch.column_by_name(name);
+        let (Some(ids), Some(codes), Some(dates)) = (col(PATIENT_ID), col(CODE), col(DATE)) else {
+            return Err(DatasetError::Malformed {
+                file: self.file.clone(),
+                at: raw.locator.at(0),
+                message: "a required column vanished while reading".into(),
+            });
+        };
+        let values = match (self.has_value, col(VALUE)) {
+            (true, Some(v)) => Some(columns::floats(v, VALUE, &site)?),
+            _ => None,
+        };
+        Ok(Some(EventBatch {
+            ids: columns::patient_ids(ids, PATIENT_ID, &site)?,
+            codes: columns::codes(codes, CODE, &site)?,
+            dates: columns::dates(dates, DATE, &site, true)?,
+            values,
+            locator: raw.locator,
+        }))
+    }
+}
+
+impl Iterator for EventReader {
+    type Item = Result<EventBatch, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
+    }
+}
+
+/// One typed batch of the contacts table.
+#[derive(Debug, Clone)]
+pub struct ContactBatch {
+    pub ids: PatientIds,
+    pub dates: Date32Array,
+}
+
+/// Streams the contacts table (patient_id, date; outcome is not needed to
+/// decide who was contacted).
+pub struct ContactReader {
+    file: String,
+    raw: RawTable,
+}
+
+impl ContactReader {
+    pub fn open(table: &TableFile) -> Result<ContactReader, DatasetError> {
+        let raw = RawTable::open(table, &[PATIENT_ID, DATE], &[])?;
+        let file = table.display_name();
+        for required in [PATIENT_ID, DATE] {
+            if !raw.file_columns().iter().any(|c| c == required) {
+                return Err(DatasetError::MissingColumn {
+                    file,
+                    column: required,
+                    found: raw.file_columns().join(", "),
+                });
+            }
+        }
+        Ok(ContactReader { file, raw })
+    }
+}
+
+impl Iterator for ContactReader {
+    type Item = Result<ContactBatch, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let raw = match self.raw.next_batch() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        let site = Site {
+            file: &self.file,
+            locator: &raw.locator,
+        };
+        let (Some(ids), Some(dates)) = (raw.batch.column_by_name(PATIENT_ID), raw.batch.column_by_name(DATE)) else {
+            return None;
+        };
+        Some((|| {
+            Ok(ContactBatch {
+                ids: columns::patient_ids(ids, PATIENT_ID, &site)?,
+                dates: columns::dates(dates, DATE, &site, true)?,
+            })
+        })())
+    }
+}

@@ -1,0 +1,322 @@
+//! The patients table: one row per person, loaded whole and validated.
+//!
+//! Columns are normalised to the contract's types (see DESIGN.md): ids stay
+//! integers or text as stored, dates become Date32, sex becomes `F`/`M`/`U`.
+//! Columns beyond the contract are kept as stored (CSV: text) for rule packs
+//! that name them.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, ArrayRef, Date32Array, Int32Array, StringArray};
+use arrow::compute::concat;
+
+use super::columns::{self, PatientIds, Site};
+use super::error::{DatasetError, Location};
+use super::raw::{Locator, RawTable};
+use super::TableFile;
+
+/// Column names fixed by the input contract.
+pub const PATIENT_ID: &str = "patient_id";
+pub const PRACTICE_CODE: &str = "practice_code";
+pub const PCN_CODE: &str = "pcn_code";
+pub const DATE_OF_BIRTH: &str = "date_of_birth";
+pub const SEX: &str = "sex";
+pub const LSOA_CODE: &str = "lsoa_code";
+pub const IMD_DECILE: &str = "imd_decile";
+pub const REGISTRATION_END: &str = "registration_end";
+pub const DATE_OF_DEATH: &str = "date_of_death";
+
+const CONTRACT: [&str; 9] = [
+    PATIENT_ID,
+    PRACTICE_CODE,
+    PCN_CODE,
+    DATE_OF_BIRTH,
+    SEX,
+    LSOA_CODE,
+    IMD_DECILE,
+    REGISTRATION_END,
+    DATE_OF_DEATH,
+];
+const REQUIRED: [&str; 3] = [PATIENT_ID, PRACTICE_CODE, DATE_OF_BIRTH];
+
+/// The whole patients table, typed.
+#[derive(Debug)]
+pub struct Patients {
+    pub file: String,
+    pub ids: PatientIds,
+    pub practice_code: StringArray,
+    pub pcn_code: StringArray,
+    pub date_of_birth: Date32Array,
+    pub sex: StringArray,
+    pub lsoa_code: StringArray,
+    pub imd_decile: Int32Array,
+    pub registration_end: Date32Array,
+    pub date_of_death: Date32Array,
+    /// Columns beyond the contract, by name, as stored.
+    pub extras: Vec<(String, ArrayRef)>,
+    index: PatientIndex,
+}
+
+/// Finds a person's row from an event's patient id.
+#[derive(Debug)]
+enum PatientIndex {
+    Int(HashMap<i64, u32>),
+    Text(HashMap<Box<str>, u32>),
+}
+
+/// A typed patient column by contract name, for the planner.
+pub enum PatientColumn<'a> {
+    Text(&'a StringArray),
+    Date(&'a Date32Array),
+    Int(&'a Int32Array),
+    Extra(&'a ArrayRef),
+}
+
+impl Patients {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Row of the person with this integer id.
+    #[inline]
+    pub fn row_of_int(&self, id: i64) -> Option<u32> {
+        match &self.index {
+            PatientIndex::Int(map) => map.get(&id).copied(),
+            PatientIndex::Text(map) => map.get(id.to_string().as_str()).copied(),
+        }
+    }
+
+    /// Row of the person with this text id.
+    #[inline]
+    pub fn row_of_text(&self, id: &str) -> Option<u32> {
+        match &self.index {
+            PatientIndex::Int(map) => id.trim().parse::<i64>().ok().and_then(|i| map.get(&i).copied()),
+            PatientIndex::Text(map) => map.get(id.trim()).copied(),
+        }
+    }
+
+    /// A column by name: contract columns typed, extras as stored.
+    pub fn column(&self, name: &str) -> Option<PatientColumn<'_>> {
+        Some(match name {
+            PRACTICE_CODE => PatientColumn::Text(&self.practice_code),
+            PCN_CODE => PatientColumn::Text(&self.pcn_code),
+            SEX => PatientColumn::Text(&self.sex),
+            LSOA_CODE => PatientColumn::Text(&self.lsoa_code),
+            DATE_OF_BIRTH => PatientColumn::Date(&self.date_of_birth),
+            REGISTRATION_END => PatientColumn::Date(&self.registration_end),
+            DATE_OF_DEATH => PatientColumn::Date(&self.date_of_death),
+            IMD_DECILE => PatientColumn::Int(&self.imd_decile),
+            _ => return self.extras.iter().find(|(n, _)| n == name).map(|(_, a)| PatientColumn::Extra(a)),
+        })
+    }
+
+    /// Reads and validates a patients table file.
+    pub fn read(table: &TableFile) -> Result<Patients, DatasetError> {
+        let file = table.display_name();
+        // Read every column: extras are available to rule packs by name.
+        let probe = RawTable::open(table, &[], &[])?;
+        let all: Vec<String> = probe.file_columns().to_vec();
+        drop(probe);
+        for required in REQUIRED {
+            if !all.iter().any(|c| c == required) {
+                return Err(DatasetError::MissingColumn {
+                    file,
+                    column: required,
+                    found: all.join(", "),
+                });
+            }
+        }
+        let wanted: Vec<&str> = all.iter().map(String::as_str).collect();
+        let mut raw = RawTable::open(table, &wanted, &[])?;
+
+        let mut parts: Vec<Part> = Vec::new();
+        while let Some(batch) = raw.next_batch()? {
+            let site = Site {
+                file: &file,
+                locator: &batch.locator,
+            };
+            let col = |name: &str| batch.batch.column_by_name(name).cloned();
+            let n = batch.batch.num_rows();
+            let req = |name: &str| col(name).ok_or_else(|| DatasetError::MissingColumn {
+                file: file.clone(),
+                column: REQUIRED.iter().copied().find(|r| *r == name).unwrap_or(PATIENT_ID),
+                found: all.join(", "),
+            });
+            let opt_text = |name: &str| -> Result<StringArray, DatasetError> {
+                match col(name) {
+                    Some(c) => columns::texts(&c, name, &site, false),
+                    None => Ok(StringArray::new_null(n)),
+                }
+            };
+            let opt_date = |name: &str| -> Result<Date32Array, DatasetError> {
+                match col(name) {
+                    Some(c) => columns::dates(&c, name, &site, false),
+                    None => Ok(Date32Array::new_null(n)),
+                }
+            };
+            let sex = match col(SEX) {
+                Some(c) => columns::sexes(&c, SEX, &site)?,
+                None => StringArray::from(vec!["U"; n]),
+            };
+            let imd_decile = match col(IMD_DECILE) {
+                Some(c) => columns::deciles(&c, IMD_DECILE, &site)?,
+                None => Int32Array::new_null(n),
+            };
+            parts.push(Part {
+                ids: columns::patient_ids(&req(PATIENT_ID)?, PATIENT_ID, &site)?,
+                practice_code: columns::texts(&req(PRACTICE_CODE)?, PRACTICE_CODE, &site, true)?,
+                pcn_code: opt_text(PCN_CODE)?,
+                date_of_birth: columns::dates(&req(DATE_OF_BIRTH)?, DATE_OF_BIRTH, &site, true)?,
+                sex,
+                lsoa_code: opt_text(LSOA_CODE)?,
+                imd_decile,
+                registration_end: opt_date(REGISTRATION_END)?,
+                date_of_death: opt_date(DATE_OF_DEATH)?,
+                extras: all
+                    .iter()
+                    .filter(|c| !CONTRACT.contains(&c.as_str()))
+                    .filter_map(|c| col(c).map(|a| (c.clone(), a)))
+                    .collect(),
+                locator: batch.locator.clone(),
+                rows: n,
+            });
+        }
+        if parts.iter().all(|p| p.rows == 0) {
+            return Err(DatasetError::EmptyPatients { file });
+        }
+        Patients::assemble(file, parts)
+    }
+
+    fn assemble(file: String, parts: Vec<Part>) -> Result<Patients, DatasetError> {
+        let cat = |arrays: Vec<&dyn Array>| -> Result<ArrayRef, DatasetError> {
+            concat(&arrays).map_err(|e| DatasetError::Parquet {
+                file: file.clone(),
+                message: e.to_string(),
+            })
+        };
+        use arrow::array::AsArray;
+        let text = |f: fn(&Part) -> &StringArray| -> Result<StringArray, DatasetError> {
+            Ok(cat(parts.iter().map(|p| f(p) as &dyn Array).collect())?
+                .as_string::<i32>()
+                .clone())
+        };
+        let date = |f: fn(&Part) -> &Date32Array| -> Result<Date32Array, DatasetError> {
+            Ok(cat(parts.iter().map(|p| f(p) as &dyn Array).collect())?
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .clone())
+        };
+        let ids = match &parts[0].ids {
+            PatientIds::Int(_) => {
+                let arrays: Vec<&dyn Array> = parts
+                    .iter()
+                    .filter_map(|p| match &p.ids {
+                        PatientIds::Int(a) => Some(a as &dyn Array),
+                        PatientIds::Text(_) => None,
+                    })
+                    .collect();
+                PatientIds::Int(cat(arrays)?.as_primitive::<arrow::datatypes::Int64Type>().clone())
+            }
+            PatientIds::Text(_) => PatientIds::Text(
+                cat(parts
+                    .iter()
+                    .filter_map(|p| match &p.ids {
+                        PatientIds::Text(a) => Some(a as &dyn Array),
+                        PatientIds::Int(_) => None,
+                    })
+                    .collect())?
+                .as_string::<i32>()
+                .clone(),
+            ),
+        };
+        let imd_decile = cat(parts.iter().map(|p| &p.imd_decile as &dyn Array).collect())?
+            .as_primitive::<arrow::datatypes::Int32Type>()
+            .clone();
+        let extras = match parts.first() {
+            Some(first) => first
+                .extras
+                .iter()
+                .enumerate()
+                .map(|(k, (name, _))| {
+                    let arrays: Vec<&dyn Array> =
+                        parts.iter().map(|p| p.extras[k].1.as_ref()).collect();
+                    cat(arrays).map(|a| (name.clone(), a))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        let index = build_index(&file, &ids, &parts)?;
+        Ok(Patients {
+            practice_code: text(|p| &p.practice_code)?,
+            pcn_code: text(|p| &p.pcn_code)?,
+            date_of_birth: date(|p| &p.date_of_birth)?,
+            sex: text(|p| &p.sex)?,
+            lsoa_code: text(|p| &p.lsoa_code)?,
+            imd_decile,
+            registration_end: date(|p| &p.registration_end)?,
+            date_of_death: date(|p| &p.date_of_death)?,
+            extras,
+            ids,
+            index,
+            file,
+        })
+    }
+}
+
+/// One batch's worth of typed patient columns, before concatenation.
+struct Part {
+    ids: PatientIds,
+    practice_code: StringArray,
+    pcn_code: StringArray,
+    date_of_birth: Date32Array,
+    sex: StringArray,
+    lsoa_code: StringArray,
+    imd_decile: Int32Array,
+    registration_end: Date32Array,
+    date_of_death: Date32Array,
+    extras: Vec<(String, ArrayRef)>,
+    locator: Locator,
+    rows: usize,
+}
+
+/// Location of global row `row` in the source file.
+fn locate(parts: &[Part], mut row: usize) -> Location {
+    for p in parts {
+        if row < p.rows {
+            return p.locator.at(row);
+        }
+        row -= p.rows;
+    }
+    Location::Row(0)
+}
+
+fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIndex, DatasetError> {
+    let duplicate = |row: usize, first: u32| DatasetError::DuplicatePatient {
+        file: file.to_string(),
+        at: locate(parts, row),
+        first: locate(parts, first as usize),
+    };
+    match ids {
+        PatientIds::Int(a) => {
+            let mut map = HashMap::with_capacity(a.len());
+            for (row, id) in a.values().iter().enumerate() {
+                if let Some(first) = map.insert(*id, row as u32) {
+                    return Err(duplicate(row, first));
+                }
+            }
+            Ok(PatientIndex::Int(map))
+        }
+        PatientIds::Text(a) => {
+            let mut map: HashMap<Box<str>, u32> = HashMap::with_capacity(a.len());
+            for row in 0..a.len() {
+                if let Some(first) = map.insert(a.value(row).into(), row as u32) {
+                    return Err(duplicate(row, first));
+                }
+            }
+            Ok(PatientIndex::Text(map))
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Data-quality findings and the dataset summary printed by `strata inspect`.
+//!
+//! Problems that do not stop a run (events for unknown patients, dates after
+//! the as-of date or before the person's birth) are counted here, per table,
+//! so that the manifest and `inspect` can report them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use arrow::array::Array;
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::columns::{days_to_date, date_to_days, PatientIds};
+use super::error::DatasetError;
+use super::events::{ContactReader, EventBatch, EventReader};
+use super::patients::Patients;
+use super::Dataset;
+
+/// Counts of rows kept but flagged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Findings {
+    /// Rows whose patient_id is not in the patients table (ignored by scoring).
+    pub unknown_patient: u64,
+    /// Rows dated after the as-of date (never counted by any window).
+    pub after_as_of: u64,
+    /// Rows dated before the person's date of birth.
+    pub before_birth: u64,
+}
+
+impl Findings {
+    pub fn add(&mut self, other: &Findings) {
+        self.unknown_patient += other.unknown_patient;
+        self.after_as_of += other.after_as_of;
+        self.before_birth += other.before_birth;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.unknown_patient + self.after_as_of + self.before_birth
+    }
+}
+
+/// Row ids of an event batch resolved to patients-table rows (`u32::MAX`:
+/// unknown). Consecutive equal ids (tables grouped by patient) are looked up
+/// once.
+pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
+    out.clear();
+    match ids {
+        PatientIds::Int(a) => {
+            let mut last: Option<(i64, u32)> = None;
+            for &id in a.values().iter() {
+                let row = match last {
+                    Some((l, r)) if l == id => r,
+                    _ => {
+                        let r = patients.row_of_int(id).unwrap_or(u32::MAX);
+                        last = Some((id, r));
+                        r
+                    }
+                };
+                out.push(row);
+            }
+        }
+        PatientIds::Text(a) => {
+            let mut last: Option<(&str, u32)> = None;
+            for i in 0..a.len() {
+                let id = a.value(i);
+                let row = match last {
+                    Some((l, r)) if l == id => r,
+                    _ => {
+                        let r = patients.row_of_text(id).unwrap_or(u32::MAX);
+                        last = Some((id, r));
+                        r
+                    }
+                };
+                out.push(row);
+            }
+        }
+    }
+}
+
+/// Findings for one event batch, with rows already resolved.
+pub fn batch_findings(patients: &Patients, batch: &EventBatch, rows: &[u32], as_of_days: i32) -> Findings {
+    let mut f = Findings::default();
+    let dob = patients.date_of_birth.values();
+    for (&row, &date) in rows.iter().zip(batch.dates.values().iter()) {
+        if row == u32::MAX {
+            f.unknown_patient += 1;
+            continue;
+        }
+        if date > as_of_days {
+            f.after_as_of += 1;
+        }
+        if date < dob[row as usize] {
+            f.before_birth += 1;
+        }
+    }
+    f
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableSummary {
+    pub name: String,
+    pub file: String,
+    pub rows: u64,
+    pub first_date: Option<NaiveDate>,
+    pub last_date: Option<NaiveDate>,
+    pub distinct_codes: Option<u64>,
+    pub findings: Findings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetSummary {
+    pub dir: String,
+    pub as_of: NaiveDate,
+    pub as_of_source: &'static str,
+    pub patients: u64,
+    pub registered_alive: u64,
+    pub deceased: u64,
+    pub deregistered: u64,
+    /// People per practice, by practice code.
+    pub practices: BTreeMap<String, u64>,
+    pub pcns: BTreeMap<String, u64>,
+    pub tables: Vec<TableSummary>,
+}
+
+/// Reads the whole dataset once and summarises it.
+pub fn summarise(ds: &Dataset) -> Result<DatasetSummary, DatasetError> {
+    let patients = ds.read_patients()?;
+    let mut tables = Vec::new();
+    let mut rows = Vec::new();
+    // As-of: the extract date, else the latest event date (never the clock).
+    let (as_of, as_of_source) = match ds.meta.extract_date {
+        Some(d) => (d, "dataset.toml extract_date"),
+        None => (latest_event_date(ds)?.unwrap_or(NaiveDate::MIN), "latest event date"),
+    };
+    let as_of_days = date_to_days(as_of);
+    for table in &ds.event_tables {
+        let mut s = TableSummary {
+            name: table.name.clone(),
+            file: table.display_name(),
+            rows: 0,
+            first_date: None,
+            last_date: None,
+            distinct_codes: None,
+            findings: Findings::default(),
+        };
+        let (mut lo, mut hi) = (i32::MAX, i32::MIN);
+        let mut codes = std::collections::HashSet::new();
+        for batch in EventReader::open(table)? {
+            let batch = batch?;
+            resolve_rows(&patients, &batch.ids, &mut rows);
+            s.findings.add(&batch_findings(&patients, &batch, &rows, as_of_days));
+            s.rows += batch.len() as u64;
+            for &d in batch.dates.values().iter() {
+                lo = lo.min(d);
+                hi = hi.max(d);
+            }
+            let dict = batch.codes.values();
+            if let Some(strings) = dict.as_any().downcast_ref::<arrow::array::StringArray>() {
+                for k in batch.codes.keys().values().iter() {
+                    if codes.len() < 10_000_000 {
+                        codes.insert(strings.value(*k as usize).to_string());
+                    }
+                }
+            }
+        }
+        if s.rows > 0 {
+            s.first_date = days_to_date(lo);
+            s.last_date = days_to_date(hi);
+        }
+        s.distinct_codes = Some(codes.len() as u64);
+        tables.push(s);
+    }
+    if let Some(table) = &ds.contacts {
+        let mut s = TableSummary {
+            name: table.name.clone(),
+            file: table.display_name(),
+            rows: 0,
+            first_date: None,
+            last_date: None,
+            distinct_codes: None,
+            findings: Findings::default(),
+        };
+        let (mut lo, mut hi) = (i32::MAX, i32::MIN);
+        for batch in ContactReader::open(table)? {
+            let batch = batch?;
+            resolve_rows(&patients, &batch.ids, &mut rows);
+            s.rows += batch.dates.len() as u64;
+            for (&row, &d) in rows.iter().zip(batch.dates.values().iter()) {
+                lo = lo.min(d);
+                hi = hi.max(d);
+                if row == u32::MAX {
+                    s.findings.unknown_patient += 1;
+                } else if d > as_of_days {
+                    s.findings.after_as_of += 1;
+                }
+            }
+        }
+        if s.rows > 0 {
+            s.first_date = days_to_date(lo);
+            s.last_date = days_to_date(hi);
+        }
+        tables.push(s);
+    }
+
+    let mut practices = BTreeMap::new();
+    let mut pcns = BTreeMap::new();
+    let (mut deceased, mut deregistered, mut registered_alive) = (0, 0, 0);
+    for i in 0..patients.len() {
+        *practices.entry(patients.practice_code.value(i).to_string()).or_insert(0) += 1;
+        if patients.pcn_code.is_valid(i) {
+            *pcns.entry(patients.pcn_code.value(i).to_string()).or_insert(0) += 1;
+        }
+        let dead = patients.date_of_death.is_valid(i) && patients.date_of_death.value(i) <= as_of_days;
+        let left = patients.registration_end.is_valid(i) && patients.registration_end.value(i) <= as_of_days;
+        deceased += u64::from(dead);
+        deregistered += u64::from(left && !dead);
+        registered_alive += u64::from(!dead && !left);
+    }
+    Ok(DatasetSummary {
+        dir: ds.dir.display().to_string(),
+        as_of,
+        as_of_source,
+        patients: patients.len() as u64,
+        registered_alive,
+        deceased,
+        deregistered,
+        practices,
+        pcns,
+        tables,
+    })
+}
+
+/// The latest date in any event table (the default as-of without an extract date).
+pub fn latest_event_date(ds: &Dataset) -> Result<Option<NaiveDate>, DatasetError> {
+    let mut hi: Option<i32> = None;
+    for table in &ds.event_tables {
+        for batch in EventReader::open(table)? {
+            let batch = batch?;
+            if let Some(m) = batch.dates.values().iter().max() {
+                hi = Some(hi.map_or(*m, |h| h.max(*m)));
+            }
+        }
+    }
+    Ok(hi.and_then(days_to_date))
+}
+
+impl fmt::Display for DatasetSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "dataset   {}", self.dir)?;
+        writeln!(f, "as-of     {} ({})", self.as_of, self.as_of_source)?;
+        writeln!(
+            f,
+            "patients  {} ({} registered and alive, {} deceased, {} deregistered)",
+            self.patients, self.registered_alive, self.deceased, self.deregistered
+        )?;
+        writeln!(f, "practices {} in {} PCNs", self.practices.len(), self.pcns.len())?;
+        for (code, n) in &self.practices {
+            writeln!(f, "  {code}  {n:>8} people")?;
+        }
+        writeln!(f, "tables")?;
+        for t in &self.tables {
+            let range = match (t.first_date, t.last_date) {
+                (Some(a), Some(b)) => format!("{a} .. {b}"),
+                _ => "no rows".to_string(),
+            };
+            let codes = t
+                .distinct_codes
+                .map(|c| format!(", {c} distinct codes"))
+                .unwrap_or_default();
+            writeln!(f, "  {:<12} {:>11} rows  {range}{codes}", t.name, t.rows)?;
+        }
+        writeln!(f, "data-quality findings")?;
+        let mut any = false;
+        for t in &self.tables {
+            let fi = &t.findings;
+            for (n, what) in [
+                (fi.unknown_patient, "rows for a patient_id not in patients"),
+                (fi.after_as_of, "rows dated after the as-of date"),
+                (fi.before_birth, "rows dated before the person's birth"),
+            ] {
+                if n > 0 {
+                    any = true;
+                    writeln!(f, "  {}: {n} {what}", t.file)?;
+                }
+            }
+        }
+        if !any {
+            writeln!(f, "  none")?;
+        }
+        Ok(())
+    }
+}
