@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::dataset::{self, Dataset, DatasetError};
 
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about = "Population risk stratification for general practice: ranked proactive-contact lists with reasons.")]
+#[command(
+    name = "strata",
+    version,
+    about = "Population risk stratification for general practice: ranked proactive-contact lists with reasons."
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
@@ -48,7 +52,8 @@ pub enum Command {
 
 /// Whether an error is the user's input (exit 2) rather than ours (exit 1).
 fn is_input_error(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| e.is::<DatasetError>() || e.is::<UsageError>())
+    err.chain()
+        .any(|e| e.is::<DatasetError>() || e.is::<UsageError>())
 }
 
 /// A mistake in how strata was invoked.

@@ -95,14 +95,21 @@ fn present(s: &StringArray, i: usize) -> Option<&str> {
 
 /// A date column: Date32 as is, Date64 / timestamps truncated to the day,
 /// text as ISO `YYYY-MM-DD`.
-pub fn dates(col: &ArrayRef, name: &str, site: &Site, required: bool) -> Result<Date32Array, DatasetError> {
+pub fn dates(
+    col: &ArrayRef,
+    name: &str,
+    site: &Site,
+    required: bool,
+) -> Result<Date32Array, DatasetError> {
     let out = match col.data_type() {
         DataType::Date32 => col.as_primitive::<arrow::datatypes::Date32Type>().clone(),
         DataType::Date64 | DataType::Timestamp(_, _) => {
             let c = if matches!(col.data_type(), DataType::Timestamp(_, _)) {
-                cast(&cast(col, &DataType::Timestamp(TimeUnit::Second, None)).map_err(|_| {
-                    site.wrong_type(name, "a date", col.data_type())
-                })?, &DataType::Date32)
+                cast(
+                    &cast(col, &DataType::Timestamp(TimeUnit::Second, None))
+                        .map_err(|_| site.wrong_type(name, "a date", col.data_type()))?,
+                    &DataType::Date32,
+                )
             } else {
                 cast(col, &DataType::Date32)
             }
@@ -110,7 +117,8 @@ pub fn dates(col: &ArrayRef, name: &str, site: &Site, required: bool) -> Result<
             c.as_primitive::<arrow::datatypes::Date32Type>().clone()
         }
         _ => {
-            let text = as_utf8(col).ok_or_else(|| site.wrong_type(name, "a date", col.data_type()))?;
+            let text =
+                as_utf8(col).ok_or_else(|| site.wrong_type(name, "a date", col.data_type()))?;
             let mut b = Date32Builder::with_capacity(text.len());
             for i in 0..text.len() {
                 match present(&text, i) {
@@ -142,7 +150,8 @@ pub fn floats(col: &ArrayRef, name: &str, site: &Site) -> Result<Float64Array, D
     match col.data_type() {
         DataType::Float64 => Ok(col.as_primitive::<arrow::datatypes::Float64Type>().clone()),
         t if t.is_numeric() => {
-            let c = cast(col, &DataType::Float64).map_err(|_| site.wrong_type(name, "a number", t))?;
+            let c =
+                cast(col, &DataType::Float64).map_err(|_| site.wrong_type(name, "a number", t))?;
             Ok(c.as_primitive::<arrow::datatypes::Float64Type>().clone())
         }
         t => {
@@ -178,9 +187,7 @@ pub fn deciles(col: &ArrayRef, name: &str, site: &Site) -> Result<Int32Array, Da
                     None => b.append_null(),
                     Some(v) => match v.parse::<i32>() {
                         Ok(x) => b.append_value(x),
-                        Err(_) => {
-                            return Err(site.bad(i, name, format!("{v:?} is not {expect}")))
-                        }
+                        Err(_) => return Err(site.bad(i, name, format!("{v:?} is not {expect}"))),
                     },
                 }
             }
@@ -219,7 +226,12 @@ pub fn sexes(col: &ArrayRef, name: &str, site: &Site) -> Result<StringArray, Dat
 }
 
 /// A text column, trimmed; empty text is null. With `required`, a null is an error.
-pub fn texts(col: &ArrayRef, name: &str, site: &Site, required: bool) -> Result<StringArray, DatasetError> {
+pub fn texts(
+    col: &ArrayRef,
+    name: &str,
+    site: &Site,
+    required: bool,
+) -> Result<StringArray, DatasetError> {
     let text = as_utf8(col).ok_or_else(|| site.wrong_type(name, "text", col.data_type()))?;
     let mut b = StringBuilder::with_capacity(text.len(), text.len() * 8);
     for i in 0..text.len() {
@@ -284,7 +296,11 @@ pub fn patient_ids(col: &ArrayRef, name: &str, site: &Site) -> Result<PatientIds
 
 /// Event codes, dictionary-encoded so that codelist membership is decided
 /// once per distinct code rather than once per row.
-pub fn codes(col: &ArrayRef, name: &str, site: &Site) -> Result<DictionaryArray<Int32Type>, DatasetError> {
+pub fn codes(
+    col: &ArrayRef,
+    name: &str,
+    site: &Site,
+) -> Result<DictionaryArray<Int32Type>, DatasetError> {
     let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     let dict = match col.data_type() {
         DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
@@ -310,7 +326,10 @@ mod tests {
 
     #[test]
     fn iso_dates_parse_strictly() {
-        assert_eq!(parse_iso_date("2020-02-29"), NaiveDate::from_ymd_opt(2020, 2, 29));
+        assert_eq!(
+            parse_iso_date("2020-02-29"),
+            NaiveDate::from_ymd_opt(2020, 2, 29)
+        );
         assert_eq!(parse_iso_date("2019-02-29"), None);
         assert_eq!(parse_iso_date("31/02/1950"), None);
         assert_eq!(parse_iso_date("2020-1-01"), None);

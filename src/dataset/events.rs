@@ -51,7 +51,10 @@ impl EventReader {
     }
 
     /// Opens the whole table, or only the given Parquet row groups.
-    pub fn open_part(table: &TableFile, row_groups: Option<Vec<usize>>) -> Result<EventReader, DatasetError> {
+    pub fn open_part(
+        table: &TableFile,
+        row_groups: Option<Vec<usize>>,
+    ) -> Result<EventReader, DatasetError> {
         let wanted = [PATIENT_ID, CODE, DATE, VALUE];
         let raw = match row_groups {
             None => RawTable::open(table, &wanted, &[CODE])?,
@@ -68,7 +71,11 @@ impl EventReader {
             }
         }
         let has_value = raw.file_columns().iter().any(|c| c == VALUE);
-        Ok(EventReader { file, raw, has_value })
+        Ok(EventReader {
+            file,
+            raw,
+            has_value,
+        })
     }
 
     pub fn next_batch(&mut self) -> Result<Option<EventBatch>, DatasetError> {
@@ -153,7 +160,10 @@ impl Iterator for ContactReader {
             file: &self.file,
             locator: &raw.locator,
         };
-        let (Some(ids), Some(dates)) = (raw.batch.column_by_name(PATIENT_ID), raw.batch.column_by_name(DATE)) else {
+        let (Some(ids), Some(dates)) = (
+            raw.batch.column_by_name(PATIENT_ID),
+            raw.batch.column_by_name(DATE),
+        ) else {
             return None;
         };
         Some((|| {

@@ -121,9 +121,10 @@ impl Dataset {
                 .position(|t| t.name == name)
                 .map(|i| tables.remove(i))
         };
-        let patients = take(&mut tables, "patients").ok_or_else(|| DatasetError::MissingPatients {
-            dir: dir.to_path_buf(),
-        })?;
+        let patients =
+            take(&mut tables, "patients").ok_or_else(|| DatasetError::MissingPatients {
+                dir: dir.to_path_buf(),
+            })?;
         let contacts = take(&mut tables, "contacts");
         let meta = read_meta(dir)?;
         Ok(Dataset {
@@ -193,7 +194,9 @@ fn read_meta(dir: &Path) -> Result<DatasetMeta, DatasetError> {
                 other => other.to_string(),
             };
             Some(columns::parse_iso_date(&text).ok_or_else(|| {
-                bad(format!("extract_date: {text:?} is not a date (expected YYYY-MM-DD)"))
+                bad(format!(
+                    "extract_date: {text:?} is not a date (expected YYYY-MM-DD)"
+                ))
             })?)
         }
     };

@@ -94,7 +94,11 @@ impl Patients {
     #[inline]
     pub fn row_of_text(&self, id: &str) -> Option<u32> {
         match &self.index {
-            PatientIndex::Int(map) => id.trim().parse::<i64>().ok().and_then(|i| map.get(&i).copied()),
+            PatientIndex::Int(map) => id
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .and_then(|i| map.get(&i).copied()),
             PatientIndex::Text(map) => map.get(id.trim()).copied(),
         }
     }
@@ -110,7 +114,13 @@ impl Patients {
             REGISTRATION_END => PatientColumn::Date(&self.registration_end),
             DATE_OF_DEATH => PatientColumn::Date(&self.date_of_death),
             IMD_DECILE => PatientColumn::Int(&self.imd_decile),
-            _ => return self.extras.iter().find(|(n, _)| n == name).map(|(_, a)| PatientColumn::Extra(a)),
+            _ => {
+                return self
+                    .extras
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, a)| PatientColumn::Extra(a))
+            }
         })
     }
 
@@ -141,11 +151,17 @@ impl Patients {
             };
             let col = |name: &str| batch.batch.column_by_name(name).cloned();
             let n = batch.batch.num_rows();
-            let req = |name: &str| col(name).ok_or_else(|| DatasetError::MissingColumn {
-                file: file.clone(),
-                column: REQUIRED.iter().copied().find(|r| *r == name).unwrap_or(PATIENT_ID),
-                found: all.join(", "),
-            });
+            let req = |name: &str| {
+                col(name).ok_or_else(|| DatasetError::MissingColumn {
+                    file: file.clone(),
+                    column: REQUIRED
+                        .iter()
+                        .copied()
+                        .find(|r| *r == name)
+                        .unwrap_or(PATIENT_ID),
+                    found: all.join(", "),
+                })
+            };
             let opt_text = |name: &str| -> Result<StringArray, DatasetError> {
                 match col(name) {
                     Some(c) => columns::texts(&c, name, &site, false),
@@ -218,7 +234,11 @@ impl Patients {
                         PatientIds::Text(_) => None,
                     })
                     .collect();
-                PatientIds::Int(cat(arrays)?.as_primitive::<arrow::datatypes::Int64Type>().clone())
+                PatientIds::Int(
+                    cat(arrays)?
+                        .as_primitive::<arrow::datatypes::Int64Type>()
+                        .clone(),
+                )
             }
             PatientIds::Text(_) => PatientIds::Text(
                 cat(parts

@@ -11,7 +11,7 @@ use arrow::array::Array;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::columns::{days_to_date, date_to_days, PatientIds};
+use super::columns::{date_to_days, days_to_date, PatientIds};
 use super::error::DatasetError;
 use super::events::{ContactReader, EventBatch, EventReader};
 use super::patients::Patients;
@@ -79,7 +79,12 @@ pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
 }
 
 /// Findings for one event batch, with rows already resolved.
-pub fn batch_findings(patients: &Patients, batch: &EventBatch, rows: &[u32], as_of_days: i32) -> Findings {
+pub fn batch_findings(
+    patients: &Patients,
+    batch: &EventBatch,
+    rows: &[u32],
+    as_of_days: i32,
+) -> Findings {
     let mut f = Findings::default();
     let dob = patients.date_of_birth.values();
     for (&row, &date) in rows.iter().zip(batch.dates.values().iter()) {
@@ -131,7 +136,10 @@ pub fn summarise(ds: &Dataset) -> Result<DatasetSummary, DatasetError> {
     // As-of: the extract date, else the latest event date (never the clock).
     let (as_of, as_of_source) = match ds.meta.extract_date {
         Some(d) => (d, "dataset.toml extract_date"),
-        None => (latest_event_date(ds)?.unwrap_or(NaiveDate::MIN), "latest event date"),
+        None => (
+            latest_event_date(ds)?.unwrap_or(NaiveDate::MIN),
+            "latest event date",
+        ),
     };
     let as_of_days = date_to_days(as_of);
     for table in &ds.event_tables {
@@ -149,7 +157,8 @@ pub fn summarise(ds: &Dataset) -> Result<DatasetSummary, DatasetError> {
         for batch in EventReader::open(table)? {
             let batch = batch?;
             resolve_rows(&patients, &batch.ids, &mut rows);
-            s.findings.add(&batch_findings(&patients, &batch, &rows, as_of_days));
+            s.findings
+                .add(&batch_findings(&patients, &batch, &rows, as_of_days));
             s.rows += batch.len() as u64;
             for &d in batch.dates.values().iter() {
                 lo = lo.min(d);
@@ -207,12 +216,18 @@ pub fn summarise(ds: &Dataset) -> Result<DatasetSummary, DatasetError> {
     let mut pcns = BTreeMap::new();
     let (mut deceased, mut deregistered, mut registered_alive) = (0, 0, 0);
     for i in 0..patients.len() {
-        *practices.entry(patients.practice_code.value(i).to_string()).or_insert(0) += 1;
+        *practices
+            .entry(patients.practice_code.value(i).to_string())
+            .or_insert(0) += 1;
         if patients.pcn_code.is_valid(i) {
-            *pcns.entry(patients.pcn_code.value(i).to_string()).or_insert(0) += 1;
+            *pcns
+                .entry(patients.pcn_code.value(i).to_string())
+                .or_insert(0) += 1;
         }
-        let dead = patients.date_of_death.is_valid(i) && patients.date_of_death.value(i) <= as_of_days;
-        let left = patients.registration_end.is_valid(i) && patients.registration_end.value(i) <= as_of_days;
+        let dead =
+            patients.date_of_death.is_valid(i) && patients.date_of_death.value(i) <= as_of_days;
+        let left = patients.registration_end.is_valid(i)
+            && patients.registration_end.value(i) <= as_of_days;
         deceased += u64::from(dead);
         deregistered += u64::from(left && !dead);
         registered_alive += u64::from(!dead && !left);
@@ -254,7 +269,12 @@ impl fmt::Display for DatasetSummary {
             "patients  {} ({} registered and alive, {} deceased, {} deregistered)",
             self.patients, self.registered_alive, self.deceased, self.deregistered
         )?;
-        writeln!(f, "practices {} in {} PCNs", self.practices.len(), self.pcns.len())?;
+        writeln!(
+            f,
+            "practices {} in {} PCNs",
+            self.practices.len(),
+            self.pcns.len()
+        )?;
         for (code, n) in &self.practices {
             writeln!(f, "  {code}  {n:>8} people")?;
         }

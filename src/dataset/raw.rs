@@ -131,10 +131,11 @@ pub fn row_group_sizes(table: &TableFile) -> Result<Vec<u64>, DatasetError> {
         path: table.path.clone(),
         source,
     })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DatasetError::Parquet {
-        file: table.display_name(),
-        message: e.to_string(),
-    })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DatasetError::Parquet {
+            file: table.display_name(),
+            message: e.to_string(),
+        })?;
     Ok(builder
         .metadata()
         .row_groups()
@@ -193,7 +194,13 @@ fn open_parquet(
             let sizes = builder.metadata().row_groups();
             first_row += groups
                 .first()
-                .map(|&g| sizes.iter().take(g).map(|r| r.num_rows().max(0) as u64).sum())
+                .map(|&g| {
+                    sizes
+                        .iter()
+                        .take(g)
+                        .map(|r| r.num_rows().max(0) as u64)
+                        .sum()
+                })
                 .unwrap_or(0);
             builder.with_row_groups(groups)
         }
@@ -222,7 +229,8 @@ fn dictionary_hint(schema: &SchemaRef, dictionary: &[&str]) -> Option<SchemaRef>
         .map(|f| {
             if dictionary.contains(&f.name().as_str()) && f.data_type() == &DataType::Utf8 {
                 changed = true;
-                let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+                let dict =
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
                 Arc::new(f.as_ref().clone().with_data_type(dict))
             } else {
                 f.clone()

@@ -1,0 +1,294 @@
+//! End-to-end tests of the `strata` binary: each builds a dataset in a
+//! temporary folder, runs a command, and asserts the exact output and exit
+//! code a user would see.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn strata(args: &[&str]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the strata binary runs");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A dataset folder in a temp dir, built from (file name, contents) pairs.
+fn dataset(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    for (name, text) in files {
+        std::fs::write(data.join(name), text).expect("write table");
+    }
+    (dir, data)
+}
+
+fn inspect(data: &Path) -> Outcome {
+    strata(&["inspect", data.to_str().expect("utf-8 path")])
+}
+
+/// Asserts a failed inspect with exit code 2 and exactly this error line.
+fn assert_input_error(files: &[(&str, &str)], expected: &str) {
+    let (_dir, data) = dataset(files);
+    let out = inspect(&data);
+    assert_eq!(out.code, 2, "stderr: {}", out.stderr);
+    assert_eq!(out.stderr.trim_end(), format!("error: {expected}"));
+    assert!(out.stdout.is_empty());
+}
+
+const PATIENTS_OK: &str =
+    "patient_id,practice_code,date_of_birth,sex\n1,L83001,1950-01-01,F\n2,L83001,1960-06-01,M\n";
+
+#[test]
+fn bad_date_names_file_line_and_column() {
+    assert_input_error(
+        &[(
+            "patients.csv",
+            "patient_id,practice_code,date_of_birth\n1,L83001,1950-01-01\n2,L83001,31/02/1950\n",
+        )],
+        r#"patients.csv:3: column date_of_birth: "31/02/1950" is not a date (expected YYYY-MM-DD)"#,
+    );
+}
+
+#[test]
+fn line_numbers_count_physical_lines_across_quoted_newlines() {
+    assert_input_error(
+        &[(
+            "patients.csv",
+            "patient_id,practice_code,date_of_birth,note\n1,L83001,1950-01-01,\"two\nlines\"\n2,L83001,1950-02-30,x\n",
+        )],
+        r#"patients.csv:4: column date_of_birth: "1950-02-30" is not a date (expected YYYY-MM-DD)"#,
+    );
+}
+
+#[test]
+fn missing_required_column() {
+    assert_input_error(
+        &[("patients.csv", "patient_id,date_of_birth\n1,1950-01-01\n")],
+        "patients.csv: missing required column `practice_code` (found: patient_id, date_of_birth)",
+    );
+}
+
+#[test]
+fn missing_event_column() {
+    assert_input_error(
+        &[
+            ("patients.csv", PATIENTS_OK),
+            ("events.csv", "patient_id,date\n1,2019-01-01\n"),
+        ],
+        "events.csv: missing required column `code` (found: patient_id, date)",
+    );
+}
+
+#[test]
+fn duplicate_patient_ids_are_reported_by_line_not_by_id() {
+    assert_input_error(
+        &[(
+            "patients.csv",
+            "patient_id,practice_code,date_of_birth\nA7,L83001,1950-01-01\nB8,L83001,1950-01-01\nA7,L83002,1951-01-01\n",
+        )],
+        "patients.csv:4: duplicate patient_id (first seen at 2)",
+    );
+}
+
+#[test]
+fn empty_patients_table() {
+    assert_input_error(
+        &[("patients.csv", "patient_id,practice_code,date_of_birth\n")],
+        "patients.csv: the patients table has no rows",
+    );
+}
+
+#[test]
+fn no_patients_table() {
+    let (_dir, data) = dataset(&[("events.csv", "patient_id,code,date\n")]);
+    let out = inspect(&data);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!(
+            "error: {}: no patients table (expected patients.parquet or patients.csv)",
+            data.display()
+        )
+    );
+}
+
+#[test]
+fn bad_sex_decile_and_value() {
+    assert_input_error(
+        &[(
+            "patients.csv",
+            "patient_id,practice_code,date_of_birth,sex\n1,L83001,1950-01-01,X\n",
+        )],
+        r#"patients.csv:2: column sex: "X" is not a sex (expected F, M, U, female, male or unknown)"#,
+    );
+    assert_input_error(
+        &[(
+            "patients.csv",
+            "patient_id,practice_code,date_of_birth,imd_decile\n1,L83001,1950-01-01,3\n2,L83001,1950-01-01,11\n",
+        )],
+        "patients.csv:3: column imd_decile: 11 is not an integer from 1 to 10",
+    );
+    assert_input_error(
+        &[
+            ("patients.csv", PATIENTS_OK),
+            ("events.csv", "patient_id,code,date,value\n1,60621009,2019-01-01,27.5\n1,60621009,2019-02-01,twelve\n"),
+        ],
+        r#"events.csv:3: column value: "twelve" is not a number"#,
+    );
+}
+
+#[test]
+fn required_value_missing() {
+    assert_input_error(
+        &[(
+            "patients.csv",
+            "patient_id,practice_code,date_of_birth\n1,,1950-01-01\n",
+        )],
+        "patients.csv:2: column practice_code: is empty, but a value is required",
+    );
+}
+
+#[test]
+fn wrong_field_count() {
+    assert_input_error(
+        &[(
+            "patients.csv",
+            "patient_id,practice_code,date_of_birth\n1,L83001\n",
+        )],
+        "patients.csv:2: expected 3 fields (as in the header), found 2",
+    );
+}
+
+#[test]
+fn both_csv_and_parquet_for_one_table() {
+    let (_dir, data) = dataset(&[("patients.csv", PATIENTS_OK), ("patients.parquet", "")]);
+    let out = inspect(&data);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!(
+            "error: {}: table `patients` is given twice (patients.csv and patients.parquet); keep one",
+            data.display()
+        )
+    );
+}
+
+#[test]
+fn real_extract_quirks_are_read() {
+    // UTF-8 byte-order mark, CRLF line ends, quoted fields, long-form sex,
+    // columns in another order, blank trailing lines.
+    let patients = "\u{feff}sex,patient_id,date_of_birth,practice_code,pcn_code\r\n\
+                    female,\"p1\",1950-01-01,L83001,U12345\r\n\
+                    Male,\"p,2\",1960-06-01,L83002,U12345\r\n\
+                    \r\n\r\n";
+    let events = "patient_id,code,date,value\r\np1,\"60621009\",2019-01-01,27.5\r\n\"p,2\",38341003,2018-05-05,\r\n";
+    let (_dir, data) = dataset(&[
+        ("patients.csv", patients),
+        ("events.csv", events),
+        ("dataset.toml", "extract_date = 2020-03-23\n"),
+    ]);
+    let out = inspect(&data);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let expected = format!(
+        "dataset   {}\n\
+         as-of     2020-03-23 (dataset.toml extract_date)\n\
+         patients  2 (2 registered and alive, 0 deceased, 0 deregistered)\n\
+         practices 2 in 1 PCNs\n\
+         \x20 L83001         1 people\n\
+         \x20 L83002         1 people\n\
+         tables\n\
+         \x20 events                 2 rows  2018-05-05 .. 2019-01-01, 2 distinct codes\n\
+         data-quality findings\n\
+         \x20 none\n",
+        data.display()
+    );
+    assert_eq!(out.stdout, expected);
+}
+
+#[test]
+fn data_quality_findings_are_counted_not_fatal() {
+    let events = "patient_id,code,date\n\
+                  1,60621009,2019-01-01\n\
+                  99,60621009,2019-01-01\n\
+                  98,60621009,2019-01-01\n\
+                  1,60621009,2021-01-01\n\
+                  2,60621009,1959-01-01\n";
+    let contacts = "patient_id,date,outcome\n1,2020-03-01,spoke\n";
+    let (_dir, data) = dataset(&[
+        ("patients.csv", PATIENTS_OK),
+        ("events.csv", events),
+        ("contacts.csv", contacts),
+        (
+            "dataset.toml",
+            "extract_date = 2020-03-23\nsource = \"test\"\n",
+        ),
+    ]);
+    let out = inspect(&data);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let tail = out
+        .stdout
+        .split("data-quality findings\n")
+        .nth(1)
+        .unwrap_or("");
+    assert_eq!(
+        tail,
+        "  events.csv: 2 rows for a patient_id not in patients\n\
+         \x20 events.csv: 1 rows dated after the as-of date\n\
+         \x20 events.csv: 1 rows dated before the person's birth\n"
+    );
+}
+
+#[test]
+fn parquet_wrong_type_is_an_input_error() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let (_dir, data) = dataset(&[]);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("patient_id", DataType::Int64, false),
+        Field::new("practice_code", DataType::Utf8, false),
+        Field::new("date_of_birth", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(StringArray::from(vec!["L83001", "L83001"])),
+            Arc::new(Int64Array::from(vec![19500101, 19600101])),
+        ],
+    )
+    .expect("batch");
+    let file = std::fs::File::create(data.join("patients.parquet")).expect("create");
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+    let out = inspect(&data);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.trim_end(),
+        "error: patients.parquet: column date_of_birth: expected a date, found Parquet/Arrow type Int64"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = strata(&["inspect"]);
+    assert_eq!(out.code, 2);
+    let out = strata(&["no-such-command"]);
+    assert_eq!(out.code, 2);
+}
