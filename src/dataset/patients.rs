@@ -5,7 +5,7 @@
 //! Columns beyond the contract are kept as stored (CSV: text) for rule packs
 //! that name them.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use arrow::array::{Array, ArrayRef, Date32Array, Int32Array, StringArray};
 use arrow::compute::concat;

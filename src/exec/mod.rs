@@ -1,1 +1,4 @@
-//! exec: placeholder until its issue lands.
+//! Execution: rayon over Arrow record batches, from events to per-person
+//! aggregates, features, points, tiers and reasons.
+
+pub mod scan;

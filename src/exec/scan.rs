@@ -1,0 +1,374 @@
+//! The event scan: one fused pass over each event table feeds every
+//! aggregate of a pack at once.
+//!
+//! Work is split in rounds. In a round, parts of a table (Parquet row groups,
+//! or CSV batches) are decoded in parallel; each part maps its code
+//! dictionary to codelist bitsets once, then walks its rows keeping only
+//! events whose code is in some codelist and whose date is on or before the
+//! as-of date. Those hits are bucketed by person shard. Then every shard
+//! applies its hits to its own slice of the per-person accumulators, again in
+//! parallel and without locks. Memory is bounded by the round, not the table.
+//!
+//! Every accumulator is order-independent (counts, minima, maxima, and "last
+//! value" with ties broken by the larger value), so the result does not
+//! depend on the thread count or on how the table is sorted.
+
+use arrow::array::{Array, StringArray};
+use rayon::prelude::*;
+
+use crate::dataset::events::{ContactReader, EventBatch, EventReader};
+use crate::dataset::quality::{batch_findings, resolve_rows, Findings};
+use crate::dataset::raw::row_group_sizes;
+use crate::dataset::{DatasetError, Patients, TableFile};
+use crate::plan::{AccKind, ScanPlan, TableScan};
+
+/// One event that matched at least one codelist.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    row: u32,
+    date: i32,
+    mask: u64,
+    value: f64,
+}
+
+/// Per-person accumulator storage, one column per accumulator.
+#[derive(Debug, Clone)]
+pub enum AccColumn {
+    Count(Vec<u32>),
+    MinDate(Vec<i32>),
+    MaxDate(Vec<i32>),
+    /// Latest date with a value, and the value (largest on a tie).
+    LastValue(Vec<i32>, Vec<f64>),
+    MinValue(Vec<f64>),
+    MaxValue(Vec<f64>),
+}
+
+/// Sentinels: no date yet / no value yet.
+pub const NO_MIN_DATE: i32 = i32::MAX;
+pub const NO_MAX_DATE: i32 = i32::MIN;
+
+impl AccColumn {
+    fn new(kind: AccKind, n: usize) -> AccColumn {
+        match kind {
+            AccKind::Count => AccColumn::Count(vec![0; n]),
+            AccKind::MinDate => AccColumn::MinDate(vec![NO_MIN_DATE; n]),
+            AccKind::MaxDate => AccColumn::MaxDate(vec![NO_MAX_DATE; n]),
+            AccKind::LastValue => AccColumn::LastValue(vec![NO_MAX_DATE; n], vec![f64::NAN; n]),
+            AccKind::MinValue => AccColumn::MinValue(vec![f64::NAN; n]),
+            AccKind::MaxValue => AccColumn::MaxValue(vec![f64::NAN; n]),
+        }
+    }
+
+    fn shards(&mut self, rows: usize) -> Vec<AccSlice<'_>> {
+        match self {
+            AccColumn::Count(v) => v.chunks_mut(rows).map(AccSlice::Count).collect(),
+            AccColumn::MinDate(v) => v.chunks_mut(rows).map(AccSlice::MinDate).collect(),
+            AccColumn::MaxDate(v) => v.chunks_mut(rows).map(AccSlice::MaxDate).collect(),
+            AccColumn::LastValue(d, x) => d
+                .chunks_mut(rows)
+                .zip(x.chunks_mut(rows))
+                .map(|(d, x)| AccSlice::LastValue(d, x))
+                .collect(),
+            AccColumn::MinValue(v) => v.chunks_mut(rows).map(AccSlice::MinValue).collect(),
+            AccColumn::MaxValue(v) => v.chunks_mut(rows).map(AccSlice::MaxValue).collect(),
+        }
+    }
+}
+
+enum AccSlice<'a> {
+    Count(&'a mut [u32]),
+    MinDate(&'a mut [i32]),
+    MaxDate(&'a mut [i32]),
+    LastValue(&'a mut [i32], &'a mut [f64]),
+    MinValue(&'a mut [f64]),
+    MaxValue(&'a mut [f64]),
+}
+
+impl AccSlice<'_> {
+    #[inline]
+    fn apply(&mut self, i: usize, date: i32, value: f64) {
+        match self {
+            AccSlice::Count(v) => v[i] += 1,
+            AccSlice::MinDate(v) => v[i] = v[i].min(date),
+            AccSlice::MaxDate(v) => v[i] = v[i].max(date),
+            AccSlice::LastValue(d, x) => {
+                if !value.is_nan()
+                    && (date > d[i] || (date == d[i] && (x[i].is_nan() || value > x[i])))
+                {
+                    d[i] = date;
+                    x[i] = value;
+                }
+            }
+            AccSlice::MinValue(v) => {
+                if !value.is_nan() && (v[i].is_nan() || value < v[i]) {
+                    v[i] = value;
+                }
+            }
+            AccSlice::MaxValue(v) => {
+                if !value.is_nan() && (v[i].is_nan() || value > v[i]) {
+                    v[i] = value;
+                }
+            }
+        }
+    }
+}
+
+/// What the scan produced: accumulators plus counts for the manifest.
+#[derive(Debug)]
+pub struct ScanResult {
+    pub accs: Vec<AccColumn>,
+    /// Latest contact on or before the as-of date, per person.
+    pub last_contact: Vec<i32>,
+    pub tables: Vec<TableCounts>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TableCounts {
+    pub table: String,
+    pub file: String,
+    pub rows: u64,
+    pub matched: u64,
+    pub findings: Findings,
+}
+
+/// Persons per shard (a power of two keeps the shard of a row a shift).
+const SHARD_SHIFT: u32 = 16;
+
+/// Runs the scan of every table the plan needs.
+pub fn scan(
+    plan: &ScanPlan,
+    patients: &Patients,
+    tables: &[(TableFile, &TableScan)],
+    contacts: Option<&TableFile>,
+    as_of_days: i32,
+) -> Result<ScanResult, DatasetError> {
+    let n = patients.len();
+    let mut accs: Vec<AccColumn> = plan
+        .accs
+        .iter()
+        .map(|a| AccColumn::new(a.kind, n))
+        .collect();
+    let mut counts = Vec::new();
+    for (file, table) in tables {
+        counts.push(scan_table(
+            plan, table, file, patients, &mut accs, as_of_days,
+        )?);
+    }
+    let mut last_contact = vec![NO_MAX_DATE; n];
+    if let Some(file) = contacts {
+        let mut rows = Vec::new();
+        let mut c = TableCounts {
+            table: file.name.clone(),
+            file: file.display_name(),
+            ..TableCounts::default()
+        };
+        for batch in ContactReader::open(file)? {
+            let batch = batch?;
+            resolve_rows(patients, &batch.ids, &mut rows);
+            c.rows += rows.len() as u64;
+            for (&row, &date) in rows.iter().zip(batch.dates.values().iter()) {
+                if row == u32::MAX {
+                    c.findings.unknown_patient += 1;
+                } else if date > as_of_days {
+                    c.findings.after_as_of += 1;
+                } else {
+                    let slot = &mut last_contact[row as usize];
+                    *slot = (*slot).max(date);
+                    c.matched += 1;
+                }
+            }
+        }
+        counts.push(c);
+    }
+    Ok(ScanResult {
+        accs,
+        last_contact,
+        tables: counts,
+    })
+}
+
+/// Output of one part of a table: hits bucketed by shard, plus counts.
+struct PartOutput {
+    buckets: Vec<Vec<Hit>>,
+    counts: TableCounts,
+}
+
+fn scan_table(
+    plan: &ScanPlan,
+    table: &TableScan,
+    file: &TableFile,
+    patients: &Patients,
+    accs: &mut [AccColumn],
+    as_of_days: i32,
+) -> Result<TableCounts, DatasetError> {
+    let n = patients.len();
+    let n_shards = (n >> SHARD_SHIFT) + 1;
+    let mut total = TableCounts {
+        table: file.name.clone(),
+        file: file.display_name(),
+        ..TableCounts::default()
+    };
+    let groups = row_group_sizes(file)?;
+    let round = rayon::current_num_threads().max(1) * 2;
+    let parts: Vec<usize> = (0..groups.len()).collect();
+
+    let mut apply = |outputs: Vec<PartOutput>, accs: &mut [AccColumn]| {
+        for o in &outputs {
+            total.rows += o.counts.rows;
+            total.matched += o.counts.matched;
+            total.findings.add(&o.counts.findings);
+        }
+        apply_hits(plan, table, accs, &outputs, n_shards);
+    };
+
+    if groups.len() > 1 || file.format == crate::dataset::Format::Parquet {
+        for chunk in parts.chunks(round) {
+            let outputs: Vec<PartOutput> = chunk
+                .par_iter()
+                .map(|&g| {
+                    let mut reader = EventReader::open_part(file, Some(vec![g]))?;
+                    let mut out = PartOutput::new(n_shards);
+                    while let Some(batch) = reader.next_batch()? {
+                        out.absorb(table, patients, &batch, as_of_days);
+                    }
+                    Ok(out)
+                })
+                .collect::<Result<_, DatasetError>>()?;
+            apply(outputs, accs);
+        }
+    } else {
+        // CSV: decoding is sequential; matching runs in parallel per round of batches.
+        let mut reader = EventReader::open(file)?;
+        loop {
+            let mut batches = Vec::with_capacity(round);
+            while batches.len() < round {
+                match reader.next_batch()? {
+                    Some(b) => batches.push(b),
+                    None => break,
+                }
+            }
+            if batches.is_empty() {
+                break;
+            }
+            let outputs: Vec<PartOutput> = batches
+                .par_iter()
+                .map(|batch| {
+                    let mut out = PartOutput::new(n_shards);
+                    out.absorb(table, patients, batch, as_of_days);
+                    out
+                })
+                .collect();
+            apply(outputs, accs);
+        }
+    }
+    Ok(total)
+}
+
+impl PartOutput {
+    fn new(n_shards: usize) -> PartOutput {
+        PartOutput {
+            buckets: vec![Vec::new(); n_shards],
+            counts: TableCounts::default(),
+        }
+    }
+
+    /// Matches one batch: codes to codelist bitsets, rows to persons.
+    fn absorb(
+        &mut self,
+        table: &TableScan,
+        patients: &Patients,
+        batch: &EventBatch,
+        as_of_days: i32,
+    ) {
+        let mut rows = Vec::with_capacity(batch.len());
+        resolve_rows(patients, &batch.ids, &mut rows);
+        self.counts.rows += batch.len() as u64;
+        self.counts
+            .findings
+            .add(&batch_findings(patients, batch, &rows, as_of_days));
+
+        // One codelist bitset per distinct code in this batch's dictionary.
+        let masks: Vec<u64> = match batch.codes.values().as_any().downcast_ref::<StringArray>() {
+            Some(dict) => (0..dict.len())
+                .map(|i| {
+                    if dict.is_null(i) {
+                        0
+                    } else {
+                        table.mask_of(dict.value(i))
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let keys = batch.codes.keys().values();
+        let dates = batch.dates.values();
+        let values = batch.values.as_ref();
+        for i in 0..rows.len() {
+            let mask = masks.get(keys[i] as usize).copied().unwrap_or(0);
+            if mask == 0 {
+                continue;
+            }
+            let (row, date) = (rows[i], dates[i]);
+            if row == u32::MAX || date > as_of_days {
+                continue;
+            }
+            let value = match values {
+                Some(v) if v.is_valid(i) => v.value(i),
+                _ => f64::NAN,
+            };
+            self.counts.matched += 1;
+            self.buckets[(row >> SHARD_SHIFT) as usize].push(Hit {
+                row,
+                date,
+                mask,
+                value,
+            });
+        }
+    }
+}
+
+fn apply_hits(
+    plan: &ScanPlan,
+    table: &TableScan,
+    accs: &mut [AccColumn],
+    outputs: &[PartOutput],
+    n_shards: usize,
+) {
+    let shard_rows = 1usize << SHARD_SHIFT;
+    let mut per_shard: Vec<Vec<(usize, AccSlice<'_>)>> =
+        (0..n_shards).map(|_| Vec::new()).collect();
+    for (a, col) in accs.iter_mut().enumerate() {
+        if !table.uses_acc(a) {
+            continue;
+        }
+        for (s, slice) in col.shards(shard_rows).into_iter().enumerate() {
+            per_shard[s].push((a, slice));
+        }
+    }
+    per_shard
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(s, mut slices)| {
+            // Accumulator position within this shard's list, by accumulator index.
+            let mut local = vec![usize::MAX; plan.accs.len()];
+            for (k, (a, _)) in slices.iter().enumerate() {
+                local[*a] = k;
+            }
+            let base = s << SHARD_SHIFT;
+            for out in outputs {
+                for hit in &out.buckets[s] {
+                    let i = hit.row as usize - base;
+                    let mut mask = hit.mask;
+                    while mask != 0 {
+                        let bit = mask.trailing_zeros() as usize;
+                        mask &= mask - 1;
+                        for &(a, lower) in &table.accs_by_bit[bit] {
+                            if hit.date >= lower {
+                                slices[local[a]].1.apply(i, hit.date, hit.value);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
