@@ -1,1 +1,506 @@
-//! list: placeholder until its issue lands.
+//! Contact lists: rank the listed people per practice, compare with an
+//! earlier run, and write the run folder (per-practice CSV lists,
+//! `list.parquet`, `manifest.json`) atomically.
+
+pub mod manifest;
+pub mod run_dir;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, UInt32Array,
+};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field, Schema};
+
+use crate::dataset::columns::{days_to_date, PatientIds};
+use crate::dataset::Patients;
+use crate::exec::Outcomes;
+use crate::pack::{OrderBy, Pack, Value};
+use crate::plan::types::{age_years, DECIMAL_PRECISION, DECIMAL_SCALE};
+use crate::plan::Plan;
+
+pub use run_dir::{RunDir, RunDirError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error("writing {file}: {message}")]
+    Write { file: String, message: String },
+    #[error("{path}: cannot read the previous run's list.parquet: {message}")]
+    Previous { path: String, message: String },
+}
+
+/// How a person's tier moved since the previous run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierChange {
+    Up,
+    Down,
+    Same,
+    New,
+}
+
+impl TierChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TierChange::Up => "up",
+            TierChange::Down => "down",
+            TierChange::Same => "same",
+            TierChange::New => "new",
+        }
+    }
+}
+
+/// One ranked row of a contact list.
+#[derive(Debug, Clone)]
+pub struct ListEntry {
+    /// Row in the patients table.
+    pub person: usize,
+    pub rank: u32,
+    pub tier: u16,
+    pub change: Option<TierChange>,
+}
+
+/// The ranked contact list of one practice.
+#[derive(Debug, Clone)]
+pub struct PracticeList {
+    pub practice_code: String,
+    pub entries: Vec<ListEntry>,
+}
+
+/// The previous run's tiers by patient id (as text).
+pub type PreviousTiers = HashMap<String, String>;
+
+/// Reads `list.parquet` of an earlier run.
+pub fn read_previous(run: &Path) -> Result<PreviousTiers, ListError> {
+    let path = run.join("list.parquet");
+    let err = |message: String| ListError::Previous {
+        path: run.display().to_string(),
+        message,
+    };
+    let file = std::fs::File::open(&path).map_err(|e| err(e.to_string()))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| err(e.to_string()))?
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    let mut out = HashMap::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| err(e.to_string()))?;
+        let (Some(ids), Some(tiers)) = (
+            batch.column_by_name("patient_id"),
+            batch.column_by_name("tier"),
+        ) else {
+            return Err(err("no patient_id and tier columns".into()));
+        };
+        let ids = arrow::compute::cast(ids, &DataType::Utf8).map_err(|e| err(e.to_string()))?;
+        let ids = ids.as_string::<i32>();
+        let tiers = tiers
+            .as_string_opt::<i32>()
+            .ok_or_else(|| err("tier is not text".into()))?;
+        for i in 0..ids.len() {
+            out.insert(ids.value(i).to_string(), tiers.value(i).to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn compare_values(a: &Value, b: &Value) -> Ordering {
+    use Value::*;
+    match (a, b) {
+        // Unknown values sort last whatever the direction.
+        (Null, Null) => Ordering::Equal,
+        (Null, _) => Ordering::Greater,
+        (_, Null) => Ordering::Less,
+        (Bool(x), Bool(y)) => x.cmp(y),
+        (Int(x), Int(y)) => x.cmp(y),
+        (Float(x), Float(y)) => x.total_cmp(y),
+        (Int(x), Float(y)) => (*x as f64).total_cmp(y),
+        (Float(x), Int(y)) => x.total_cmp(&(*y as f64)),
+        (Decimal(x), Decimal(y)) => x.cmp(y),
+        (Str(x), Str(y)) => x.cmp(y),
+        (Date(x), Date(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    }
+}
+
+/// Ranks the listed people within each practice: tier first, then the
+/// pack's order (default: score, highest first), then patient id.
+pub fn rank(
+    pack: &Pack,
+    plan: &Plan,
+    patients: &Patients,
+    outcomes: &Outcomes,
+    previous: Option<&PreviousTiers>,
+) -> Vec<PracticeList> {
+    let mut by_practice: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for i in 0..outcomes.len() {
+        if outcomes.listed(i) {
+            by_practice
+                .entry(patients.practice_code.value(i))
+                .or_default()
+                .push(i);
+        }
+    }
+    let default_order = [crate::pack::OrderKey {
+        by: OrderBy::Score,
+        descending: true,
+    }];
+    let order: &[crate::pack::OrderKey] = if pack.list.order_by.is_empty() {
+        &default_order
+    } else {
+        &pack.list.order_by
+    };
+    let key = |i: usize, by: &OrderBy| -> Value {
+        match by {
+            OrderBy::Score => Value::Decimal(outcomes.score_decimal(i)),
+            OrderBy::Age => age_of(patients, i, plan)
+                .map(Value::Int)
+                .unwrap_or(Value::Null),
+            OrderBy::Feature(f) => outcomes.feature_value(pack, *f, i),
+            OrderBy::Column(name) => plan
+                .columns
+                .get(name)
+                .map(|a| column_value(a.as_ref(), i))
+                .unwrap_or(Value::Null),
+        }
+    };
+    let tier_pos = |id: &str| pack.tiers.iter().position(|t| t.id == id);
+    by_practice
+        .into_iter()
+        .map(|(practice, mut people)| {
+            people.sort_by(|&a, &b| {
+                let ta = outcomes.tier[a].unwrap_or(u16::MAX);
+                let tb = outcomes.tier[b].unwrap_or(u16::MAX);
+                ta.cmp(&tb)
+                    .then_with(|| {
+                        for k in order {
+                            let (va, vb) = (key(a, &k.by), key(b, &k.by));
+                            let o = match (va.is_null(), vb.is_null()) {
+                                (false, false) if k.descending => compare_values(&vb, &va),
+                                _ => compare_values(&va, &vb),
+                            };
+                            if o != Ordering::Equal {
+                                return o;
+                            }
+                        }
+                        Ordering::Equal
+                    })
+                    .then_with(|| compare_ids(&patients.ids, a, b))
+            });
+            let entries = people
+                .into_iter()
+                .enumerate()
+                .map(|(r, person)| {
+                    let tier = outcomes.tier[person].unwrap_or(0);
+                    let change = previous.map(|prev| match prev.get(&patients.ids.text(person)) {
+                        None => TierChange::New,
+                        Some(old) => match tier_pos(old) {
+                            None => TierChange::New,
+                            Some(o) => match (tier as usize).cmp(&o) {
+                                Ordering::Less => TierChange::Up,
+                                Ordering::Greater => TierChange::Down,
+                                Ordering::Equal => TierChange::Same,
+                            },
+                        },
+                    });
+                    ListEntry {
+                        person,
+                        rank: r as u32 + 1,
+                        tier,
+                        change,
+                    }
+                })
+                .collect();
+            PracticeList {
+                practice_code: practice.to_string(),
+                entries,
+            }
+        })
+        .collect()
+}
+
+fn compare_ids(ids: &PatientIds, a: usize, b: usize) -> Ordering {
+    match ids {
+        PatientIds::Int(x) => x.value(a).cmp(&x.value(b)),
+        PatientIds::Text(x) => x.value(a).cmp(x.value(b)),
+    }
+}
+
+fn age_of(patients: &Patients, i: usize, plan: &Plan) -> Option<i64> {
+    let d = patients.date_of_birth.value(i);
+    days_to_date(d).map(|dob| age_years(dob, plan.as_of))
+}
+
+fn column_value(a: &dyn Array, i: usize) -> Value {
+    if a.is_null(i) {
+        return Value::Null;
+    }
+    match a.data_type() {
+        DataType::Utf8 => Value::Str(a.as_string::<i32>().value(i).to_string()),
+        DataType::Int64 => Value::Int(a.as_primitive::<arrow::datatypes::Int64Type>().value(i)),
+        DataType::Float64 => {
+            Value::Float(a.as_primitive::<arrow::datatypes::Float64Type>().value(i))
+        }
+        DataType::Boolean => Value::Bool(a.as_boolean().value(i)),
+        DataType::Date32 => days_to_date(a.as_primitive::<arrow::datatypes::Date32Type>().value(i))
+            .map(Value::Date)
+            .unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// A cell of a spreadsheet list: unknown values are left empty.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The column headings of a list, in order.
+pub fn headings(pack: &Pack, with_previous: bool) -> Vec<String> {
+    let mut h: Vec<String> = [
+        "rank",
+        "patient_id",
+        "practice_code",
+        "pcn_code",
+        "tier",
+        "tier_label",
+        "score",
+        "age",
+        "sex",
+        "imd_decile",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    h.extend(
+        pack.list
+            .display
+            .iter()
+            .map(|&f| pack.features[f].name.clone()),
+    );
+    h.push("reasons".into());
+    if with_previous {
+        h.push("new_since_previous".into());
+        h.push("tier_change".into());
+    }
+    h
+}
+
+/// Writes `lists/<practice>.csv` for every practice, and `list.parquet`.
+pub fn write_lists(
+    run: &RunDir,
+    pack: &Pack,
+    plan: &Plan,
+    patients: &Patients,
+    outcomes: &Outcomes,
+    lists: &[PracticeList],
+    with_previous: bool,
+) -> Result<(), ListError> {
+    run.subdir("lists")?;
+    let heads = headings(pack, with_previous);
+    for list in lists {
+        let rel = format!("lists/{}.csv", safe_file_name(&list.practice_code));
+        let file = run.file(&rel)?;
+        let mut w = csv::Writer::from_writer(file);
+        let werr = |e: csv::Error| ListError::Write {
+            file: rel.clone(),
+            message: e.to_string(),
+        };
+        w.write_record(&heads).map_err(werr)?;
+        for e in &list.entries {
+            let i = e.person;
+            let mut row: Vec<String> = vec![
+                e.rank.to_string(),
+                patients.ids.text(i),
+                list.practice_code.clone(),
+                text_at(&patients.pcn_code, i),
+                pack.tiers[e.tier as usize].id.clone(),
+                pack.tiers[e.tier as usize].label.clone(),
+                outcomes.score_decimal(i).to_string(),
+                age_of(patients, i, plan)
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                patients.sex.value(i).to_string(),
+                if patients.imd_decile.is_valid(i) {
+                    patients.imd_decile.value(i).to_string()
+                } else {
+                    String::new()
+                },
+            ];
+            row.extend(
+                pack.list
+                    .display
+                    .iter()
+                    .map(|&f| cell(&outcomes.feature_value(pack, f, i))),
+            );
+            row.push(outcomes.reasons(pack, plan, i).join("; "));
+            if with_previous {
+                let change = e.change.unwrap_or(TierChange::New);
+                row.push(
+                    if change == TierChange::New {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .into(),
+                );
+                row.push(change.as_str().into());
+            }
+            w.write_record(&row).map_err(werr)?;
+        }
+        w.flush().map_err(|e| ListError::Write {
+            file: rel.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    write_parquet(run, pack, plan, patients, outcomes, lists, with_previous)
+}
+
+fn text_at(a: &StringArray, i: usize) -> String {
+    if a.is_valid(i) {
+        a.value(i).to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Practice codes become file names; anything but letters, digits, `-` and `_` is replaced.
+fn safe_file_name(code: &str) -> String {
+    let s: String = code
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "_".into()
+    } else {
+        s
+    }
+}
+
+fn write_parquet(
+    run: &RunDir,
+    pack: &Pack,
+    plan: &Plan,
+    patients: &Patients,
+    outcomes: &Outcomes,
+    lists: &[PracticeList],
+    with_previous: bool,
+) -> Result<(), ListError> {
+    let entries: Vec<&ListEntry> = lists.iter().flat_map(|l| l.entries.iter()).collect();
+    let rows = UInt32Array::from(entries.iter().map(|e| e.person as u32).collect::<Vec<_>>());
+    let werr = |message: String| ListError::Write {
+        file: "list.parquet".into(),
+        message,
+    };
+    let pick = |a: &dyn Array| take(a, &rows, None).map_err(|e| werr(e.to_string()));
+    let mut fields: Vec<Field> = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    let mut push = |name: &str, a: ArrayRef| {
+        fields.push(Field::new(name, a.data_type().clone(), true));
+        arrays.push(a);
+    };
+    push(
+        "rank",
+        Arc::new(Int32Array::from(
+            entries.iter().map(|e| e.rank as i32).collect::<Vec<_>>(),
+        )),
+    );
+    push("patient_id", pick(patients.ids.as_array().as_ref())?);
+    push("practice_code", pick(&patients.practice_code)?);
+    push("pcn_code", pick(&patients.pcn_code)?);
+    push(
+        "tier",
+        Arc::new(StringArray::from_iter_values(
+            entries
+                .iter()
+                .map(|e| pack.tiers[e.tier as usize].id.as_str()),
+        )),
+    );
+    push(
+        "tier_label",
+        Arc::new(StringArray::from_iter_values(
+            entries
+                .iter()
+                .map(|e| pack.tiers[e.tier as usize].label.as_str()),
+        )),
+    );
+    push(
+        "score",
+        Arc::new(
+            Decimal128Array::from(
+                entries
+                    .iter()
+                    .map(|e| outcomes.score[e.person])
+                    .collect::<Vec<_>>(),
+            )
+            .with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE)
+            .map_err(|e| werr(e.to_string()))?,
+        ),
+    );
+    push(
+        "age",
+        Arc::new(Int64Array::from(
+            entries
+                .iter()
+                .map(|e| age_of(patients, e.person, plan))
+                .collect::<Vec<_>>(),
+        )),
+    );
+    push("sex", pick(&patients.sex)?);
+    push("imd_decile", pick(&patients.imd_decile)?);
+    for &f in &pack.list.display {
+        push(&pack.features[f].name, pick(outcomes.features[f].as_ref())?);
+    }
+    push(
+        "reasons",
+        Arc::new(StringArray::from_iter_values(
+            entries
+                .iter()
+                .map(|e| outcomes.reasons(pack, plan, e.person).join("; ")),
+        )),
+    );
+    if with_previous {
+        push(
+            "new_since_previous",
+            Arc::new(BooleanArray::from(
+                entries
+                    .iter()
+                    .map(|e| e.change == Some(TierChange::New))
+                    .collect::<Vec<_>>(),
+            )),
+        );
+        push(
+            "tier_change",
+            Arc::new(StringArray::from_iter_values(
+                entries
+                    .iter()
+                    .map(|e| e.change.unwrap_or(TierChange::New).as_str()),
+            )),
+        );
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| werr(e.to_string()))?;
+    let file = run.file("list.parquet")?;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_created_by(format!("strata {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))
+        .map_err(|e| werr(e.to_string()))?;
+    w.write(&batch).map_err(|e| werr(e.to_string()))?;
+    w.close().map_err(|e| werr(e.to_string()))?;
+    Ok(())
+}

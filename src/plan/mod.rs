@@ -10,3 +10,8 @@
 pub mod scan;
 
 pub use scan::{AccKind, AccSpec, CodeMatch, CodelistDef, ScanPlan, TableScan};
+
+pub mod bind;
+pub mod types;
+
+pub use bind::{AggIndex, Plan, PlanError};

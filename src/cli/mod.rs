@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod run_cmd;
+
 use crate::dataset::{self, Dataset, DatasetError};
 
 #[derive(Debug, Parser)]
@@ -48,6 +50,41 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The nightly batch: score everyone with a rule pack and write ranked
+    /// per-practice contact lists, list.parquet and manifest.json.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The rule pack folder (holding pack.toml).
+    #[arg(long)]
+    pub pack: PathBuf,
+    /// The dataset folder.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where runs are kept: the run is written to OUT/<as-of>-<pack id>
+    /// (or OUT/<name> with --name).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Name of the run folder inside OUT.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// As-of date (YYYY-MM-DD); default: the dataset's extract date, else its
+    /// latest event date (never the clock).
+    #[arg(long, value_parser = parse_date)]
+    pub as_of: Option<chrono::NaiveDate>,
+    /// An earlier run folder, to mark who is new and how tiers moved.
+    #[arg(long)]
+    pub previous: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    dataset::columns::parse_iso_date(s)
+        .ok_or_else(|| format!("{s:?} is not a date (expected YYYY-MM-DD)"))
 }
 
 /// Whether an error is the user's input (exit 2) rather than ours (exit 1).
@@ -110,6 +147,7 @@ fn init_logging(format: LogFormat, level: &str) {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect { data, json } => inspect(&data, json),
+        Command::Run(args) => crate::cli::run_cmd::run(&args),
     }
 }
 

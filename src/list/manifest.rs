@@ -1,0 +1,164 @@
+//! `manifest.json`: what a run read, what it decided, and how long it took.
+//!
+//! Everything a reviewer needs to trust a list: the strata and pack
+//! versions, the pack's content hash, the as-of date, the SHA-256 of every
+//! input file, row counts, who was listed or excluded and why, counts by
+//! tier and practice, data-quality findings, and timings per stage. Timings
+//! live only here, never in the lists, so lists are byte-for-byte
+//! reproducible.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use arrow::array::Array;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::PracticeList;
+use crate::exec::scan::TableCounts;
+use crate::exec::{Forced, Outcomes};
+use crate::pack::Pack;
+
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub strata_version: &'static str,
+    pub pack: PackInfo,
+    pub as_of: String,
+    pub as_of_source: String,
+    pub command_line: Vec<String>,
+    pub inputs: Vec<InputFile>,
+    pub people: People,
+    pub tiers_by_practice: BTreeMap<String, BTreeMap<String, u64>>,
+    pub rules: Vec<RuleCount>,
+    pub tables: Vec<TableCounts>,
+    pub timings_ms: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PackInfo {
+    pub id: String,
+    pub title: String,
+    pub version: String,
+    pub content_hash: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InputFile {
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct People {
+    pub in_patients_table: u64,
+    pub in_population: u64,
+    pub scored: u64,
+    pub listed: u64,
+    pub not_in_any_tier: u64,
+    pub forced_in: u64,
+    pub forced_out: BTreeMap<String, u64>,
+    pub excluded: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleCount {
+    pub id: String,
+    pub fired: u64,
+    /// Condition was NULL (missing data): no points, counted here.
+    pub unknown: u64,
+}
+
+/// SHA-256 and size of a file.
+pub fn hash_file(path: &Path) -> std::io::Result<InputFile> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok(InputFile {
+        file: path.display().to_string(),
+        bytes,
+        sha256: format!("{:x}", h.finalize()),
+    })
+}
+
+/// Counts of people by decision, and rule firings among the population.
+pub fn count_people(pack: &Pack, outcomes: &Outcomes) -> (People, Vec<RuleCount>) {
+    let mut p = People {
+        in_patients_table: outcomes.len() as u64,
+        ..People::default()
+    };
+    let mut rules: Vec<RuleCount> = pack
+        .rules
+        .iter()
+        .map(|r| RuleCount {
+            id: r.id.clone(),
+            fired: 0,
+            unknown: 0,
+        })
+        .collect();
+    for i in 0..outcomes.len() {
+        if !outcomes.in_population[i] {
+            continue;
+        }
+        p.in_population += 1;
+        p.scored += 1;
+        for (r, count) in rules.iter_mut().enumerate() {
+            let state = &outcomes.rules[r];
+            if state.is_null(i) {
+                count.unknown += 1;
+            } else if state.value(i) {
+                count.fired += 1;
+            }
+        }
+        match outcomes.forced[i] {
+            Some(Forced::Out(o)) => {
+                *p.forced_out
+                    .entry(pack.overrides[o as usize].id.clone())
+                    .or_insert(0) += 1;
+                continue;
+            }
+            Some(Forced::In(_)) => p.forced_in += 1,
+            None => {}
+        }
+        if let Some(x) = outcomes.excluded_by[i] {
+            *p.excluded
+                .entry(pack.exclusions[x as usize].id.clone())
+                .or_insert(0) += 1;
+            continue;
+        }
+        if outcomes.tier[i].is_some() {
+            p.listed += 1;
+        } else {
+            p.not_in_any_tier += 1;
+        }
+    }
+    (p, rules)
+}
+
+/// Listed people per practice and tier id.
+pub fn tiers_by_practice(
+    pack: &Pack,
+    lists: &[PracticeList],
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    lists
+        .iter()
+        .map(|l| {
+            let mut m: BTreeMap<String, u64> =
+                pack.tiers.iter().map(|t| (t.id.clone(), 0)).collect();
+            for e in &l.entries {
+                *m.entry(pack.tiers[e.tier as usize].id.clone()).or_insert(0) += 1;
+            }
+            (l.practice_code.clone(), m)
+        })
+        .collect()
+}

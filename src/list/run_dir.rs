@@ -1,0 +1,136 @@
+//! An output folder written atomically.
+//!
+//! Files are written into a hidden temporary sibling of the destination and
+//! the folder is renamed into place only when complete. If anything fails
+//! (or the process dies), nothing appears at the destination and an earlier
+//! run there is untouched. Folders are created 0700 and files 0600: lists
+//! name patients and are for the owner only.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct RunDirError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    move |source| RunDirError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A run folder being written.
+#[derive(Debug)]
+pub struct RunDir {
+    dest: PathBuf,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+fn private_dir(path: &Path) -> Result<(), RunDirError> {
+    let mut b = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path).map_err(io(path))
+}
+
+impl RunDir {
+    /// Starts a run folder that will become `dest`.
+    pub fn create(dest: &Path) -> Result<RunDir, RunDirError> {
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !parent.is_dir() {
+            fs::create_dir_all(&parent).map_err(io(&parent))?;
+        }
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        private_dir(&tmp)?;
+        Ok(RunDir {
+            dest: dest.to_path_buf(),
+            tmp,
+            committed: false,
+        })
+    }
+
+    /// Creates a sub-folder (0700) of the run.
+    pub fn subdir(&self, rel: &str) -> Result<PathBuf, RunDirError> {
+        let p = self.tmp.join(rel);
+        private_dir(&p)?;
+        Ok(p)
+    }
+
+    /// Opens a new file (0600) in the run for writing.
+    pub fn file(&self, rel: &str) -> Result<BufWriter<File>, RunDirError> {
+        let p = self.tmp.join(rel);
+        let mut o = OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        Ok(BufWriter::new(o.open(&p).map_err(io(&p))?))
+    }
+
+    pub fn write(&self, rel: &str, bytes: &[u8]) -> Result<(), RunDirError> {
+        let p = self.tmp.join(rel);
+        let mut f = self.file(rel)?;
+        f.write_all(bytes).map_err(io(&p))?;
+        f.flush().map_err(io(&p))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Moves the finished run into place, replacing an earlier run there.
+    pub fn commit(mut self) -> Result<PathBuf, RunDirError> {
+        let old = self.tmp.with_file_name(format!(
+            "{}.previous",
+            self.tmp
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        let had_old = self.dest.exists();
+        if had_old {
+            fs::rename(&self.dest, &old).map_err(io(&self.dest))?;
+        }
+        if let Err(e) = fs::rename(&self.tmp, &self.dest) {
+            if had_old {
+                let _ = fs::rename(&old, &self.dest);
+            }
+            return Err(io(&self.dest)(e));
+        }
+        self.committed = true;
+        if had_old {
+            let _ = fs::remove_dir_all(&old);
+        }
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
