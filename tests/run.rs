@@ -1,0 +1,275 @@
+//! `strata run` end to end on small fixtures: exact lists, thread
+//! invariance, atomic runs, private files, and logs free of patient ids.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn strata(args: &[&str], envs: &[(&str, &str)]) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.args(args).env("NO_COLOR", "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the strata binary runs");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn run_tiny(out: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Outcome {
+    let pack = fixture("tiny-pack");
+    let data = fixture("tiny-data");
+    let mut args = vec![
+        "run",
+        "--pack",
+        pack.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    strata(&args, envs)
+}
+
+const L83001: &str = "rank,patient_id,practice_code,pcn_code,tier,tier_label,score,age,sex,imd_decile,diabetes,lives_alone,reasons\n\
+1,1,L83001,,t2,High,3.42,80,F,2,yes,yes,Aged 70 or over; Diabetes; Lives alone (BMI 31.5)\n\
+2,3,L83001,,t3,Moderate,0.08,40,F,,no,yes,Lives alone (BMI unknown)\n";
+
+const L83002: &str = "rank,patient_id,practice_code,pcn_code,tier,tier_label,score,age,sex,imd_decile,diabetes,lives_alone,reasons\n\
+1,4,L83002,,t2,High,2,90,M,1,no,no,Shielding; Aged 70 or over\n";
+
+#[test]
+fn tiny_run_gives_the_expected_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_tiny(dir.path(), &[], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let run = dir.path().join("2020-03-23-tiny");
+    assert_eq!(out.stdout.trim(), run.display().to_string());
+    // Person 2 (contacted 8 days ago) is excluded; person 5 is a child.
+    assert_eq!(
+        std::fs::read_to_string(run.join("lists/L83001.csv")).unwrap(),
+        L83001
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("lists/L83002.csv")).unwrap(),
+        L83002
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["people"]["in_population"], 4);
+    assert_eq!(manifest["people"]["listed"], 3);
+    assert_eq!(manifest["people"]["excluded"]["recent_contact"], 1);
+    assert_eq!(manifest["people"]["forced_in"], 1);
+    assert_eq!(manifest["tiers_by_practice"]["L83001"]["t2"], 1);
+    assert_eq!(manifest["inputs"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn previous_run_marks_new_people_and_tier_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run_tiny(
+            dir.path(),
+            &["--name", "first", "--as-of", "2018-01-01"],
+            &[]
+        )
+        .code,
+        0
+    );
+    let first = dir.path().join("first");
+    let out = run_tiny(
+        dir.path(),
+        &["--name", "second", "--previous", first.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // In 2018 person 3 had no "lives alone" code yet, so was not listed.
+    let csv = std::fs::read_to_string(dir.path().join("second/lists/L83001.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].ends_with(",reasons,new_since_previous,tier_change"),
+        "{csv}"
+    );
+    assert!(
+        lines[1].starts_with("1,1,") && lines[1].ends_with(",no,same"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with("2,3,") && lines[2].ends_with(",yes,new"),
+        "{csv}"
+    );
+}
+
+fn tree_bytes(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for name in ["list.parquet", "lists/L83001.csv", "lists/L83002.csv"] {
+        out.push((name.to_string(), std::fs::read(root.join(name)).unwrap()));
+    }
+    out
+}
+
+#[test]
+fn thread_count_does_not_change_a_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run_tiny(dir.path(), &["--name", "one", "--threads", "1"], &[]).code,
+        0
+    );
+    assert_eq!(
+        run_tiny(dir.path(), &["--name", "four", "--threads", "4"], &[]).code,
+        0
+    );
+    assert_eq!(
+        tree_bytes(&dir.path().join("one")),
+        tree_bytes(&dir.path().join("four"))
+    );
+}
+
+#[test]
+fn a_failed_run_leaves_no_folder_and_keeps_the_earlier_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail = [("STRATA_TEST_FAIL_AFTER_LISTS", "1")];
+    let out = run_tiny(dir.path(), &["--name", "nightly"], &fail);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+
+    assert_eq!(run_tiny(dir.path(), &["--name", "nightly"], &[]).code, 0);
+    let before = tree_bytes(&dir.path().join("nightly"));
+    let manifest_before = std::fs::read(dir.path().join("nightly/manifest.json")).unwrap();
+    let out = run_tiny(
+        dir.path(),
+        &["--name", "nightly", "--as-of", "2020-03-01"],
+        &fail,
+    );
+    assert_eq!(out.code, 1);
+    assert_eq!(tree_bytes(&dir.path().join("nightly")), before);
+    assert_eq!(
+        std::fs::read(dir.path().join("nightly/manifest.json")).unwrap(),
+        manifest_before
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["nightly".to_string()]);
+}
+
+#[cfg(unix)]
+#[test]
+fn run_files_are_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run_tiny(dir.path(), &["--name", "r"], &[]).code, 0);
+    let run = dir.path().join("r");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&run), 0o700);
+    assert_eq!(mode(&run.join("lists")), 0o700);
+    for f in [
+        "list.parquet",
+        "manifest.json",
+        "lists/L83001.csv",
+        "lists/L83002.csv",
+    ] {
+        assert_eq!(mode(&run.join(f)), 0o600, "{f}");
+    }
+}
+
+#[test]
+fn logs_never_contain_patient_ids() {
+    // Fixture ids are 1..5: give them a shape that cannot occur by chance.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for name in ["patients.csv", "events.csv", "contacts.csv", "dataset.toml"] {
+        let text = std::fs::read_to_string(fixture("tiny-data").join(name)).unwrap();
+        let text = text
+            .lines()
+            .map(|l| match l.split_once(',') {
+                Some((id, rest)) if id.chars().all(|c| c.is_ascii_digit()) => {
+                    format!("PID-{id}-X,{rest}")
+                }
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(data.join(name), text + "\n").unwrap();
+    }
+    let pack = fixture("tiny-pack");
+    for format in ["human", "json"] {
+        let out = strata(
+            &[
+                "run",
+                "--pack",
+                pack.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                dir.path().join("runs").to_str().unwrap(),
+                "--name",
+                format,
+                "--log-format",
+                format,
+                "--log-level",
+                "trace",
+            ],
+            &[],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(!out.stderr.is_empty());
+        assert!(!out.stderr.contains("PID-"), "{}", out.stderr);
+        assert!(!out.stdout.contains("PID-"));
+        let listed = std::fs::read_to_string(
+            dir.path()
+                .join("runs")
+                .join(format)
+                .join("lists/L83001.csv"),
+        )
+        .unwrap();
+        assert!(listed.contains("PID-1-X"));
+    }
+}
+
+#[test]
+fn a_pack_table_missing_from_the_dataset_is_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::copy(fixture("tiny-data/patients.csv"), data.join("patients.csv")).unwrap();
+    std::fs::copy(fixture("tiny-data/dataset.toml"), data.join("dataset.toml")).unwrap();
+    let pack = fixture("tiny-pack");
+    let out = strata(
+        &[
+            "run",
+            "--pack",
+            pack.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains(
+        "error: the pack's codelist `dm` reads table `events`, but the dataset has no events.parquet or events.csv"
+    ), "{}", out.stderr);
+}
