@@ -89,8 +89,16 @@ fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
 
 /// Whether an error is the user's input (exit 2) rather than ours (exit 1).
 fn is_input_error(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|e| e.is::<DatasetError>() || e.is::<UsageError>())
+    err.chain().any(|e| {
+        e.is::<DatasetError>()
+            || e.is::<UsageError>()
+            || e.is::<crate::pack::PackErrors>()
+            || e.is::<crate::plan::PlanError>()
+            || matches!(
+                e.downcast_ref::<crate::list::ListError>(),
+                Some(crate::list::ListError::Previous { .. })
+            )
+    })
 }
 
 /// A mistake in how strata was invoked.
@@ -108,7 +116,20 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.log_format, &cli.log_level);
-    match run(cli) {
+    // A panic is a bug in strata: report it plainly (exit 1), without a
+    // backtrace full of internals, and never with data values.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal failure{at}; please report it (no output was written)");
+    }));
+    let outcome = std::panic::catch_unwind(|| run(cli));
+    let Ok(outcome) = outcome else {
+        return ExitCode::from(1);
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if err
