@@ -246,7 +246,8 @@ fn evaluate_chunk(
     for (x, ex) in pack.exclusions.iter().enumerate() {
         let mask = true_mask(env.eval(&ex.condition)?, len)?;
         for (i, e) in excluded_by.iter_mut().enumerate() {
-            if e.is_none() && mask.value(i) {
+            // People forced off the list are not also counted as excluded.
+            if e.is_none() && mask.value(i) && !matches!(forced[i], Some(Forced::Out(_))) {
                 *e = Some(x as u16);
             }
         }
