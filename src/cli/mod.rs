@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod explain_cmd;
 pub mod run_cmd;
 
 use crate::dataset::{self, Dataset, DatasetError};
@@ -53,6 +54,27 @@ pub enum Command {
     /// The nightly batch: score everyone with a rule pack and write ranked
     /// per-practice contact lists, list.parquet and manifest.json.
     Run(RunArgs),
+    /// Validate a rule pack; every problem is reported at once.
+    Check {
+        /// The rule pack folder (holding pack.toml).
+        pack: PathBuf,
+    },
+    /// The audit trail for one person: every feature with the events behind
+    /// it, every rule fired or not, the score, tier and rank.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    pub pack: PathBuf,
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The patient_id to explain (printed only on stdout, never logged).
+    #[arg(long)]
+    pub patient: String,
+    #[arg(long, value_parser = parse_date)]
+    pub as_of: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -169,6 +191,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect { data, json } => inspect(&data, json),
         Command::Run(args) => crate::cli::run_cmd::run(&args),
+        Command::Check { pack } => check(&pack),
+        Command::Explain(args) => crate::cli::explain_cmd::explain(&args),
     }
 }
 
@@ -183,4 +207,27 @@ fn inspect(data: &std::path::Path, json: bool) -> anyhow::Result<()> {
         write!(out, "{summary}")?;
     }
     Ok(())
+}
+
+fn check(pack: &std::path::Path) -> anyhow::Result<()> {
+    match crate::pack::load(pack) {
+        Ok(p) => {
+            println!(
+                "{}: ok ({} {}: {} codelists, {} features, {} rules, {} tiers)",
+                pack.display(),
+                p.meta.id,
+                p.meta.version,
+                p.codelists.len(),
+                p.features.len(),
+                p.rules.len(),
+                p.tiers.len()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            // The diagnostics are the output: print them whole, then exit 2.
+            print!("{errors}");
+            Err(UsageError(format!("{}: the rule pack has errors", pack.display())).into())
+        }
+    }
 }
