@@ -32,6 +32,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .context("starting the worker threads")?;
     }
 
+    let progress = Progress::new();
+    progress.stage("checking the rule pack");
     let pack = crate::pack::load(&args.pack)?;
     tracing::info!(stage = "pack", pack = %pack.meta.id, version = %pack.meta.version, ms = lap("pack", &mut timings), "rule pack checked");
 
@@ -46,10 +48,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             "latest event date",
         ),
     };
+    progress.stage("reading patients");
     let patients = ds.read_patients()?;
     tracing::info!(stage = "patients", people = patients.len(), %as_of, ms = lap("read_patients", &mut timings), "patients read");
 
     let plan = Plan::bind(&pack, &ds, &patients, as_of)?;
+    progress.stage("scanning events and scoring");
     let outcomes = crate::exec::execute(&pack, &plan, &ds, &patients)?;
     lap("execute", &mut timings);
 
@@ -75,6 +79,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
         return Err(UsageError(format!("--name {name:?} is not a plain folder name")).into());
     }
+    progress.stage("writing the run");
     let dest = args.out.join(&name);
     let run = RunDir::create(&dest)?;
     list::write_lists(
@@ -122,6 +127,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     json.push(b'\n');
     run.write("manifest.json", &json)?;
     let dest = run.commit()?;
+    progress.done();
     tracing::info!(
         stage = "done",
         listed,
@@ -132,4 +138,38 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     );
     println!("{}", dest.display());
     Ok(())
+}
+
+/// A spinner naming the current stage, shown only when stderr is a terminal
+/// (schedulers get the log lines instead).
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress(Some(bar))
+    }
+
+    fn stage(&self, what: &'static str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(what);
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done();
+    }
 }

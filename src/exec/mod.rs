@@ -304,7 +304,7 @@ fn fit(a: ArrayRef, ty: Type) -> Result<ArrayRef, EvalError> {
     if a.data_type() == &target || ty == Type::Null {
         return Ok(a);
     }
-    Ok(arrow::compute::cast(&a, &target).map_err(EvalError::from)?)
+    arrow::compute::cast(&a, &target).map_err(EvalError::from)
 }
 
 fn assemble(
