@@ -29,9 +29,18 @@ fn assert_matches_file(actual: &str, expected_path: &Path) {
         std::fs::write(expected_path, actual).expect("write expectation");
         return;
     }
-    let expected = std::fs::read_to_string(expected_path)
-        .unwrap_or_else(|_| panic!("missing {} (run with STRATA_BLESS=1)", expected_path.display()));
-    assert_eq!(actual, expected, "output differs from {}", expected_path.display());
+    let expected = std::fs::read_to_string(expected_path).unwrap_or_else(|_| {
+        panic!(
+            "missing {} (run with STRATA_BLESS=1)",
+            expected_path.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "output differs from {}",
+        expected_path.display()
+    );
 }
 
 #[test]
@@ -43,7 +52,11 @@ fn invalid_packs_report_exact_diagnostics() {
         .filter(|p| p.is_dir())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 15, "expected at least 15 invalid packs, found {}", cases.len());
+    assert!(
+        cases.len() >= 15,
+        "expected at least 15 invalid packs, found {}",
+        cases.len()
+    );
     for case in cases {
         let err = match pack::load(&case) {
             Ok(_) => panic!("{} should not load", case.display()),
@@ -65,7 +78,10 @@ fn bundled_proactive_care_pack_checks_clean() {
     assert_eq!(pack.tiers.len(), 3);
     assert_eq!(pack.content_hash.len(), 64);
     let lives_alone = &pack.codelists[pack.codelist_index("lives_alone").expect("codelist")];
-    assert_eq!(lives_alone.codes, ["105529008", "160726006", "419371000000105"]);
+    assert_eq!(
+        lives_alone.codes,
+        ["105529008", "160726006", "419371000000105"]
+    );
 }
 
 // ---- the table-driven expression file ---------------------------------------
@@ -129,13 +145,21 @@ fn write_pack(dir: &Path, codelists: &toml::Table, feature: &str, rules: &[Strin
 }
 
 fn person_from(case: &toml::Table) -> PersonRecord {
-    let mut person = PersonRecord { patient_id: "p1".into(), ..PersonRecord::default() };
+    let mut person = PersonRecord {
+        patient_id: "p1".into(),
+        ..PersonRecord::default()
+    };
     if let Some(cols) = case.get("columns").and_then(|c| c.as_table()) {
         for (k, v) in cols {
             person.columns.insert(k.clone(), toml_value(v));
         }
     }
-    for e in case.get("events").and_then(|e| e.as_array()).into_iter().flatten() {
+    for e in case
+        .get("events")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+    {
         let e = e.as_array().expect("event row");
         person.events.push(EventRecord {
             table: e[0].as_str().expect("table").into(),
@@ -144,8 +168,15 @@ fn person_from(case: &toml::Table) -> PersonRecord {
             value: e.get(3).map(|v| v.as_float().expect("value")),
         });
     }
-    for c in case.get("contacts").and_then(|c| c.as_array()).into_iter().flatten() {
-        person.contacts.push(date(&c.as_datetime().expect("contact").to_string()));
+    for c in case
+        .get("contacts")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+    {
+        person
+            .contacts
+            .push(date(&c.as_datetime().expect("contact").to_string()));
     }
     person
 }
@@ -180,15 +211,17 @@ fn expression_table() {
                 continue;
             }
         };
-        let as_of = case
-            .get("as_of")
-            .map_or(default_as_of, |d| date(&d.as_datetime().expect("as_of").to_string()));
+        let as_of = case.get("as_of").map_or(default_as_of, |d| {
+            date(&d.as_datetime().expect("as_of").to_string())
+        });
         let outcome = evaluate(&pack, &person_from(case), as_of);
         let x = pack.feature_index("x").expect("feature x");
         let actual = typed(&outcome.features[x]);
         let expected = case["expect"].as_str().expect("expect");
         if actual != expected {
-            failures.push(format!("{name}: `{expr}` gave `{actual}`, expected `{expected}`"));
+            failures.push(format!(
+                "{name}: `{expr}` gave `{actual}`, expected `{expected}`"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -257,8 +290,14 @@ fn explain_golden_text() {
     let as_of = date("2020-03-23");
     let outcome = evaluate(&pack, &person, as_of);
     let text = explain(&pack, &person, as_of, &outcome);
-    assert!(!text.contains("E01000001"), "explain must not show the LSOA");
-    assert!(!text.contains("1940"), "explain must not show the date of birth");
+    assert!(
+        !text.contains("E01000001"),
+        "explain must not show the LSOA"
+    );
+    assert!(
+        !text.contains("1940"),
+        "explain must not show the date of birth"
+    );
     assert_matches_file(&text, &Path::new(DECISION_PACK).join("explain-1001.txt"));
 }
 
@@ -277,11 +316,19 @@ fn golden_person_outcome() {
         .map(|(rule, _)| rule.id.as_str())
         .collect();
     assert_eq!(unknown, ["deprived"]);
-    assert_eq!(outcome.tier.map(|t| pack.tiers[t].id.as_str()), Some("tier-2"));
+    assert_eq!(
+        outcome.tier.map(|t| pack.tiers[t].id.as_str()),
+        Some("tier-2")
+    );
     assert!(outcome.listed());
     assert_eq!(
         outcome.reasons,
-        ["Lives alone", "2 long-term conditions", "Latest BMI 31.5", "Aged 80 or over"]
+        [
+            "Lives alone",
+            "2 long-term conditions",
+            "Latest BMI 31.5",
+            "Aged 80 or over"
+        ]
     );
 }
 
@@ -315,7 +362,10 @@ fn forced_in_person_is_still_excluded_after_a_recent_contact() {
     });
     let outcome = evaluate(&pack, &person, date("2020-03-23"));
     assert_eq!(outcome.forced, Some((0, Forced::In)));
-    assert_eq!(outcome.tier.map(|t| pack.tiers[t].id.as_str()), Some("tier-1"));
+    assert_eq!(
+        outcome.tier.map(|t| pack.tiers[t].id.as_str()),
+        Some("tier-1")
+    );
     assert_eq!(outcome.reasons[0], "Shielding");
     assert_eq!(outcome.excluded_by, None);
     assert!(outcome.listed());
@@ -330,7 +380,9 @@ fn forced_in_person_is_still_excluded_after_a_recent_contact() {
 fn people_outside_the_population_are_not_evaluated_further() {
     let pack = load_ok(Path::new(DECISION_PACK));
     let mut person = golden_person();
-    person.columns.insert("date_of_death".into(), Value::Date(date("2020-03-01")));
+    person
+        .columns
+        .insert("date_of_death".into(), Value::Date(date("2020-03-01")));
     let outcome = evaluate(&pack, &person, date("2020-03-23"));
     assert!(!outcome.in_population);
     assert!(outcome.features.is_empty());

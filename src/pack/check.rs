@@ -18,7 +18,7 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::tokenizer::Token;
 
 use super::codelist::{parse_codelist_csv, Codelist, MatchMode};
 use super::diag::{did_you_mean, Diagnostic, ErrorCode, SourceFile};
@@ -97,7 +97,10 @@ impl StringOrigin {
             .flatten()
             .filter(|text| *text == s.value)
             .map(|_| start);
-        StringOrigin { whole, content_start }
+        StringOrigin {
+            whole,
+            content_start,
+        }
     }
 
     /// The file span of bytes `range` of the string's value.
@@ -151,7 +154,10 @@ impl SqlSource<'_> {
 /// What a name in an expression can refer to.
 #[derive(Debug, Clone)]
 enum FeatureSlot {
-    Ready { index: usize, ty: Type },
+    Ready {
+        index: usize,
+        ty: Type,
+    },
     /// The feature had errors; referring to it reports nothing more.
     Failed,
 }
@@ -187,18 +193,23 @@ pub fn build(
     taken.insert("patient_id".into(), "the patient identifier");
 
     let mut columns = Vec::new();
-    let mut column_types: BTreeMap<String, Type> =
-        PATIENT_COLUMNS.iter().map(|(n, t)| (n.to_string(), *t)).collect();
+    let mut column_types: BTreeMap<String, Type> = PATIENT_COLUMNS
+        .iter()
+        .map(|(n, t)| (n.to_string(), *t))
+        .collect();
     for (name, ty) in &raw.columns {
         if !c.identifier(name, "column") || !c.unique(&mut taken, name, "a declared column") {
             continue;
         }
         let Some(t) = c.column_type(ty) else { continue };
         column_types.insert(name.value.clone(), t);
-        columns.push(ColumnDecl { name: name.value.clone(), ty: t });
+        columns.push(ColumnDecl {
+            name: name.value.clone(),
+            ty: t,
+        });
     }
 
-    let (codelists, codelist_files) = c.codelists(dir, &raw, &mut taken);
+    let (codelists, codelist_files) = c.codelists(dir, &raw);
     let mut codelist_index = BTreeMap::new();
     for (i, cl) in codelists.iter().enumerate() {
         codelist_index.insert(cl.name.clone(), i);
@@ -222,22 +233,39 @@ pub fn build(
     let mut rules = Vec::new();
     let mut rule_ids = BTreeSet::new();
     for r in &raw.rules {
-        let id = r.id.as_ref().filter(|id| c.unique_id(&mut rule_ids, id, "rule"));
+        let id =
+            r.id.as_ref()
+                .filter(|id| c.unique_id(&mut rule_ids, id, "rule"));
         let condition = r.when.as_ref().and_then(|w| c.condition(w, &scope));
         let points = r.points.as_ref().and_then(|p| c.points(p));
-        let reason = r.reason.as_ref().and_then(|t| c.template(t, &features.names));
-        if let (Some(id), Some(condition), Some(points), Some(reason)) = (id, condition, points, reason) {
-            rules.push(Rule { id: id.value.clone(), condition, points, reason });
+        let reason = r
+            .reason
+            .as_ref()
+            .and_then(|t| c.template(t, &features.names));
+        if let (Some(id), Some(condition), Some(points), Some(reason)) =
+            (id, condition, points, reason)
+        {
+            rules.push(Rule {
+                id: id.value.clone(),
+                condition,
+                points,
+                reason,
+            });
         }
     }
 
-    let tier_scope = Scope { allow_score: true, ..scope };
+    let tier_scope = Scope {
+        allow_score: true,
+        ..scope
+    };
     let mut tiers = Vec::new();
     let mut tier_ids = BTreeSet::new();
     let mut catch_all: Option<String> = None;
     let mut tier_index: BTreeMap<String, usize> = BTreeMap::new();
     for t in &raw.tiers {
-        let id = t.id.as_ref().filter(|id| c.unique_id(&mut tier_ids, id, "tier"));
+        let id =
+            t.id.as_ref()
+                .filter(|id| c.unique_id(&mut tier_ids, id, "tier"));
         if let Some(id) = id {
             tier_index.insert(id.value.clone(), tier_index.len());
         }
@@ -249,9 +277,15 @@ pub fn build(
                 .error(
                     ErrorCode::UnreachableTier,
                     Some(span),
-                    format!("tier `{}` can never match: tier `{earlier}` above it matches everyone", id.value),
+                    format!(
+                        "tier `{}` can never match: tier `{earlier}` above it matches everyone",
+                        id.value
+                    ),
                 )
-                .with_help(Some("tiers are tried in order and the first match wins; move the catch-all last".into()));
+                .with_help(Some(
+                    "tiers are tried in order and the first match wins; move the catch-all last"
+                        .into(),
+                ));
             c.diags.push(d);
         }
         if catch_all.is_none() && condition == Some(Expr::Literal(Value::Bool(true))) {
@@ -261,7 +295,11 @@ pub fn build(
             tiers.push(Tier {
                 id: id.value.clone(),
                 label: label.value.clone(),
-                description: t.description.as_ref().map(|d| d.value.clone()).unwrap_or_default(),
+                description: t
+                    .description
+                    .as_ref()
+                    .map(|d| d.value.clone())
+                    .unwrap_or_default(),
                 condition,
             });
         }
@@ -270,27 +308,54 @@ pub fn build(
     let mut overrides = Vec::new();
     let mut override_ids = BTreeSet::new();
     for o in &raw.overrides {
-        let id = o.id.as_ref().filter(|id| c.unique_id(&mut override_ids, id, "override"));
-        let include = o.include.as_ref().and_then(|n| c.codelist_ref(n, &codelist_index));
-        let exclude = o.exclude.as_ref().and_then(|n| c.codelist_ref(n, &codelist_index));
+        let id =
+            o.id.as_ref()
+                .filter(|id| c.unique_id(&mut override_ids, id, "override"));
+        let include = o
+            .include
+            .as_ref()
+            .and_then(|n| c.codelist_ref(n, &codelist_index));
+        let exclude = o
+            .exclude
+            .as_ref()
+            .and_then(|n| c.codelist_ref(n, &codelist_index));
         let tier = o.tier.as_ref().and_then(|n| c.tier_ref(n, &tier_index));
         if let (Some(inc), Some(exc), Some(sp)) = (include, exclude, &o.exclude) {
             if inc == exc {
-                c.push(ErrorCode::InvalidValue, sp.span.clone(), "an override needs two different codelists (one to include, one to exclude)".into());
+                c.push(
+                    ErrorCode::InvalidValue,
+                    sp.span.clone(),
+                    "an override needs two different codelists (one to include, one to exclude)"
+                        .into(),
+                );
             }
         }
-        if let (Some(id), Some(include), Some(exclude), Some(tier), Some(reason)) = (id, include, exclude, tier, &o.reason) {
-            overrides.push(Override { id: id.value.clone(), include, exclude, tier, reason: reason.value.clone() });
+        if let (Some(id), Some(include), Some(exclude), Some(tier), Some(reason)) =
+            (id, include, exclude, tier, &o.reason)
+        {
+            overrides.push(Override {
+                id: id.value.clone(),
+                include,
+                exclude,
+                tier,
+                reason: reason.value.clone(),
+            });
         }
     }
 
     let mut exclusions = Vec::new();
     let mut exclusion_ids = BTreeSet::new();
     for e in &raw.exclusions {
-        let id = e.id.as_ref().filter(|id| c.unique_id(&mut exclusion_ids, id, "exclusion"));
+        let id =
+            e.id.as_ref()
+                .filter(|id| c.unique_id(&mut exclusion_ids, id, "exclusion"));
         let condition = e.when.as_ref().and_then(|w| c.condition(w, &scope));
         if let (Some(id), Some(condition), Some(reason)) = (id, condition, &e.reason) {
-            exclusions.push(Exclusion { id: id.value.clone(), condition, reason: reason.value.clone() });
+            exclusions.push(Exclusion {
+                id: id.value.clone(),
+                condition,
+                reason: reason.value.clone(),
+            });
         }
     }
 
@@ -349,15 +414,25 @@ impl Checker<'_> {
         self.diags.push(self.file.error(code, Some(span), message));
     }
 
-    fn push_help(&mut self, code: ErrorCode, span: Range<usize>, message: String, help: Option<String>) {
-        self.diags.push(self.file.error(code, Some(span), message).with_help(help));
+    fn push_help(
+        &mut self,
+        code: ErrorCode,
+        span: Range<usize>,
+        message: String,
+        help: Option<String>,
+    ) {
+        self.diags
+            .push(self.file.error(code, Some(span), message).with_help(help));
     }
 
     fn meta(&mut self, raw: &RawPack) -> Option<PackMeta> {
         let m = &raw.meta;
         if let Some(id) = &m.id {
             let ok = !id.value.is_empty()
-                && id.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                && id
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !ok {
                 self.push(
                     ErrorCode::InvalidValue,
@@ -370,7 +445,11 @@ impl Checker<'_> {
             id: m.id.as_ref()?.value.clone(),
             title: m.title.as_ref()?.value.clone(),
             version: m.version.as_ref()?.value.clone(),
-            description: m.description.as_ref().map(|d| d.value.clone()).unwrap_or_default(),
+            description: m
+                .description
+                .as_ref()
+                .map(|d| d.value.clone())
+                .unwrap_or_default(),
             references: m.references.iter().map(|r| r.value.clone()).collect(),
         })
     }
@@ -378,7 +457,9 @@ impl Checker<'_> {
     /// Names used inside SQL must be plain identifiers.
     fn identifier(&mut self, name: &Sp<String>, what: &str) -> bool {
         let mut chars = name.value.chars();
-        let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
             self.push(
@@ -390,12 +471,17 @@ impl Checker<'_> {
         ok
     }
 
-    fn unique(&mut self, taken: &mut BTreeMap<String, &'static str>, name: &Sp<String>, what: &'static str) -> bool {
+    fn unique(
+        &mut self,
+        taken: &mut BTreeMap<String, &'static str>,
+        name: &Sp<String>,
+        what: &'static str,
+    ) -> bool {
         if let Some(existing) = taken.get(name.value.as_str()) {
             self.push(
                 ErrorCode::DuplicateName,
                 name.span.clone(),
-                format!("`{}` is already {existing}; names of features, codelists and columns must differ", name.value),
+                format!("`{}` is already {existing}; names of features and columns must differ from each other and from builtins", name.value),
             );
             return false;
         }
@@ -405,11 +491,19 @@ impl Checker<'_> {
 
     fn unique_id(&mut self, seen: &mut BTreeSet<String>, id: &Sp<String>, what: &str) -> bool {
         if id.value.trim().is_empty() {
-            self.push(ErrorCode::InvalidValue, id.span.clone(), format!("a {what} id cannot be empty"));
+            self.push(
+                ErrorCode::InvalidValue,
+                id.span.clone(),
+                format!("a {what} id cannot be empty"),
+            );
             return false;
         }
         if !seen.insert(id.value.clone()) {
-            self.push(ErrorCode::DuplicateName, id.span.clone(), format!("{what} id `{}` is used twice", id.value));
+            self.push(
+                ErrorCode::DuplicateName,
+                id.span.clone(),
+                format!("{what} id `{}` is used twice", id.value),
+            );
             return false;
         }
         true
@@ -435,22 +529,21 @@ impl Checker<'_> {
         })
     }
 
-    fn codelists(
-        &mut self,
-        dir: &Path,
-        raw: &RawPack,
-        taken: &mut BTreeMap<String, &'static str>,
-    ) -> (Vec<Codelist>, Vec<(String, Vec<u8>)>) {
+    fn codelists(&mut self, dir: &Path, raw: &RawPack) -> (Vec<Codelist>, Vec<(String, Vec<u8>)>) {
         let mut out = Vec::new();
         let mut files = Vec::new();
         for rc in &raw.codelists {
-            let name_ok = self.identifier(&rc.name, "codelist");
-            let unique = name_ok && self.unique(taken, &rc.name, "a codelist");
+            // Codelists have their own namespace: they only appear as
+            // function arguments, so `has(lives_alone)` can define the
+            // feature `lives_alone`.
+            let unique = self.identifier(&rc.name, "codelist");
             let table = match &rc.table {
                 None => Some("events".to_string()),
                 Some(t) => {
                     let valid = !t.value.is_empty()
-                        && t.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                        && t.value
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     if !valid || t.value == "patients" || t.value == "contacts" {
                         self.push(
                             ErrorCode::InvalidValue,
@@ -480,10 +573,18 @@ impl Checker<'_> {
                 },
             };
             let Some(file) = &rc.file else { continue };
-            let Some((codes, terms, bytes)) = self.read_codelist(dir, file) else { continue };
+            let Some((codes, terms, bytes)) = self.read_codelist(dir, file) else {
+                continue;
+            };
             if let (true, Some(table), Some(match_mode)) = (unique, table, match_mode) {
                 files.push((rc.name.value.clone(), bytes));
-                out.push(Codelist { name: rc.name.value.clone(), table, match_mode, codes, terms });
+                out.push(Codelist {
+                    name: rc.name.value.clone(),
+                    table,
+                    match_mode,
+                    codes,
+                    terms,
+                });
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -499,12 +600,17 @@ impl Checker<'_> {
     ) -> Option<(Vec<String>, BTreeMap<String, String>, Vec<u8>)> {
         let rel = Path::new(&file.value);
         let inside = !file.value.is_empty()
-            && rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            && rel
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
         if !inside {
             self.push(
                 ErrorCode::InvalidValue,
                 file.span.clone(),
-                format!("codelist file `{}` must be a relative path inside the pack folder", file.value),
+                format!(
+                    "codelist file `{}` must be a relative path inside the pack folder",
+                    file.value
+                ),
             );
             return None;
         }
@@ -521,7 +627,10 @@ impl Checker<'_> {
                             .collect::<Vec<_>>()
                     })
                     .unwrap_or_default();
-                let wanted = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let wanted = rel
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let reason = if e.kind() == std::io::ErrorKind::NotFound {
                     "not found".to_string()
                 } else {
@@ -548,7 +657,8 @@ impl Checker<'_> {
         let before = self.diags.len();
         let (codes, terms) = parse_codelist_csv(&csv, self.diags);
         if codes.is_empty() && self.diags.len() == before {
-            self.diags.push(csv.error(ErrorCode::EmptyCodelist, None, "the codelist has no codes"));
+            self.diags
+                .push(csv.error(ErrorCode::EmptyCodelist, None, "the codelist has no codes"));
         }
         Some((codes, terms, bytes))
     }
@@ -577,14 +687,27 @@ impl Checker<'_> {
             }
             let Some(expr_src) = &f.expr else { continue };
             let ast = self.parse_sql(expr_src);
-            parsed.push(Parsed { name: &f.name, expr_src, description: f.description.clone(), ast, deps: Vec::new() });
+            parsed.push(Parsed {
+                name: &f.name,
+                expr_src,
+                description: f.description.clone(),
+                ast,
+                deps: Vec::new(),
+            });
         }
-        let by_name: HashMap<String, usize> =
-            parsed.iter().enumerate().map(|(i, p)| (p.name.value.clone(), i)).collect();
+        let by_name: HashMap<String, usize> = parsed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.value.clone(), i))
+            .collect();
         for p in parsed.iter_mut() {
-            let mut deps: Vec<usize> = words(&p.expr_src.value)
-                .into_iter()
-                .filter_map(|w| by_name.get(&w).copied())
+            let mut names = Vec::new();
+            if let Some(ast) = &p.ast {
+                value_names(ast, &mut names);
+            }
+            let mut deps: Vec<usize> = names
+                .iter()
+                .filter_map(|w| by_name.get(w).copied())
                 .collect();
             deps.sort_unstable();
             deps.dedup();
@@ -598,7 +721,9 @@ impl Checker<'_> {
         let mut order = Vec::new();
         let mut done = vec![false; n];
         loop {
-            let Some(next) = (0..n).find(|&i| !done[i] && indegree[i] == 0) else { break };
+            let Some(next) = (0..n).find(|&i| !done[i] && indegree[i] == 0) else {
+                break;
+            };
             done[next] = true;
             order.push(next);
             for (j, p) in parsed.iter().enumerate() {
@@ -614,7 +739,11 @@ impl Checker<'_> {
             if done[start] || reported[start] {
                 continue;
             }
-            if let Some(cycle) = find_cycle(start, &parsed.iter().map(|p| p.deps.clone()).collect::<Vec<_>>(), &done) {
+            if let Some(cycle) = find_cycle(
+                start,
+                &parsed.iter().map(|p| p.deps.clone()).collect::<Vec<_>>(),
+                &done,
+            ) {
                 if cycle.iter().any(|&i| reported[i]) {
                     continue;
                 }
@@ -622,14 +751,24 @@ impl Checker<'_> {
                     reported[i] = true;
                 }
                 let first = cycle[0];
-                let mut path: Vec<String> = cycle.iter().map(|&i| parsed[i].name.value.clone()).collect();
+                let mut path: Vec<String> = cycle
+                    .iter()
+                    .map(|&i| parsed[i].name.value.clone())
+                    .collect();
                 path.push(parsed[first].name.value.clone());
                 let message = if cycle.len() == 1 {
                     format!("feature `{}` refers to itself", parsed[first].name.value)
                 } else {
-                    format!("features refer to each other in a cycle: {}", path.join(" -> "))
+                    format!(
+                        "features refer to each other in a cycle: {}",
+                        path.join(" -> ")
+                    )
                 };
-                self.push(ErrorCode::FeatureCycle, parsed[first].expr_src.span.clone(), message);
+                self.push(
+                    ErrorCode::FeatureCycle,
+                    parsed[first].expr_src.span.clone(),
+                    message,
+                );
             }
         }
 
@@ -642,36 +781,78 @@ impl Checker<'_> {
         for &i in &order {
             let p = &parsed[i];
             let expr = p.ast.as_ref().and_then(|ast| {
-                let scope = Scope { features: &slots, codelists, columns, allow_score: false };
-                let src = SqlSource { text: &p.expr_src.value, origin: StringOrigin::of(&self.file.text, p.expr_src) };
-                Converter { file: self.file, diags: self.diags, src: &src, scope: &scope }.convert(ast)
+                let scope = Scope {
+                    features: &slots,
+                    codelists,
+                    columns,
+                    allow_score: false,
+                };
+                let src = SqlSource {
+                    text: &p.expr_src.value,
+                    origin: StringOrigin::of(&self.file.text, p.expr_src),
+                };
+                Converter {
+                    file: self.file,
+                    diags: self.diags,
+                    src: &src,
+                    scope: &scope,
+                }
+                .convert(ast)
             });
             if let Some(expr) = expr {
                 let index = checked.len();
                 let ty = expr.ty();
                 slots.insert(p.name.value.clone(), FeatureSlot::Ready { index, ty });
                 names.insert(p.name.value.clone(), index);
-                checked.push(Feature { name: p.name.value.clone(), expr, ty, description: p.description.clone() });
+                checked.push(Feature {
+                    name: p.name.value.clone(),
+                    expr,
+                    ty,
+                    description: p.description.clone(),
+                });
             }
         }
         let slots = parsed
             .iter()
-            .map(|p| (p.name.value.clone(), slots.get(&p.name.value).cloned().unwrap_or(FeatureSlot::Failed)))
+            .map(|p| {
+                (
+                    p.name.value.clone(),
+                    slots
+                        .get(&p.name.value)
+                        .cloned()
+                        .unwrap_or(FeatureSlot::Failed),
+                )
+            })
             .collect();
-        CheckedFeatures { checked, slots, names }
+        CheckedFeatures {
+            checked,
+            slots,
+            names,
+        }
     }
 
     fn parse_sql(&mut self, s: &Sp<String>) -> Option<sql::Expr> {
         let origin = StringOrigin::of(&self.file.text, s);
-        let src = SqlSource { text: &s.value, origin };
+        let src = SqlSource {
+            text: &s.value,
+            origin,
+        };
         let dialect = GenericDialect {};
         let fail = |this: &mut Self, message: String| {
             let (msg, span) = split_parser_location(&message, &src);
-            this.push(ErrorCode::SqlSyntax, span, format!("cannot parse the expression: {msg}"));
+            this.push(
+                ErrorCode::SqlSyntax,
+                span,
+                format!("cannot parse the expression: {msg}"),
+            );
             None
         };
         if s.value.trim().is_empty() {
-            self.push(ErrorCode::SqlSyntax, s.span.clone(), "the expression is empty".into());
+            self.push(
+                ErrorCode::SqlSyntax,
+                s.span.clone(),
+                "the expression is empty".into(),
+            );
             return None;
         }
         let mut parser = match Parser::new(&dialect).try_with_sql(&s.value) {
@@ -688,7 +869,10 @@ impl Checker<'_> {
             self.push(
                 ErrorCode::SqlSyntax,
                 span,
-                format!("cannot parse the expression: unexpected `{}` after a complete expression", next.token),
+                format!(
+                    "cannot parse the expression: unexpected `{}` after a complete expression",
+                    next.token
+                ),
             );
             return None;
         }
@@ -697,8 +881,16 @@ impl Checker<'_> {
 
     fn condition(&mut self, s: &Sp<String>, scope: &Scope<'_>) -> Option<Expr> {
         let ast = self.parse_sql(s)?;
-        let src = SqlSource { text: &s.value, origin: StringOrigin::of(&self.file.text, s) };
-        let mut conv = Converter { file: self.file, diags: self.diags, src: &src, scope };
+        let src = SqlSource {
+            text: &s.value,
+            origin: StringOrigin::of(&self.file.text, s),
+        };
+        let mut conv = Converter {
+            file: self.file,
+            diags: self.diags,
+            src: &src,
+            scope,
+        };
         let expr = conv.convert(&ast)?;
         match expr.ty() {
             Type::Bool | Type::Null => Some(expr),
@@ -707,7 +899,10 @@ impl Checker<'_> {
                 self.push_help(
                     ErrorCode::NotBoolean,
                     span,
-                    format!("a condition must be true or false, but this is {}", article(other)),
+                    format!(
+                        "a condition must be true or false, but this is {}",
+                        article(other)
+                    ),
                     Some("compare it with something, e.g. `ltc_count >= 2`".into()),
                 );
                 None
@@ -716,8 +911,8 @@ impl Checker<'_> {
     }
 
     fn points(&mut self, p: &Sp<String>) -> Option<Decimal> {
-        let parsed = Decimal::from_str_exact(&p.value)
-            .or_else(|_| Decimal::from_scientific(&p.value));
+        let parsed =
+            Decimal::from_str_exact(&p.value).or_else(|_| Decimal::from_scientific(&p.value));
         match parsed {
             Ok(d) => Some(d),
             Err(_) => {
@@ -746,7 +941,11 @@ impl Checker<'_> {
                 i += 2;
             } else if rest.starts_with('{') {
                 let Some(close) = rest.find('}') else {
-                    self.push(ErrorCode::UnknownPlaceholder, origin.map(i..s.len()), "unclosed `{` in the reason; write `{{` for a literal brace".into());
+                    self.push(
+                        ErrorCode::UnknownPlaceholder,
+                        origin.map(i..s.len()),
+                        "unclosed `{` in the reason; write `{{` for a literal brace".into(),
+                    );
                     return None;
                 };
                 let name = rest[1..close].trim();
@@ -778,7 +977,11 @@ impl Checker<'_> {
         ok.then_some(Template { segments })
     }
 
-    fn codelist_ref(&mut self, name: &Sp<String>, codelists: &BTreeMap<String, usize>) -> Option<usize> {
+    fn codelist_ref(
+        &mut self,
+        name: &Sp<String>,
+        codelists: &BTreeMap<String, usize>,
+    ) -> Option<usize> {
         if let Some(&i) = codelists.get(&name.value) {
             return Some(i);
         }
@@ -804,7 +1007,12 @@ impl Checker<'_> {
         None
     }
 
-    fn list(&mut self, raw: &RawPack, features: &BTreeMap<String, usize>, columns: &BTreeMap<String, Type>) -> ListSpec {
+    fn list(
+        &mut self,
+        raw: &RawPack,
+        features: &BTreeMap<String, usize>,
+        columns: &BTreeMap<String, Type>,
+    ) -> ListSpec {
         let mut list = ListSpec::default();
         for key in &raw.order_by {
             let mut parts = key.value.split_whitespace();
@@ -814,12 +1022,20 @@ impl Checker<'_> {
                 None | Some("asc") => false,
                 Some("desc") => true,
                 Some(_) => {
-                    self.push(ErrorCode::InvalidValue, key.span.clone(), format!("`{}`: write a name then `asc` or `desc`", key.value));
+                    self.push(
+                        ErrorCode::InvalidValue,
+                        key.span.clone(),
+                        format!("`{}`: write a name then `asc` or `desc`", key.value),
+                    );
                     continue;
                 }
             };
             if parts.next().is_some() {
-                self.push(ErrorCode::InvalidValue, key.span.clone(), format!("`{}`: write a name then `asc` or `desc`", key.value));
+                self.push(
+                    ErrorCode::InvalidValue,
+                    key.span.clone(),
+                    format!("`{}`: write a name then `asc` or `desc`", key.value),
+                );
                 continue;
             }
             let by = match name {
@@ -870,7 +1086,13 @@ fn article(t: Type) -> String {
 /// A path through `deps` from `start` back to itself, among unfinished
 /// features.
 fn find_cycle(start: usize, deps: &[Vec<usize>], done: &[bool]) -> Option<Vec<usize>> {
-    fn dfs(node: usize, deps: &[Vec<usize>], done: &[bool], stack: &mut Vec<usize>, seen: &mut Vec<bool>) -> Option<Vec<usize>> {
+    fn dfs(
+        node: usize,
+        deps: &[Vec<usize>],
+        done: &[bool],
+        stack: &mut Vec<usize>,
+        seen: &mut Vec<bool>,
+    ) -> Option<Vec<usize>> {
         if let Some(pos) = stack.iter().position(|&n| n == node) {
             return Some(stack[pos..].to_vec());
         }
@@ -892,24 +1114,71 @@ fn find_cycle(start: usize, deps: &[Vec<usize>], done: &[bool]) -> Option<Vec<us
     let mut seen = vec![false; deps.len()];
     let cycle = dfs(start, deps, done, &mut Vec::new(), &mut seen)?;
     // Start the report at the earliest-written feature in the cycle.
-    let min_pos = cycle.iter().enumerate().min_by_key(|(_, &n)| n).map_or(0, |(p, _)| p);
+    let min_pos = cycle
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, &n)| n)
+        .map_or(0, |(p, _)| p);
     let mut rotated = cycle[min_pos..].to_vec();
     rotated.extend_from_slice(&cycle[..min_pos]);
     Some(rotated)
 }
 
-/// Identifier-like words of an expression (outside string literals).
-fn words(text: &str) -> Vec<String> {
-    let dialect = GenericDialect {};
-    match Tokenizer::new(&dialect, text).tokenize() {
-        Ok(tokens) => tokens
-            .into_iter()
-            .filter_map(|t| match t {
-                Token::Word(w) => Some(w.value),
-                _ => None,
-            })
-            .collect(),
-        Err(_) => Vec::new(),
+/// Names used as values in an expression (not codelist arguments), for
+/// working out which features depend on which.
+fn value_names(e: &sql::Expr, out: &mut Vec<String>) {
+    use sql::Expr as S;
+    match e {
+        S::Identifier(i) => out.push(i.value.clone()),
+        S::Nested(x) | S::UnaryOp { expr: x, .. } | S::IsNull(x) | S::IsNotNull(x) => {
+            value_names(x, out)
+        }
+        S::BinaryOp { left, right, .. } => {
+            value_names(left, out);
+            value_names(right, out);
+        }
+        S::In {
+            expr,
+            target: sql::InTarget::List(list),
+            ..
+        } => {
+            value_names(expr, out);
+            list.iter().for_each(|x| value_names(x, out));
+        }
+        S::Between {
+            expr, low, high, ..
+        } => {
+            for x in [expr, low, high] {
+                value_names(x, out);
+            }
+        }
+        S::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            operand.iter().for_each(|x| value_names(x, out));
+            for w in conditions {
+                value_names(&w.condition, out);
+                value_names(&w.result, out);
+            }
+            else_result.iter().for_each(|x| value_names(x, out));
+        }
+        S::Function(f) => {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let takes_codelists = AggregateFunc::from_name(&name).is_some() || name == "latest_of";
+            if let FunctionArguments::List(list) = &f.args {
+                for a in &list.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                        if !takes_codelists {
+                            value_names(x, out);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -971,8 +1240,15 @@ impl Converter<'_, '_> {
         }
     }
 
-    fn err(&mut self, code: ErrorCode, span: Range<usize>, message: String, help: Option<String>) -> Option<Expr> {
-        self.diags.push(self.file.error(code, Some(span), message).with_help(help));
+    fn err(
+        &mut self,
+        code: ErrorCode,
+        span: Range<usize>,
+        message: String,
+        help: Option<String>,
+    ) -> Option<Expr> {
+        self.diags
+            .push(self.file.error(code, Some(span), message).with_help(help));
         None
     }
 
@@ -1078,32 +1354,50 @@ impl Converter<'_, '_> {
                     ErrorCode::ScoreOutsideTier,
                     span,
                     "`score` can only be used in tier conditions".into(),
-                    Some("the score is the sum of the rules' points, known only after every rule".into()),
+                    Some(
+                        "the score is the sum of the rules' points, known only after every rule"
+                            .into(),
+                    ),
                 );
             }
             _ => {}
         }
         match self.scope.features.get(name) {
-            Some(FeatureSlot::Ready { index, ty }) => return Some(Expr::Feature { index: *index, ty: *ty }),
+            Some(FeatureSlot::Ready { index, ty }) => {
+                return Some(Expr::Feature {
+                    index: *index,
+                    ty: *ty,
+                })
+            }
             Some(FeatureSlot::Failed) => return None,
             None => {}
         }
         if let Some(ty) = self.scope.columns.get(name) {
-            return Some(Expr::Column { name: name.to_string(), ty: *ty });
+            return Some(Expr::Column {
+                name: name.to_string(),
+                ty: *ty,
+            });
         }
         if self.scope.codelists.contains_key(name) {
             return self.err(
                 ErrorCode::UnknownName,
                 span,
                 format!("`{name}` is a codelist, not a value"),
-                Some(format!("use has({name}) to test for a code, or count({name}) to count them")),
+                Some(format!(
+                    "use has({name}) to test for a code, or count({name}) to count them"
+                )),
             );
         }
         let mut candidates: Vec<&str> = BUILTINS.to_vec();
         candidates.extend(self.scope.features.keys().map(String::as_str));
         candidates.extend(self.scope.columns.keys().map(String::as_str));
         let help = did_you_mean(name, candidates);
-        self.err(ErrorCode::UnknownName, span, format!("unknown name `{name}`: not a feature, column or builtin"), help)
+        self.err(
+            ErrorCode::UnknownName,
+            span,
+            format!("unknown name `{name}`: not a feature, column or builtin"),
+            help,
+        )
     }
 
     fn literal(&mut self, v: &sql::Value, span: Range<usize>) -> Option<Expr> {
@@ -1112,16 +1406,35 @@ impl Converter<'_, '_> {
                 Ok(i) => Value::Int(i),
                 Err(_) => match text.parse::<f64>() {
                     Ok(f) if f.is_finite() => Value::Float(f),
-                    _ => return self.err(ErrorCode::InvalidValue, span, format!("`{text}` is not a usable number"), None),
+                    _ => {
+                        return self.err(
+                            ErrorCode::InvalidValue,
+                            span,
+                            format!("`{text}` is not a usable number"),
+                            None,
+                        )
+                    }
                 },
             },
             sql::Value::SingleQuotedString(s) => Value::Str(s.clone()),
             sql::Value::Boolean(b) => Value::Bool(*b),
             sql::Value::Null => Value::Null,
             sql::Value::DoubleQuotedString(s) => {
-                return self.err(ErrorCode::SqlSyntax, span, format!("\"{s}\" is in double quotes; write strings in single quotes"), None)
+                return self.err(
+                    ErrorCode::SqlSyntax,
+                    span,
+                    format!("\"{s}\" is in double quotes; write strings in single quotes"),
+                    None,
+                )
             }
-            _ => return self.err(ErrorCode::Unsupported, span, "this kind of literal is not supported".into(), None),
+            _ => {
+                return self.err(
+                    ErrorCode::Unsupported,
+                    span,
+                    "this kind of literal is not supported".into(),
+                    None,
+                )
+            }
         }))
     }
 
@@ -1129,13 +1442,27 @@ impl Converter<'_, '_> {
         match e.ty() {
             Type::Bool | Type::Null => Some(()),
             other => {
-                self.err(ErrorCode::NotBoolean, span, format!("{what} needs true/false operands, but this is {}", article(other)), None);
+                self.err(
+                    ErrorCode::NotBoolean,
+                    span,
+                    format!(
+                        "{what} needs true/false operands, but this is {}",
+                        article(other)
+                    ),
+                    None,
+                );
                 None
             }
         }
     }
 
-    fn binary(&mut self, whole: &sql::Expr, left: &sql::Expr, op: &sql::BinaryOperator, right: &sql::Expr) -> Option<Expr> {
+    fn binary(
+        &mut self,
+        whole: &sql::Expr,
+        left: &sql::Expr,
+        op: &sql::BinaryOperator,
+        right: &sql::Expr,
+    ) -> Option<Expr> {
         use sql::BinaryOperator as B;
         let op = match op {
             B::Plus => BinaryOp::Add,
@@ -1150,7 +1477,14 @@ impl Converter<'_, '_> {
             B::GtEq => BinaryOp::GtEq,
             B::And => BinaryOp::And,
             B::Or => BinaryOp::Or,
-            other => return self.err(ErrorCode::Unsupported, self.span_of(whole), format!("operator `{other}` is not supported"), None),
+            other => {
+                return self.err(
+                    ErrorCode::Unsupported,
+                    self.span_of(whole),
+                    format!("operator `{other}` is not supported"),
+                    None,
+                )
+            }
         };
         let l = self.convert(left);
         let r = self.convert(right);
@@ -1169,8 +1503,14 @@ impl Converter<'_, '_> {
                     return self.err(
                         ErrorCode::TypeMismatch,
                         self.span_of(whole),
-                        format!("cannot apply `{}` to {} and {}", op.symbol(), article(l.ty()), article(r.ty())),
-                        (l.ty() == Type::Date || r.ty() == Type::Date).then(|| "use days_since(date) for intervals".to_string()),
+                        format!(
+                            "cannot apply `{}` to {} and {}",
+                            op.symbol(),
+                            article(l.ty()),
+                            article(r.ty())
+                        ),
+                        (l.ty() == Type::Date || r.ty() == Type::Date)
+                            .then(|| "use days_since(date) for intervals".to_string()),
                     );
                 }
                 // Literals next to the decimal score stay exact.
@@ -1181,7 +1521,11 @@ impl Converter<'_, '_> {
                     l = exact_literal(left).unwrap_or(l);
                 }
                 let _ = arithmetic_type(op, l.ty(), r.ty());
-                return Some(Expr::Binary { op, left: Box::new(l), right: Box::new(r) });
+                return Some(Expr::Binary {
+                    op,
+                    left: Box::new(l),
+                    right: Box::new(r),
+                });
             }
             _ => {
                 let mut l = l;
@@ -1191,25 +1535,49 @@ impl Converter<'_, '_> {
                     self.comparable(&r, rspan, &mut l, left, op.symbol())?;
                 }
                 if l.ty() == Type::Bool && !matches!(op, BinaryOp::Eq | BinaryOp::NotEq) {
-                    return self.err(ErrorCode::TypeMismatch, self.span_of(whole), format!("true/false values cannot be compared with `{}`", op.symbol()), None);
+                    return self.err(
+                        ErrorCode::TypeMismatch,
+                        self.span_of(whole),
+                        format!(
+                            "true/false values cannot be compared with `{}`",
+                            op.symbol()
+                        ),
+                        None,
+                    );
                 }
-                return Some(Expr::Binary { op, left: Box::new(l), right: Box::new(r) });
+                return Some(Expr::Binary {
+                    op,
+                    left: Box::new(l),
+                    right: Box::new(r),
+                });
             }
         }
-        Some(Expr::Binary { op, left: Box::new(l), right: Box::new(r) })
+        Some(Expr::Binary {
+            op,
+            left: Box::new(l),
+            right: Box::new(r),
+        })
     }
 
     /// Checks that `other` can be compared with `anchor`, coercing numeric
     /// literals to exact decimals next to the score, and checking strings
     /// compared with `latest_of` name one of its codelists.
-    fn comparable(&mut self, anchor: &Expr, anchor_span: Range<usize>, other: &mut Expr, other_ast: &sql::Expr, what: &str) -> Option<()> {
+    fn comparable(
+        &mut self,
+        anchor: &Expr,
+        anchor_span: Range<usize>,
+        other: &mut Expr,
+        other_ast: &sql::Expr,
+        what: &str,
+    ) -> Option<()> {
         let (a, b) = (anchor.ty(), other.ty());
         if a == Type::Decimal && b.is_numeric() {
             if let Some(exact) = exact_literal(other_ast) {
                 *other = exact;
             }
         }
-        let fits = a == Type::Null || b == Type::Null || a == b || (a.is_numeric() && b.is_numeric());
+        let fits =
+            a == Type::Null || b == Type::Null || a == b || (a.is_numeric() && b.is_numeric());
         if !fits {
             let help = if a == Type::Date && b == Type::Str || a == Type::Str && b == Type::Date {
                 Some("write a date as DATE '2020-03-23'".to_string())
@@ -1220,7 +1588,11 @@ impl Converter<'_, '_> {
             self.err(
                 ErrorCode::TypeMismatch,
                 span,
-                format!("cannot compare {} with {} (`{what}`)", article(a), article(b)),
+                format!(
+                    "cannot compare {} with {} (`{what}`)",
+                    article(a),
+                    article(b)
+                ),
                 help,
             );
             return None;
@@ -1232,14 +1604,24 @@ impl Converter<'_, '_> {
         if let (Some((ca, cb)), Expr::Literal(Value::Str(s))) = (latest(anchor), &*other) {
             let names: Vec<&str> = [ca, cb]
                 .iter()
-                .filter_map(|i| self.scope.codelists.iter().find(|(_, v)| **v == *i).map(|(k, _)| k.as_str()))
+                .filter_map(|i| {
+                    self.scope
+                        .codelists
+                        .iter()
+                        .find(|(_, v)| **v == *i)
+                        .map(|(k, _)| k.as_str())
+                })
                 .collect();
             if !names.contains(&s.as_str()) {
                 let span = self.span_of(other_ast);
                 self.err(
                     ErrorCode::LatestOfLiteral,
                     span,
-                    format!("latest_of(...) gives `{}` or `{}`, never '{s}'", names.first().unwrap_or(&""), names.get(1).unwrap_or(&"")),
+                    format!(
+                        "latest_of(...) gives `{}` or `{}`, never '{s}'",
+                        names.first().unwrap_or(&""),
+                        names.get(1).unwrap_or(&"")
+                    ),
                     did_you_mean(s, names.iter().copied()),
                 );
                 return None;
@@ -1272,12 +1654,18 @@ impl Converter<'_, '_> {
             };
             match (&op, operand) {
                 (Some(o), Some(o_ast)) => {
-                    if self.comparable(o, self.span_of(o_ast), &mut cond, &w.condition, "CASE").is_none() {
+                    if self
+                        .comparable(o, self.span_of(o_ast), &mut cond, &w.condition, "CASE")
+                        .is_none()
+                    {
                         ok = false;
                     }
                 }
                 _ => {
-                    if self.expect_bool(&cond, self.span_of(&w.condition), "WHEN").is_none() {
+                    if self
+                        .expect_bool(&cond, self.span_of(&w.condition), "WHEN")
+                        .is_none()
+                    {
                         ok = false;
                     }
                 }
@@ -1289,7 +1677,11 @@ impl Converter<'_, '_> {
                     self.err(
                         ErrorCode::TypeMismatch,
                         self.span_of(&w.result),
-                        format!("CASE results must have one type: {} and {}", article(ty), article(result.ty())),
+                        format!(
+                            "CASE results must have one type: {} and {}",
+                            article(ty),
+                            article(result.ty())
+                        ),
                         None,
                     );
                 }
@@ -1306,7 +1698,11 @@ impl Converter<'_, '_> {
                             self.err(
                                 ErrorCode::TypeMismatch,
                                 self.span_of(e_ast),
-                                format!("CASE results must have one type: {} and {}", article(ty), article(e.ty())),
+                                format!(
+                                    "CASE results must have one type: {} and {}",
+                                    article(ty),
+                                    article(e.ty())
+                                ),
                                 None,
                             );
                         }
@@ -1324,28 +1720,54 @@ impl Converter<'_, '_> {
             return None;
         }
         let _ = whole;
-        Some(Expr::Case { operand: op.map(Box::new), branches, else_result: else_expr, ty })
+        Some(Expr::Case {
+            operand: op.map(Box::new),
+            branches,
+            else_result: else_expr,
+            ty,
+        })
     }
 
     fn function(&mut self, whole: &sql::Expr, f: &sql::Function) -> Option<Expr> {
         let span = self.span_of(whole);
         let name = f.name.to_string().to_ascii_lowercase();
         let args: Vec<&sql::Expr> = match &f.args {
-            FunctionArguments::List(list) if list.duplicate_treatment.is_none() && list.clauses.is_empty() => {
+            FunctionArguments::List(list)
+                if list.duplicate_treatment.is_none() && list.clauses.is_empty() =>
+            {
                 let mut out = Vec::new();
                 for a in &list.args {
                     match a {
                         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => out.push(e),
-                        _ => return self.err(ErrorCode::BadArguments, span, format!("{name}(...) takes plain arguments"), None),
+                        _ => {
+                            return self.err(
+                                ErrorCode::BadArguments,
+                                span,
+                                format!("{name}(...) takes plain arguments"),
+                                None,
+                            )
+                        }
                     }
                 }
                 out
             }
             FunctionArguments::None => Vec::new(),
-            _ => return self.err(ErrorCode::Unsupported, span, format!("this form of {name}(...) is not supported"), None),
+            _ => {
+                return self.err(
+                    ErrorCode::Unsupported,
+                    span,
+                    format!("this form of {name}(...) is not supported"),
+                    None,
+                )
+            }
         };
         if f.filter.is_some() || f.over.is_some() || !f.within_group.is_empty() {
-            return self.err(ErrorCode::Unsupported, span, "FILTER, OVER and WITHIN GROUP are not supported".into(), None);
+            return self.err(
+                ErrorCode::Unsupported,
+                span,
+                "FILTER, OVER and WITHIN GROUP are not supported".into(),
+                None,
+            );
         }
         if let Some(func) = AggregateFunc::from_name(&name) {
             return self.aggregate(span, func, &args);
@@ -1353,7 +1775,12 @@ impl Converter<'_, '_> {
         match name.as_str() {
             "latest_of" => {
                 if args.len() != 2 {
-                    return self.err(ErrorCode::BadArguments, span, "latest_of(a, b) takes two codelists".into(), None);
+                    return self.err(
+                        ErrorCode::BadArguments,
+                        span,
+                        "latest_of(a, b) takes two codelists".into(),
+                        None,
+                    );
                 }
                 let a = self.codelist_arg(args[0]);
                 let b = self.codelist_arg(args[1]);
@@ -1361,29 +1788,54 @@ impl Converter<'_, '_> {
             }
             "days_since" => {
                 if args.len() != 1 {
-                    return self.err(ErrorCode::BadArguments, span, "days_since(date) takes one date".into(), None);
+                    return self.err(
+                        ErrorCode::BadArguments,
+                        span,
+                        "days_since(date) takes one date".into(),
+                        None,
+                    );
                 }
                 let d = self.convert(args[0])?;
                 if !matches!(d.ty(), Type::Date | Type::Null) {
-                    return self.err(ErrorCode::TypeMismatch, self.span_of(args[0]), format!("days_since needs a date, but this is {}", article(d.ty())), None);
+                    return self.err(
+                        ErrorCode::TypeMismatch,
+                        self.span_of(args[0]),
+                        format!("days_since needs a date, but this is {}", article(d.ty())),
+                        None,
+                    );
                 }
                 Some(Expr::DaysSince(Box::new(d)))
             }
             "contacted" => {
                 if args.len() != 1 {
-                    return self.err(ErrorCode::BadArguments, span, "contacted(window) takes one window, e.g. contacted('14 days')".into(), None);
+                    return self.err(
+                        ErrorCode::BadArguments,
+                        span,
+                        "contacted(window) takes one window, e.g. contacted('14 days')".into(),
+                        None,
+                    );
                 }
                 Some(Expr::Contacted(self.window_arg(args[0])?))
             }
             "last_contact" => {
                 if !args.is_empty() {
-                    return self.err(ErrorCode::BadArguments, span, "last_contact() takes no arguments".into(), None);
+                    return self.err(
+                        ErrorCode::BadArguments,
+                        span,
+                        "last_contact() takes no arguments".into(),
+                        None,
+                    );
                 }
                 Some(Expr::LastContact)
             }
             "coalesce" => {
                 if args.is_empty() {
-                    return self.err(ErrorCode::BadArguments, span, "COALESCE needs at least one argument".into(), None);
+                    return self.err(
+                        ErrorCode::BadArguments,
+                        span,
+                        "COALESCE needs at least one argument".into(),
+                        None,
+                    );
                 }
                 let mut out = Vec::new();
                 let mut ty = Type::Null;
@@ -1397,7 +1849,16 @@ impl Converter<'_, '_> {
                         Some(t) => ty = t,
                         None => {
                             ok = false;
-                            self.err(ErrorCode::TypeMismatch, self.span_of(a), format!("COALESCE arguments must have one type: {} and {}", article(ty), article(e.ty())), None);
+                            self.err(
+                                ErrorCode::TypeMismatch,
+                                self.span_of(a),
+                                format!(
+                                    "COALESCE arguments must have one type: {} and {}",
+                                    article(ty),
+                                    article(e.ty())
+                                ),
+                                None,
+                            );
                         }
                     }
                     out.push(e);
@@ -1419,7 +1880,12 @@ impl Converter<'_, '_> {
         }
     }
 
-    fn aggregate(&mut self, span: Range<usize>, func: AggregateFunc, args: &[&sql::Expr]) -> Option<Expr> {
+    fn aggregate(
+        &mut self,
+        span: Range<usize>,
+        func: AggregateFunc,
+        args: &[&sql::Expr],
+    ) -> Option<Expr> {
         let fname = func.name();
         if func == AggregateFunc::CountDistinctCodelists {
             // Either `([a, b, c][, window])` or `(a, b, c[, window])`.
@@ -1436,7 +1902,12 @@ impl Converter<'_, '_> {
                 },
             };
             if lists.is_empty() {
-                return self.err(ErrorCode::BadArguments, span, format!("{fname} needs at least one codelist"), None);
+                return self.err(
+                    ErrorCode::BadArguments,
+                    span,
+                    format!("{fname} needs at least one codelist"),
+                    None,
+                );
             }
             let mut codelists = Vec::new();
             let mut ok = true;
@@ -1453,44 +1924,96 @@ impl Converter<'_, '_> {
             if !ok {
                 return None;
             }
-            return Some(Expr::Aggregate { func, codelists, window: window? });
+            return Some(Expr::Aggregate {
+                func,
+                codelists,
+                window: window?,
+            });
         }
         if args.is_empty() || args.len() > 2 {
-            return self.err(ErrorCode::BadArguments, span, format!("{fname}(codelist[, window]) takes a codelist and an optional window"), None);
+            return self.err(
+                ErrorCode::BadArguments,
+                span,
+                format!("{fname}(codelist[, window]) takes a codelist and an optional window"),
+                None,
+            );
         }
         let cl = self.codelist_arg(args[0]);
         let window = match args.get(1) {
             Some(w) => self.window_arg(w),
             None => Some(Window::Ever),
         };
-        Some(Expr::Aggregate { func, codelists: vec![cl?], window: window? })
+        Some(Expr::Aggregate {
+            func,
+            codelists: vec![cl?],
+            window: window?,
+        })
     }
 
     fn codelist_arg(&mut self, e: &sql::Expr) -> Option<usize> {
         let span = self.span_of(e);
         let sql::Expr::Identifier(ident) = e else {
-            return self.err(ErrorCode::BadArguments, span, "expected a codelist name here".into(), None).map(|_| 0);
+            return self
+                .err(
+                    ErrorCode::BadArguments,
+                    span,
+                    "expected a codelist name here".into(),
+                    None,
+                )
+                .map(|_| 0);
         };
         if let Some(&i) = self.scope.codelists.get(&ident.value) {
             return Some(i);
         }
-        let help = did_you_mean(&ident.value, self.scope.codelists.keys().map(String::as_str));
-        self.err(ErrorCode::UnknownCodelist, span, format!("unknown codelist `{}`", ident.value), help).map(|_| 0)
+        let help = did_you_mean(
+            &ident.value,
+            self.scope.codelists.keys().map(String::as_str),
+        );
+        self.err(
+            ErrorCode::UnknownCodelist,
+            span,
+            format!("unknown codelist `{}`", ident.value),
+            help,
+        )
+        .map(|_| 0)
     }
 
     fn window_arg(&mut self, e: &sql::Expr) -> Option<Window> {
         let span = self.span_of(e);
-        let help = Some("write a window as '12 months', '5 years', '28 days', '2 weeks' or 'ever'".to_string());
+        let help = Some(
+            "write a window as '12 months', '5 years', '28 days', '2 weeks' or 'ever'".to_string(),
+        );
         match e {
             sql::Expr::Value(v) => match &v.value {
                 sql::Value::SingleQuotedString(s) => match Window::parse(s) {
                     Some(w) => Some(w),
-                    None => self.err(ErrorCode::BadWindow, span, format!("cannot read the window '{s}'"), help).map(|_| Window::Ever),
+                    None => self
+                        .err(
+                            ErrorCode::BadWindow,
+                            span,
+                            format!("cannot read the window '{s}'"),
+                            help,
+                        )
+                        .map(|_| Window::Ever),
                 },
-                _ => self.err(ErrorCode::BadWindow, span, "a window must be a quoted string".into(), help).map(|_| Window::Ever),
+                _ => self
+                    .err(
+                        ErrorCode::BadWindow,
+                        span,
+                        "a window must be a quoted string".into(),
+                        help,
+                    )
+                    .map(|_| Window::Ever),
             },
             sql::Expr::Identifier(i) if i.value.eq_ignore_ascii_case("ever") => Some(Window::Ever),
-            _ => self.err(ErrorCode::BadWindow, span, "a window must be a quoted string".into(), help).map(|_| Window::Ever),
+            _ => self
+                .err(
+                    ErrorCode::BadWindow,
+                    span,
+                    "a window must be a quoted string".into(),
+                    help,
+                )
+                .map(|_| Window::Ever),
         }
     }
 }
@@ -1511,7 +2034,10 @@ fn exact_literal(e: &sql::Expr) -> Option<Expr> {
                 .map(|d| Expr::Literal(Value::Decimal(d))),
             _ => None,
         },
-        sql::Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match exact_literal(expr)? {
+        sql::Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match exact_literal(expr)? {
             Expr::Literal(Value::Decimal(d)) => Some(Expr::Literal(Value::Decimal(-d))),
             _ => None,
         },

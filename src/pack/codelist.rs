@@ -183,6 +183,11 @@ pub fn parse_codelist_csv(
 /// Byte span of field `index` in the record starting at `offset`, found by
 /// scanning the raw line with quote awareness; falls back to the line start.
 fn field_span(text: &str, offset: usize, index: usize, value: &str) -> std::ops::Range<usize> {
+    // The reader's position can sit on the previous record's line end.
+    let skipped = text
+        .get(offset..)
+        .map_or(0, |r| r.len() - r.trim_start_matches(['\r', '\n']).len());
+    let offset = offset + skipped;
     let rest = text.get(offset..).unwrap_or("");
     let mut field = 0;
     let mut in_quotes = false;
@@ -207,9 +212,7 @@ fn field_span(text: &str, offset: usize, index: usize, value: &str) -> std::ops:
     let tail = &text[start..];
     let within = tail.find(value.trim()).filter(|_| !value.trim().is_empty());
     match within {
-        Some(i) if !tail[..i].contains('\n') => {
-            start + i..start + i + value.trim().len()
-        }
+        Some(i) if !tail[..i].contains('\n') => start + i..start + i + value.trim().len(),
         _ => start..start,
     }
 }
@@ -242,13 +245,29 @@ mod tests {
 
     #[test]
     fn reports_empty_and_duplicate_codes_with_lines() {
-        let (codes, _, diags) = parse("term,code\nA,111\nB,\nC,111\n");
+        for text in [
+            "term,code\nA,111\nB,\nC,111\n",
+            "term,code\r\nA,111\r\nB,\r\nC,111\r\n",
+        ] {
+            check_empty_and_duplicate(text);
+        }
+    }
+
+    fn check_empty_and_duplicate(text: &str) {
+        let (codes, _, diags) = parse(text);
         assert_eq!(codes, vec!["111".to_string()]);
         assert_eq!(diags.len(), 2);
         assert_eq!(diags[0].code, ErrorCode::EmptyCode);
-        assert_eq!(diags[0].location.as_ref().map(|l| (l.line, l.column)), Some((3, 3)));
+        assert_eq!(
+            diags[0].location.as_ref().map(|l| (l.line, l.column)),
+            Some((3, 3))
+        );
         assert_eq!(diags[1].code, ErrorCode::DuplicateCode);
-        assert_eq!(diags[1].location.as_ref().map(|l| (l.line, l.column)), Some((4, 3)));
+        assert_eq!(
+            diags[1].location.as_ref().map(|l| (l.line, l.column)),
+            Some((4, 3))
+        );
+        assert_eq!(diags[1].help.as_deref(), Some("first listed on line 2"));
     }
 
     #[test]

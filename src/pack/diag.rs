@@ -232,9 +232,7 @@ impl SourceFile {
         let start = floor_char_boundary(text, span.start.min(text.len()));
         let end = floor_char_boundary(text, span.end.clamp(start, text.len()));
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = text[start..]
-            .find('\n')
-            .map_or(text.len(), |i| start + i);
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let line_text = text[line_start..line_end].trim_end_matches('\r');
         let line = text[..start].matches('\n').count() + 1;
         let column = text[line_start..start].chars().count() + 1;
@@ -261,9 +259,12 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 
 /// The closest candidate to a misspelt name, if any is close enough to be
 /// a plausible typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let lower = name.to_lowercase();
-    let limit = (name.chars().count() / 3).max(1);
+    let limit = ((name.chars().count() + 2) / 3).max(1);
     candidates
         .into_iter()
         .filter(|c| *c != name)
@@ -299,7 +300,11 @@ mod tests {
             "[pack]\nid = \"x\"\nwhen = \"has(lonely)\"\n".into(),
         );
         let d = file
-            .error(ErrorCode::UnknownCodelist, Some(28..34), "unknown codelist `lonely`")
+            .error(
+                ErrorCode::UnknownCodelist,
+                Some(28..34),
+                "unknown codelist `lonely`",
+            )
             .with_help(Some("did you mean `lonely2`?".into()));
         assert_eq!(
             d.to_string(),
@@ -317,6 +322,10 @@ mod tests {
             Some("did you mean `lives_alone`?".into())
         );
         assert_eq!(did_you_mean("zzz", ["lives_alone", "age"]), None);
+        assert_eq!(
+            did_you_mean("titel", ["title", "id"]),
+            Some("did you mean `title`?".into())
+        );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

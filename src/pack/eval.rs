@@ -146,7 +146,8 @@ pub fn evaluate(pack: &Pack, person: &PersonRecord, as_of: NaiveDate) -> Outcome
         let mut evidence = Vec::new();
         let v = ctx.eval(&feature.expr, &outcome.features, None, &mut evidence);
         outcome.features.push(conform(v, feature.ty));
-        evidence.sort_by(|a, b| (a.date, &a.codelist, &a.code).cmp(&(b.date, &b.codelist, &b.code)));
+        evidence
+            .sort_by(|a, b| (a.date, &a.codelist, &a.code).cmp(&(b.date, &b.codelist, &b.code)));
         evidence.dedup();
         outcome.evidence.push(evidence);
     }
@@ -181,8 +182,13 @@ pub fn evaluate(pack: &Pack, person: &PersonRecord, as_of: NaiveDate) -> Outcome
         Some((_, Forced::Out)) => {}
         forced => {
             outcome.excluded_by = pack.exclusions.iter().position(|e| {
-                ctx.eval(&e.condition, &outcome.features, Some(outcome.score), &mut scratch)
-                    .is_true()
+                ctx.eval(
+                    &e.condition,
+                    &outcome.features,
+                    Some(outcome.score),
+                    &mut scratch,
+                )
+                .is_true()
             });
             outcome.tier = match forced {
                 Some((i, _)) => {
@@ -190,8 +196,13 @@ pub fn evaluate(pack: &Pack, person: &PersonRecord, as_of: NaiveDate) -> Outcome
                     pack.overrides.get(i).map(|o| o.tier)
                 }
                 None => pack.tiers.iter().position(|t| {
-                    ctx.eval(&t.condition, &outcome.features, Some(outcome.score), &mut scratch)
-                        .is_true()
+                    ctx.eval(
+                        &t.condition,
+                        &outcome.features,
+                        Some(outcome.score),
+                        &mut scratch,
+                    )
+                    .is_true()
                 }),
             };
         }
@@ -203,9 +214,11 @@ pub fn evaluate(pack: &Pack, person: &PersonRecord, as_of: NaiveDate) -> Outcome
     // A stable sort keeps pack order among equal points.
     fired.sort_by(|&a, &b| pack.rules[b].points.cmp(&pack.rules[a].points));
     outcome.reasons.extend(forced_reason);
-    outcome
-        .reasons
-        .extend(fired.iter().map(|&i| pack.rules[i].reason.render(&outcome.features)));
+    outcome.reasons.extend(
+        fired
+            .iter()
+            .map(|&i| pack.rules[i].reason.render(&outcome.features)),
+    );
     outcome
 }
 
@@ -239,7 +252,11 @@ struct Context<'a> {
 
 impl<'a> Context<'a> {
     fn new(pack: &'a Pack, person: &'a PersonRecord, as_of: NaiveDate) -> Context<'a> {
-        let codes: Vec<String> = person.events.iter().map(|e| normalise_code(&e.code)).collect();
+        let codes: Vec<String> = person
+            .events
+            .iter()
+            .map(|e| normalise_code(&e.code))
+            .collect();
         let matches = pack
             .codelists
             .iter()
@@ -257,7 +274,12 @@ impl<'a> Context<'a> {
                     .collect()
             })
             .collect();
-        Context { pack, person, as_of, matches }
+        Context {
+            pack,
+            person,
+            as_of,
+            matches,
+        }
     }
 
     fn in_window(&self, codelist: usize, window: Window) -> Vec<(usize, &str)> {
@@ -294,7 +316,11 @@ impl<'a> Context<'a> {
 
     fn column(&self, name: &str, ty: Type) -> Value {
         conform(
-            self.person.columns.get(name).cloned().unwrap_or(Value::Null),
+            self.person
+                .columns
+                .get(name)
+                .cloned()
+                .unwrap_or(Value::Null),
             ty,
         )
     }
@@ -323,12 +349,14 @@ impl<'a> Context<'a> {
                 .and_then(|dob| age_on(dob, self.as_of))
                 .map_or(Value::Null, Value::Int),
             Expr::AsOf => Value::Date(self.as_of),
-            Expr::Registered => {
-                Value::Bool(self.date_column("registration_end").is_none_or(|d| d > self.as_of))
-            }
-            Expr::Alive => {
-                Value::Bool(self.date_column("date_of_death").is_none_or(|d| d > self.as_of))
-            }
+            Expr::Registered => Value::Bool(
+                self.date_column("registration_end")
+                    .is_none_or(|d| d > self.as_of),
+            ),
+            Expr::Alive => Value::Bool(
+                self.date_column("date_of_death")
+                    .is_none_or(|d| d > self.as_of),
+            ),
             Expr::Score => score.map_or(Value::Null, Value::Decimal),
             Expr::Not(x) => match sub(x) {
                 Value::Bool(b) => Value::Bool(!b),
@@ -345,7 +373,12 @@ impl<'a> Context<'a> {
                 let r = sub(right);
                 binary(*op, l, r)
             }
-            Expr::Case { operand, branches, else_result, .. } => {
+            Expr::Case {
+                operand,
+                branches,
+                else_result,
+                ..
+            } => {
                 let target = operand.as_ref().map(|o| sub(o));
                 let mut chosen = None;
                 for (cond, result) in branches {
@@ -365,7 +398,11 @@ impl<'a> Context<'a> {
                 };
                 widen(v, e.ty())
             }
-            Expr::InList { expr, list, negated } => {
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let target = sub(expr);
                 let items: Vec<Value> = list.iter().map(&mut sub).collect();
                 if target.is_null() {
@@ -393,7 +430,12 @@ impl<'a> Context<'a> {
                     v
                 }
             }
-            Expr::Between { expr, low, high, negated } => {
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => {
                 let x = sub(expr);
                 let lo = sub(low);
                 let hi = sub(high);
@@ -410,16 +452,21 @@ impl<'a> Context<'a> {
             Expr::IsNull { expr, negated } => Value::Bool(sub(expr).is_null() != *negated),
             Expr::Coalesce { args, ty } => {
                 let values: Vec<Value> = args.iter().map(&mut sub).collect();
-                let v = values.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null);
+                let v = values
+                    .into_iter()
+                    .find(|v| !v.is_null())
+                    .unwrap_or(Value::Null);
                 widen(v, *ty)
             }
             Expr::DaysSince(x) => match sub(x) {
                 Value::Date(d) => Value::Int((self.as_of - d).num_days()),
                 _ => Value::Null,
             },
-            Expr::Aggregate { func, codelists, window } => {
-                self.aggregate(*func, codelists, *window, ev)
-            }
+            Expr::Aggregate {
+                func,
+                codelists,
+                window,
+            } => self.aggregate(*func, codelists, *window, ev),
             Expr::LatestOf { a, b } => {
                 let la = self.latest_evidence(*a, ev);
                 let lb = self.latest_evidence(*b, ev);
@@ -443,7 +490,13 @@ impl<'a> Context<'a> {
                 Value::Bool(!hits.is_empty())
             }
             Expr::LastContact => {
-                let last = self.person.contacts.iter().copied().filter(|d| *d <= self.as_of).max();
+                let last = self
+                    .person
+                    .contacts
+                    .iter()
+                    .copied()
+                    .filter(|d| *d <= self.as_of)
+                    .max();
                 ev.extend(last.map(contact_evidence));
                 last.map_or(Value::Null, Value::Date)
             }
@@ -452,7 +505,9 @@ impl<'a> Context<'a> {
 
     fn latest_evidence(&self, codelist: usize, ev: &mut Vec<Evidence>) -> Option<NaiveDate> {
         let hits = self.in_window(codelist, Window::Ever);
-        let best = hits.iter().max_by_key(|(i, c)| (self.person.events[*i].date, *c))?;
+        let best = hits
+            .iter()
+            .max_by_key(|(i, c)| (self.person.events[*i].date, *c))?;
         ev.push(self.evidence(codelist, best.0, best.1));
         Some(self.person.events[best.0].date)
     }
@@ -726,9 +781,21 @@ mod tests {
 
     #[test]
     fn arithmetic_rules() {
-        assert_eq!(arithmetic(BinaryOp::Div, &Value::Int(1), &Value::Int(0)), Value::Null);
-        assert_eq!(arithmetic(BinaryOp::Div, &Value::Int(3), &Value::Int(2)), Value::Float(1.5));
-        assert_eq!(arithmetic(BinaryOp::Add, &Value::Int(i64::MAX), &Value::Int(1)), Value::Null);
-        assert_eq!(arithmetic(BinaryOp::Mul, &Value::Int(3), &Value::Float(0.5)), Value::Float(1.5));
+        assert_eq!(
+            arithmetic(BinaryOp::Div, &Value::Int(1), &Value::Int(0)),
+            Value::Null
+        );
+        assert_eq!(
+            arithmetic(BinaryOp::Div, &Value::Int(3), &Value::Int(2)),
+            Value::Float(1.5)
+        );
+        assert_eq!(
+            arithmetic(BinaryOp::Add, &Value::Int(i64::MAX), &Value::Int(1)),
+            Value::Null
+        );
+        assert_eq!(
+            arithmetic(BinaryOp::Mul, &Value::Int(3), &Value::Float(0.5)),
+            Value::Float(1.5)
+        );
     }
 }

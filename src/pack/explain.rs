@@ -31,8 +31,17 @@ fn write_explain(
     o: &Outcome,
 ) -> std::fmt::Result {
     let hash: String = pack.content_hash.chars().take(12).collect();
-    writeln!(out, "patient {} as of {}", person.patient_id, as_of.format("%Y-%m-%d"))?;
-    writeln!(out, "pack    {} {} ({hash})", pack.meta.id, pack.meta.version)?;
+    writeln!(
+        out,
+        "patient {} as of {}",
+        person.patient_id,
+        as_of.format("%Y-%m-%d")
+    )?;
+    writeln!(
+        out,
+        "pack    {} {} ({hash})",
+        pack.meta.id, pack.meta.version
+    )?;
     let column = |name: &str| person.columns.get(name).cloned().unwrap_or(Value::Null);
     let age = match column("date_of_birth") {
         Value::Date(dob) => age_on(dob, as_of).map_or("unknown".to_string(), |a| a.to_string()),
@@ -80,12 +89,18 @@ fn write_explain(
 
     writeln!(out, "rules")?;
     let id_width = pack.rules.iter().map(|r| r.id.len()).max().unwrap_or(0);
-    let points: Vec<String> = pack.rules.iter().map(|r| signed(&r.points.normalize().to_string())).collect();
+    let points: Vec<String> = pack
+        .rules
+        .iter()
+        .map(|r| signed(&r.points.normalize().to_string()))
+        .collect();
     let points_width = points.iter().map(String::len).max().unwrap_or(0);
     for (i, rule) in pack.rules.iter().enumerate() {
         let (status, note) = match o.rules.get(i) {
             Some(RuleResult::Fired) => ("fired    ", rule.reason.render(&o.features)),
-            Some(RuleResult::Unknown) => ("unknown  ", "unknown because of missing data".to_string()),
+            Some(RuleResult::Unknown) => {
+                ("unknown  ", "unknown because of missing data".to_string())
+            }
             _ => ("not fired", String::new()),
         };
         let line = format!(

@@ -285,9 +285,15 @@ impl AggregateFunc {
 pub enum Expr {
     Literal(Value),
     /// A patient-table column (fixed or declared in `[columns]`).
-    Column { name: String, ty: Type },
+    Column {
+        name: String,
+        ty: Type,
+    },
     /// An earlier feature, by index into `Pack::features`.
-    Feature { index: usize, ty: Type },
+    Feature {
+        index: usize,
+        ty: Type,
+    },
     /// Whole years at the as-of date.
     Age,
     AsOf,
@@ -324,7 +330,10 @@ pub enum Expr {
         expr: Box<Expr>,
         negated: bool,
     },
-    Coalesce { args: Vec<Expr>, ty: Type },
+    Coalesce {
+        args: Vec<Expr>,
+        ty: Type,
+    },
     /// Days from the date to the as-of date.
     DaysSince(Box<Expr>),
     Aggregate {
@@ -334,7 +343,10 @@ pub enum Expr {
     },
     /// The name of whichever codelist has the more recent event; the second
     /// wins a same-day tie; NULL when neither has one.
-    LatestOf { a: usize, b: usize },
+    LatestOf {
+        a: usize,
+        b: usize,
+    },
     /// Any `contacts` row within the window.
     Contacted(Window),
     /// Date of the latest contact on or before the as-of date.

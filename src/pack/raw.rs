@@ -127,7 +127,11 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
     match w.table(root, "pack") {
         Some((span, t)) => {
             raw.meta_span = span.clone();
-            w.check_keys(t, &["id", "title", "version", "description", "references"], "in [pack]");
+            w.check_keys(
+                t,
+                &["id", "title", "version", "description", "references"],
+                "in [pack]",
+            );
             raw.meta.id = w.required_string(t, "id", &span, "[pack]");
             raw.meta.title = w.required_string(t, "title", &span, "[pack]");
             raw.meta.version = w.required_string(t, "version", &span, "[pack]");
@@ -159,7 +163,11 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
         for (k, v) in entries(t) {
             let Some(body) = w.as_table(v) else { continue };
             let section = format!("[codelists.{}]", k.get_ref());
-            w.check_keys(body, &["file", "table", "match", "description"], &format!("in {section}"));
+            w.check_keys(
+                body,
+                &["file", "table", "match", "description"],
+                &format!("in {section}"),
+            );
             raw.codelists.push(RawCodelist {
                 name: key(k),
                 file: w.required_string(body, "file", &k.span(), &section),
@@ -175,7 +183,10 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
             if let DeValue::String(s) = v.get_ref() {
                 raw.features.push(RawFeature {
                     name: key(k),
-                    expr: Some(Sp { value: s.to_string(), span: v.span() }),
+                    expr: Some(Sp {
+                        value: s.to_string(),
+                        span: v.span(),
+                    }),
                     description: None,
                 });
                 continue;
@@ -214,7 +225,11 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
     }
 
     for (span, t) in w.array_of_tables(root, "overrides") {
-        w.check_keys(t, &["id", "include", "exclude", "tier", "reason"], "in [[overrides]]");
+        w.check_keys(
+            t,
+            &["id", "include", "exclude", "tier", "reason"],
+            "in [[overrides]]",
+        );
         raw.overrides.push(RawOverride {
             id: w.required_string(t, "id", &span, "[[overrides]]"),
             include: w.required_string(t, "include", &span, "[[overrides]]"),
@@ -244,7 +259,10 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
 }
 
 fn key(k: &Spanned<DeString<'_>>) -> Sp<String> {
-    Sp { value: k.get_ref().to_string(), span: k.span() }
+    Sp {
+        value: k.get_ref().to_string(),
+        span: k.span(),
+    }
 }
 
 /// A table's entries in the order they appear in the file.
@@ -277,7 +295,11 @@ impl Walker<'_> {
     }
 
     fn missing(&mut self, span: Range<usize>, what: &str, place: &str) {
-        self.push(ErrorCode::MissingKey, span, format!("{what} is missing from {place}"));
+        self.push(
+            ErrorCode::MissingKey,
+            span,
+            format!("{what} is missing from {place}"),
+        );
     }
 
     fn check_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], place: &str) {
@@ -286,7 +308,11 @@ impl Walker<'_> {
             if !allowed.contains(&name.as_ref()) {
                 let d = self
                     .file
-                    .error(ErrorCode::UnknownKey, Some(k.span()), format!("unknown key `{name}` {place}"))
+                    .error(
+                        ErrorCode::UnknownKey,
+                        Some(k.span()),
+                        format!("unknown key `{name}` {place}"),
+                    )
                     .with_help(did_you_mean(name, allowed.iter().copied()));
                 self.diags.push(d);
             }
@@ -295,7 +321,10 @@ impl Walker<'_> {
 
     fn as_string(&mut self, v: &Spanned<DeValue<'_>>) -> Option<Sp<String>> {
         match v.get_ref() {
-            DeValue::String(s) => Some(Sp { value: s.to_string(), span: v.span() }),
+            DeValue::String(s) => Some(Sp {
+                value: s.to_string(),
+                span: v.span(),
+            }),
             other => {
                 self.push(
                     ErrorCode::WrongValueType,
@@ -341,7 +370,9 @@ impl Walker<'_> {
     }
 
     fn string_array(&mut self, table: &DeTable<'_>, name: &str) -> Vec<Sp<String>> {
-        let Some(v) = table.get(name) else { return Vec::new() };
+        let Some(v) = table.get(name) else {
+            return Vec::new();
+        };
         match v.get_ref() {
             DeValue::Array(items) => items.iter().filter_map(|i| self.as_string(i)).collect(),
             other => {
@@ -355,20 +386,33 @@ impl Walker<'_> {
         }
     }
 
-    fn table<'t, 'i>(&mut self, root: &'t DeTable<'i>, name: &str) -> Option<(Range<usize>, &'t DeTable<'i>)> {
+    fn table<'t, 'i>(
+        &mut self,
+        root: &'t DeTable<'i>,
+        name: &str,
+    ) -> Option<(Range<usize>, &'t DeTable<'i>)> {
         let (k, v) = root.get_key_value(name)?;
         let t = self.as_table(v)?;
         Some((k.span(), t))
     }
 
     /// The elements of `[[name]]`, each with the span of its header.
-    fn array_of_tables<'t, 'i>(&mut self, root: &'t DeTable<'i>, name: &str) -> Vec<(Range<usize>, &'t DeTable<'i>)> {
-        let Some(v) = root.get(name) else { return Vec::new() };
+    fn array_of_tables<'t, 'i>(
+        &mut self,
+        root: &'t DeTable<'i>,
+        name: &str,
+    ) -> Vec<(Range<usize>, &'t DeTable<'i>)> {
+        let Some(v) = root.get(name) else {
+            return Vec::new();
+        };
         let DeValue::Array(items) = v.get_ref() else {
             self.push(
                 ErrorCode::WrongValueType,
                 v.span(),
-                format!("expected [[{name}]] entries, found {}", type_name(v.get_ref())),
+                format!(
+                    "expected [[{name}]] entries, found {}",
+                    type_name(v.get_ref())
+                ),
             );
             return Vec::new();
         };
@@ -400,6 +444,9 @@ impl Walker<'_> {
                 return None;
             }
         };
-        Some(Sp { value: text, span: v.span() })
+        Some(Sp {
+            value: text,
+            span: v.span(),
+        })
     }
 }
