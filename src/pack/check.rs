@@ -720,10 +720,7 @@ impl Checker<'_> {
         let mut indegree: Vec<usize> = parsed.iter().map(|p| p.deps.len()).collect();
         let mut order = Vec::new();
         let mut done = vec![false; n];
-        loop {
-            let Some(next) = (0..n).find(|&i| !done[i] && indegree[i] == 0) else {
-                break;
-            };
+        while let Some(next) = (0..n).find(|&i| !done[i] && indegree[i] == 0) {
             done[next] = true;
             order.push(next);
             for (j, p) in parsed.iter().enumerate() {
@@ -1637,10 +1634,7 @@ impl Converter<'_, '_> {
         conditions: &[sql::CaseWhen],
         else_result: Option<&sql::Expr>,
     ) -> Option<Expr> {
-        let op = match operand {
-            Some(o) => Some(self.convert(o)),
-            None => None,
-        };
+        let op = operand.map(|o| self.convert(o));
         let mut ok = !matches!(op, Some(None));
         let op = op.flatten();
         let mut branches = Vec::new();

@@ -670,7 +670,7 @@ fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Value {
     }
     if op == BinaryOp::Div {
         return match (as_f64(l), as_f64(r)) {
-            (Some(_), Some(b)) if b == 0.0 => Value::Null,
+            (Some(_), Some(0.0)) => Value::Null,
             (Some(a), Some(b)) => finite(a / b),
             _ => Value::Null,
         };
