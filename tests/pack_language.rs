@@ -389,3 +389,73 @@ fn people_outside_the_population_are_not_evaluated_further() {
     assert_eq!(outcome.score, Decimal::ZERO);
     assert!(!outcome.listed());
 }
+
+// ---- robustness: no input makes the checker or evaluator panic ------------
+
+const TOKENS: [&str; 40] = [
+    "has(",
+    "count(",
+    "last_value(",
+    "latest_of(",
+    "count_distinct_codelists(",
+    "days_since(",
+    "contacted(",
+    "last_contact()",
+    "COALESCE(",
+    "asthma",
+    "copd",
+    "age",
+    "score",
+    "imd_decile",
+    "sex",
+    "x",
+    ")",
+    "(",
+    "[",
+    "]",
+    ",",
+    "'12 months'",
+    "'ever'",
+    "'F'",
+    "1",
+    "2.5",
+    "NULL",
+    "AND",
+    "OR",
+    "NOT",
+    ">=",
+    "=",
+    "+",
+    "/",
+    "-",
+    "CASE WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "DATE '2020-02-29'",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn arbitrary_expressions_never_panic(
+        picks in proptest::collection::vec(0..TOKENS.len(), 0..14),
+        leftover in "[ -~]{0,6}",
+    ) {
+        let mut expr: String = picks.iter().map(|&i| TOKENS[i]).collect::<Vec<_>>().join(" ");
+        expr.push_str(&leftover);
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut codelists = toml::Table::new();
+        codelists.insert("asthma".into(), toml::Value::Array(vec!["195967001".into()]));
+        codelists.insert("copd".into(), toml::Value::Array(vec!["13645005".into()]));
+        write_pack(tmp.path(), &codelists, &expr, &[]);
+        if let Ok(pack) = pack::load(tmp.path()) {
+            let person = golden_person();
+            for as_of in ["2020-03-23", "2020-02-29", "1900-01-01"] {
+                let outcome = evaluate(&pack, &person, date(as_of));
+                let _ = explain(&pack, &person, date(as_of), &outcome);
+            }
+        }
+    }
+}

@@ -1388,7 +1388,13 @@ impl Converter<'_, '_> {
         let mut candidates: Vec<&str> = BUILTINS.to_vec();
         candidates.extend(self.scope.features.keys().map(String::as_str));
         candidates.extend(self.scope.columns.keys().map(String::as_str));
-        let help = did_you_mean(name, candidates);
+        let help = if ident.quote_style == Some('"') {
+            Some(format!(
+                "double quotes name a feature or column; write the text '{name}' in single quotes"
+            ))
+        } else {
+            did_you_mean(name, candidates)
+        };
         self.err(
             ErrorCode::UnknownName,
             span,
