@@ -303,12 +303,12 @@ impl<'a> Context<'a> {
 
     fn evidence(&self, codelist: usize, event: usize, code: &str) -> Evidence {
         let e = &self.person.events[event];
-        let cl = &self.pack.codelists[codelist];
+        let cl = self.pack.codelists.get(codelist);
         Evidence {
-            codelist: cl.name.clone(),
+            codelist: cl.map_or_else(String::new, |c| c.name.clone()),
             table: e.table.clone(),
             code: code.to_string(),
-            term: cl.term_for(code).map(str::to_string),
+            term: cl.and_then(|c| c.term_for(code)).map(str::to_string),
             date: e.date,
             value: e.value,
         }
@@ -470,7 +470,12 @@ impl<'a> Context<'a> {
             Expr::LatestOf { a, b } => {
                 let la = self.latest_evidence(*a, ev);
                 let lb = self.latest_evidence(*b, ev);
-                let name = |i: usize| Value::Str(self.pack.codelists[i].name.clone());
+                let name = |i: usize| {
+                    self.pack
+                        .codelists
+                        .get(i)
+                        .map_or(Value::Null, |c| Value::Str(c.name.clone()))
+                };
                 match (la, lb) {
                     (None, None) => Value::Null,
                     (Some(_), None) => name(*a),

@@ -95,7 +95,7 @@ fn write_explain(
         .map(|r| signed(&r.points.normalize().to_string()))
         .collect();
     let points_width = points.iter().map(String::len).max().unwrap_or(0);
-    for (i, rule) in pack.rules.iter().enumerate() {
+    for ((i, rule), rule_points) in pack.rules.iter().enumerate().zip(&points) {
         let (status, note) = match o.rules.get(i) {
             Some(RuleResult::Fired) => ("fired    ", rule.reason.render(&o.features)),
             Some(RuleResult::Unknown) => {
@@ -105,7 +105,7 @@ fn write_explain(
         };
         let line = format!(
             "  {status}  {:>pw$}  {:<iw$}  {note}",
-            points[i],
+            rule_points,
             rule.id,
             pw = points_width,
             iw = id_width
@@ -115,38 +115,36 @@ fn write_explain(
     writeln!(out, "score       {}", o.score.normalize())?;
     writeln!(out)?;
 
-    match o.forced {
-        Some((i, dir)) => {
-            let ov = &pack.overrides[i];
-            let inc = &pack.codelists[ov.include].name;
-            let exc = &pack.codelists[ov.exclude].name;
-            match dir {
-                Forced::In => writeln!(
-                    out,
-                    "override    {}: forced into tier {} (latest code is {inc}, not {exc})",
-                    ov.id, pack.tiers[ov.tier].id
-                )?,
-                Forced::Out => writeln!(
-                    out,
-                    "override    {}: forced off the list (latest code is {exc})",
-                    ov.id
-                )?,
-            }
-        }
+    // Indices come from `evaluate` on the same pack; a mismatched outcome
+    // shows `?` rather than panicking.
+    let codelist = |i: usize| pack.codelists.get(i).map_or("?", |c| c.name.as_str());
+    let tier_id = |i: usize| pack.tiers.get(i).map_or("?", |t| t.id.as_str());
+    match o
+        .forced
+        .and_then(|(i, dir)| Some((pack.overrides.get(i)?, dir)))
+    {
+        Some((ov, Forced::In)) => writeln!(
+            out,
+            "override    {}: forced into tier {} (latest code is {}, not {})",
+            ov.id,
+            tier_id(ov.tier),
+            codelist(ov.include),
+            codelist(ov.exclude)
+        )?,
+        Some((ov, Forced::Out)) => writeln!(
+            out,
+            "override    {}: forced off the list (latest code is {})",
+            ov.id,
+            codelist(ov.exclude)
+        )?,
         None => writeln!(out, "override    none")?,
     }
-    match o.excluded_by {
-        Some(i) => {
-            let ex = &pack.exclusions[i];
-            writeln!(out, "exclusion   {}: {}", ex.id, ex.reason)?;
-        }
+    match o.excluded_by.and_then(|i| pack.exclusions.get(i)) {
+        Some(ex) => writeln!(out, "exclusion   {}: {}", ex.id, ex.reason)?,
         None => writeln!(out, "exclusion   none")?,
     }
-    match o.tier {
-        Some(i) => {
-            let t = &pack.tiers[i];
-            writeln!(out, "tier        {} ({})", t.id, t.label)?;
-        }
+    match o.tier.and_then(|i| pack.tiers.get(i)) {
+        Some(t) => writeln!(out, "tier        {} ({})", t.id, t.label)?,
         None => writeln!(out, "tier        none")?,
     }
     writeln!(out, "listed      {}", if o.listed() { "yes" } else { "no" })?;
