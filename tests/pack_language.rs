@@ -459,3 +459,20 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn format_md_example_is_a_valid_pack() {
+    let doc = std::fs::read_to_string("rules/FORMAT.md").expect("FORMAT.md");
+    let start = doc.find("```toml\n[pack]").expect("example block") + "```toml\n".len();
+    let end = start + doc[start..].find("```").expect("end of block");
+    let example = std::fs::read_to_string("tests/packs/format-example/pack.toml").expect("copy");
+    assert_eq!(
+        &doc[start..end],
+        example,
+        "the FORMAT.md example and its test copy differ"
+    );
+    let pack = load_ok(Path::new("tests/packs/format-example"));
+    assert_eq!(pack.features.len(), 2);
+    let ltc = pack.rules.iter().find(|r| r.id == "ltc").expect("rule ltc");
+    assert_eq!(ltc.points, Decimal::from_str("1.34").expect("decimal"));
+}
