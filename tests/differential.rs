@@ -85,7 +85,10 @@ fn person(as_of: NaiveDate) -> impl Strategy<Value = Person> {
         prop::option::weighted(0.6, (0i32..60).prop_map(|v| f64::from(v) / 2.0)),
     );
     (
-        (0u64..36_000).prop_map(move |k| as_of - Days::new(k)),
+        prop_oneof![
+            20 => (0u64..36_000).prop_map(move |k| as_of - Days::new(k)),
+            1 => near(as_of),
+        ],
         prop_oneof![Just("F"), Just("M"), Just("U")],
         prop::option::weighted(0.8, 1u8..=10),
         prop::option::weighted(0.1, near(as_of)),

@@ -23,7 +23,7 @@ use crate::dataset::columns::{date_to_days, days_to_date};
 use crate::exec::scan::{AccColumn, NO_MAX_DATE, NO_MIN_DATE};
 use crate::pack::{AggregateFunc, BinaryOp, Expr, Type, Value};
 use crate::plan::types::{
-    age_years, arrow_type, decimal_to_scaled, scaled_to_decimal, DECIMAL_PRECISION, DECIMAL_SCALE,
+    age_on, arrow_type, decimal_to_scaled, scaled_to_decimal, DECIMAL_PRECISION, DECIMAL_SCALE,
 };
 use crate::plan::AggIndex;
 
@@ -179,7 +179,7 @@ impl Env<'_> {
     fn age(&self) -> Int64Array {
         let dob = self.date_of_birth.slice(self.start, self.len);
         dob.iter()
-            .map(|d| Some(age_years(days_to_date(d?)?, self.as_of)))
+            .map(|d| age_on(days_to_date(d?)?, self.as_of))
             .collect()
     }
 

@@ -21,7 +21,7 @@ use crate::dataset::columns::{days_to_date, PatientIds};
 use crate::dataset::Patients;
 use crate::exec::Outcomes;
 use crate::pack::{OrderBy, Pack, Value};
-use crate::plan::types::{age_years, DECIMAL_PRECISION, DECIMAL_SCALE};
+use crate::plan::types::{age_on, DECIMAL_PRECISION, DECIMAL_SCALE};
 use crate::plan::Plan;
 
 pub use run_dir::{RunDir, RunDirError};
@@ -233,7 +233,7 @@ fn compare_ids(ids: &PatientIds, a: usize, b: usize) -> Ordering {
 
 fn age_of(patients: &Patients, i: usize, plan: &Plan) -> Option<i64> {
     let d = patients.date_of_birth.value(i);
-    days_to_date(d).map(|dob| age_years(dob, plan.as_of))
+    days_to_date(d).and_then(|dob| age_on(dob, plan.as_of))
 }
 
 fn column_value(a: &dyn Array, i: usize) -> Value {

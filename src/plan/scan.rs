@@ -41,14 +41,7 @@ pub struct CodelistDef {
     pub codes: Vec<String>,
 }
 
-/// Codes are compared trimmed, without dots, upper-cased (`i21.0` = `I210`).
-pub fn normalise_code(code: &str) -> String {
-    code.trim()
-        .chars()
-        .filter(|c| *c != '.')
-        .flat_map(char::to_uppercase)
-        .collect()
-}
+pub use crate::pack::normalise_code;
 
 /// How one event table is scanned.
 #[derive(Debug, Clone)]

@@ -37,10 +37,7 @@ pub fn scaled_to_decimal(v: i128) -> Decimal {
     Decimal::from_i128_with_scale(v, DECIMAL_SCALE as u32).normalize()
 }
 
-/// Whole years from a date of birth to the as-of date. A 29 February
-/// birthday counts as reached on 1 March in non-leap years.
-pub fn age_years(dob: chrono::NaiveDate, as_of: chrono::NaiveDate) -> i64 {
-    use chrono::Datelike;
-    let before_birthday = (as_of.month(), as_of.day()) < (dob.month(), dob.day());
-    i64::from(as_of.year() - dob.year()) - i64::from(before_birthday)
-}
+/// Whole years from a date of birth to the as-of date (NULL for a birth
+/// after the as-of date): the pack language's definition, shared so the
+/// engine and the reference evaluator cannot drift apart.
+pub use crate::pack::eval::age_on;
