@@ -337,7 +337,9 @@ fn check(as_of: NaiveDate, people: Vec<Person>, shape: PackShape) -> Result<(), 
     let data = write_data(dir.path(), &people, as_of);
     let ds = Dataset::open(&data).unwrap();
     let patients = ds.read_patients().unwrap();
-    let plan = Plan::bind(&pack, &ds, &patients, as_of).unwrap();
+    let mut plan = Plan::bind(&pack, &ds, &patients, as_of).unwrap();
+    // Keep every feature so each one can be compared.
+    plan.keep_features = vec![true; pack.features.len()];
     let fast = execute(&pack, &plan, &ds, &patients).unwrap();
     for (i, x) in people.iter().enumerate() {
         let slow = pack::evaluate(&pack, &record(i, x), as_of);

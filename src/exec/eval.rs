@@ -203,6 +203,13 @@ impl Env<'_> {
         }
     }
 
+    fn flags(&self, a: usize) -> Result<&[u8], EvalError> {
+        match self.acc(a)? {
+            AccColumn::Any(v) => Ok(&v[self.range()]),
+            _ => Err(internal("expected an any accumulator")),
+        }
+    }
+
     fn dates(&self, a: usize) -> Result<Date32Array, EvalError> {
         let (v, none) = match self.acc(a)? {
             AccColumn::MinDate(v) => (v, NO_MIN_DATE),
@@ -242,7 +249,7 @@ impl Env<'_> {
             .ok_or_else(|| internal("aggregate without codelist"))?;
         Ok(match func {
             AggregateFunc::Has => Arc::new(
-                self.counts(acc(first)?)?
+                self.flags(acc(first)?)?
                     .iter()
                     .map(|&c| Some(c > 0))
                     .collect::<BooleanArray>(),
@@ -253,7 +260,7 @@ impl Env<'_> {
             AggregateFunc::CountDistinctCodelists => {
                 let mut total = vec![0i64; self.len];
                 for &c in codelists {
-                    for (t, &n) in total.iter_mut().zip(self.counts(acc(c)?)?) {
+                    for (t, &n) in total.iter_mut().zip(self.flags(acc(c)?)?) {
                         *t += i64::from(n > 0);
                     }
                 }

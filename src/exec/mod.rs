@@ -47,8 +47,9 @@ pub enum Forced {
 #[derive(Debug)]
 pub struct Outcomes {
     pub in_population: Vec<bool>,
-    /// Feature arrays (full length) in the pack's feature order.
-    pub features: Vec<ArrayRef>,
+    /// Feature arrays (full length) in the pack's feature order; `None` for
+    /// features nothing reads after evaluation (see [`Plan::keep_features`]).
+    pub features: Vec<Option<ArrayRef>>,
     /// Per rule: TRUE fired, FALSE not, NULL unknown (missing data).
     pub rules: Vec<BooleanArray>,
     /// Score as a scaled integer (scale 10).
@@ -77,7 +78,10 @@ impl Outcomes {
     }
 
     pub fn feature_value(&self, pack: &Pack, f: usize, i: usize) -> Value {
-        value_at(self.features[f].as_ref(), pack.features[f].ty, i)
+        match &self.features[f] {
+            Some(a) => value_at(a.as_ref(), pack.features[f].ty, i),
+            None => Value::Null,
+        }
     }
 
     pub fn score_decimal(&self, i: usize) -> rust_decimal::Decimal {
@@ -113,7 +117,7 @@ impl Outcomes {
 /// One chunk's decisions, before concatenation.
 struct ChunkOutcome {
     in_population: Vec<bool>,
-    features: Vec<ArrayRef>,
+    features: Vec<Option<ArrayRef>>,
     rules: Vec<BooleanArray>,
     score: Vec<i128>,
     forced: Vec<Option<Forced>>,
@@ -279,7 +283,11 @@ fn evaluate_chunk(
     }
     Ok(ChunkOutcome {
         in_population: (0..len).map(|i| population.value(i)).collect(),
-        features,
+        features: features
+            .into_iter()
+            .zip(&plan.keep_features)
+            .map(|(a, &keep)| keep.then_some(a))
+            .collect(),
         rules,
         score,
         forced,
@@ -314,7 +322,16 @@ fn assemble(
 ) -> Result<Outcomes, EvalError> {
     let cat = |arrays: Vec<&dyn Array>| concat(&arrays).map_err(EvalError::from);
     let features = (0..pack.features.len())
-        .map(|f| cat(chunks.iter().map(|c| c.features[f].as_ref()).collect()))
+        .map(|f| {
+            if chunks.iter().any(|c| c.features[f].is_none()) {
+                return Ok(None);
+            }
+            cat(chunks
+                .iter()
+                .filter_map(|c| c.features[f].as_deref())
+                .collect())
+            .map(Some)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let rules = (0..pack.rules.len())
         .map(|r| {

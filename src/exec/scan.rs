@@ -34,6 +34,7 @@ struct Hit {
 /// Per-person accumulator storage, one column per accumulator.
 #[derive(Debug, Clone)]
 pub enum AccColumn {
+    Any(Vec<u8>),
     Count(Vec<u32>),
     MinDate(Vec<i32>),
     MaxDate(Vec<i32>),
@@ -50,6 +51,7 @@ pub const NO_MAX_DATE: i32 = i32::MIN;
 impl AccColumn {
     fn new(kind: AccKind, n: usize) -> AccColumn {
         match kind {
+            AccKind::Any => AccColumn::Any(vec![0; n]),
             AccKind::Count => AccColumn::Count(vec![0; n]),
             AccKind::MinDate => AccColumn::MinDate(vec![NO_MIN_DATE; n]),
             AccKind::MaxDate => AccColumn::MaxDate(vec![NO_MAX_DATE; n]),
@@ -61,6 +63,7 @@ impl AccColumn {
 
     fn shards(&mut self, rows: usize) -> Vec<AccSlice<'_>> {
         match self {
+            AccColumn::Any(v) => v.chunks_mut(rows).map(AccSlice::Any).collect(),
             AccColumn::Count(v) => v.chunks_mut(rows).map(AccSlice::Count).collect(),
             AccColumn::MinDate(v) => v.chunks_mut(rows).map(AccSlice::MinDate).collect(),
             AccColumn::MaxDate(v) => v.chunks_mut(rows).map(AccSlice::MaxDate).collect(),
@@ -76,6 +79,7 @@ impl AccColumn {
 }
 
 enum AccSlice<'a> {
+    Any(&'a mut [u8]),
     Count(&'a mut [u32]),
     MinDate(&'a mut [i32]),
     MaxDate(&'a mut [i32]),
@@ -88,7 +92,8 @@ impl AccSlice<'_> {
     #[inline]
     fn apply(&mut self, i: usize, date: i32, value: f64) {
         match self {
-            AccSlice::Count(v) => v[i] += 1,
+            AccSlice::Any(v) => v[i] = 1,
+            AccSlice::Count(v) => v[i] = v[i].saturating_add(1),
             AccSlice::MinDate(v) => v[i] = v[i].min(date),
             AccSlice::MaxDate(v) => v[i] = v[i].max(date),
             AccSlice::LastValue(d, x) => {

@@ -462,7 +462,14 @@ fn write_parquet(
     push("sex", pick(&patients.sex)?);
     push("imd_decile", pick(&patients.imd_decile)?);
     for &f in &pack.list.display {
-        push(&pack.features[f].name, pick(outcomes.features[f].as_ref())?);
+        let column = match &outcomes.features[f] {
+            Some(a) => pick(a.as_ref())?,
+            None => arrow::array::new_null_array(
+                &crate::plan::types::arrow_type(pack.features[f].ty),
+                entries.len(),
+            ),
+        };
+        push(&pack.features[f].name, column);
     }
     push(
         "reasons",

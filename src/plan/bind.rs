@@ -54,9 +54,8 @@ pub struct AggIndex {
 
 fn kind_of(func: AggregateFunc) -> AccKind {
     match func {
-        AggregateFunc::Has | AggregateFunc::Count | AggregateFunc::CountDistinctCodelists => {
-            AccKind::Count
-        }
+        AggregateFunc::Has | AggregateFunc::CountDistinctCodelists => AccKind::Any,
+        AggregateFunc::Count => AccKind::Count,
         AggregateFunc::FirstDate => AccKind::MinDate,
         AggregateFunc::LastDate => AccKind::MaxDate,
         AggregateFunc::LastValue => AccKind::LastValue,
@@ -106,6 +105,9 @@ pub struct Plan {
     /// Points of each rule as scaled integers (scale 10).
     pub points: Vec<i128>,
     pub needs_contacts: bool,
+    /// Features kept after evaluation (shown in lists, named in reasons or
+    /// ordering); the others are dropped chunk by chunk to save memory.
+    pub keep_features: Vec<bool>,
 }
 
 /// Every expression of a pack, for walks.
@@ -272,6 +274,7 @@ impl Plan {
             columns,
             points,
             needs_contacts: needs_contacts || ds.contacts.is_some(),
+            keep_features: features_read_after_evaluation(pack),
         })
     }
 }
@@ -409,4 +412,26 @@ fn coerce(file: &str, column: &str, raw: &ArrayRef, ty: Type) -> Result<ArrayRef
         }
         _ => cast(text, &DataType::Utf8).map_err(|e| PlanError::Scan(e.to_string()))?,
     })
+}
+
+/// Features read after evaluation: display columns, ordering keys and
+/// reason placeholders.
+fn features_read_after_evaluation(pack: &Pack) -> Vec<bool> {
+    let mut keep = vec![false; pack.features.len()];
+    for &f in &pack.list.display {
+        keep[f] = true;
+    }
+    for k in &pack.list.order_by {
+        if let crate::pack::OrderBy::Feature(f) = k.by {
+            keep[f] = true;
+        }
+    }
+    for rule in &pack.rules {
+        for seg in &rule.reason.segments {
+            if let crate::pack::Segment::Feature(f) = seg {
+                keep[*f] = true;
+            }
+        }
+    }
+    keep
 }

@@ -7,6 +7,8 @@ use hashbrown::HashMap;
 /// within a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccKind {
+    /// Whether any event matched (has, count_distinct_codelists): one byte.
+    Any,
     Count,
     MinDate,
     MaxDate,
