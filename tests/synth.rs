@@ -466,6 +466,7 @@ fn condition_prevalence_matches_qof_targets() {
             failures.push(report.last().cloned().unwrap_or_default());
         }
     }
+    eprintln!("{report:#?}");
     assert!(failures.is_empty(), "{failures:?}\n{report:#?}");
 }
 

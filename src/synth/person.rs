@@ -405,7 +405,7 @@ fn clinical_record(rng: &mut SynthRng, p: &Person, window: (i32, i32), out: &mut
     // recorded in recent years.
     let years = f64::from(hi - lo) / 365.25;
     let consult_rate =
-        (0.22 + 0.011 * p.age as f64) * (0.3 * p.morbidity - 0.045).exp();
+        (0.09 + 0.006 * p.age as f64) * (0.3 * p.morbidity - 0.045).exp();
     for _ in 0..poisson(rng, consult_rate * years) {
         let date = recent_date(rng, lo, hi);
         let phone_share = 0.1 + 0.35 * f64::from((date - lo).max(0)) / f64::from((hi - lo).max(1));
@@ -423,17 +423,17 @@ fn clinical_record(rng: &mut SynthRng, p: &Person, window: (i32, i32), out: &mut
     if adult_from <= hi {
         let adult_years = f64::from(hi - adult_from) / 365.25;
         let over_40 = (p.birth + 40 * 365 + 10).max(lo);
-        for _ in 0..poisson(rng, 0.12 * adult_years) {
+        for _ in 0..poisson(rng, 0.07 * adult_years) {
             let date = recent_date(rng, adult_from, hi);
             measure(rng, p, FollowUp::BodyMassIndex, date, out);
         }
         if over_40 <= hi {
             let years_40 = f64::from(hi - over_40) / 365.25;
-            for _ in 0..poisson(rng, 0.2 * years_40) {
+            for _ in 0..poisson(rng, 0.12 * years_40) {
                 let date = recent_date(rng, over_40, hi);
                 measure(rng, p, FollowUp::BloodPressure, date, out);
             }
-            for _ in 0..poisson(rng, 0.06 * years_40) {
+            for _ in 0..poisson(rng, 0.04 * years_40) {
                 let date = recent_date(rng, over_40, hi);
                 measure(rng, p, FollowUp::Cholesterol, date, out);
             }
@@ -675,7 +675,7 @@ fn emergency_admissions(rng: &mut SynthRng, p: &Person, window: (i32, i32), out:
     let (lo, hi) = window;
     let held: Vec<usize> = (0..CONDITION_COUNT).filter(|&c| p.conditions[c]).collect();
     let years = f64::from(hi - lo) / 365.25;
-    let rate = 0.022
+    let rate = 0.012
         * (0.04 * (p.age as f64 - 40.0)).exp()
         * (0.5 * p.morbidity).exp()
         * (1.0 + 0.25 * held.len() as f64);
@@ -718,7 +718,7 @@ fn admission(rng: &mut SynthRng, p: &Person, held: &[usize], date: i32, out: &mu
     }
     for &c in held {
         if let Some(code) = CONDITIONS[c].comorbidity_code {
-            if chance(rng, 0.6) {
+            if chance(rng, 0.5) {
                 add(out, code);
             }
         }
