@@ -228,17 +228,22 @@ fn csv_output_is_deterministic_and_matches_the_contract_header() {
     };
     let a = run("a");
     assert!(a == run("b"));
-    let text = |name: &str| {
-        String::from_utf8(a.iter().find(|f| f.0 == name).unwrap().1.clone()).unwrap()
-    };
+    let text =
+        |name: &str| String::from_utf8(a.iter().find(|f| f.0 == name).unwrap().1.clone()).unwrap();
     let patients = text("patients.csv");
     assert_eq!(
         patients.lines().next(),
         Some("patient_id,practice_code,pcn_code,date_of_birth,sex,lsoa_code,imd_decile,registration_end,date_of_death")
     );
     assert_eq!(patients.lines().count(), 3_001);
-    assert_eq!(text("events.csv").lines().next(), Some("patient_id,code,date,value"));
-    assert_eq!(text("contacts.csv").lines().next(), Some("patient_id,date,outcome"));
+    assert_eq!(
+        text("events.csv").lines().next(),
+        Some("patient_id,code,date,value")
+    );
+    assert_eq!(
+        text("contacts.csv").lines().next(),
+        Some("patient_id,date,outcome")
+    );
     assert!(text("dataset.toml").contains("--format csv"));
 }
 
@@ -255,8 +260,15 @@ fn dataset_toml_records_extract_date_and_command() {
         )
     );
     let dataset = strata::dataset::Dataset::open(&out).unwrap();
-    assert_eq!(dataset.meta.extract_date, NaiveDate::from_ymd_opt(2020, 3, 23));
-    let tables: Vec<&str> = dataset.event_tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        dataset.meta.extract_date,
+        NaiveDate::from_ymd_opt(2020, 3, 23)
+    );
+    let tables: Vec<&str> = dataset
+        .event_tables
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
     assert_eq!(tables, ["admissions", "events"]);
     assert!(dataset.contacts.is_some());
 }
@@ -314,26 +326,52 @@ fn patients_follow_the_input_contract() {
     let mut pcn_sizes: HashMap<&str, HashSet<&str>> = HashMap::new();
     for (_, p) in &pop.patients {
         let code = p.practice.as_bytes();
-        assert!(["L82", "L83", "L85"].contains(&&p.practice[..3]), "{}", p.practice);
+        assert!(
+            ["L82", "L83", "L85"].contains(&&p.practice[..3]),
+            "{}",
+            p.practice
+        );
         assert!(code.len() == 6 && code[1..].iter().all(u8::is_ascii_digit));
         assert!(p.pcn.len() == 6 && p.pcn.starts_with('U'));
         pcn_sizes.entry(&p.pcn).or_default().insert(&p.practice);
-        assert_eq!(days_to_date(p.birth).unwrap().day(), 1, "births are first of the month");
+        assert_eq!(
+            days_to_date(p.birth).unwrap().day(),
+            1,
+            "births are first of the month"
+        );
         assert!(p.sex == "F" || p.sex == "M");
-        assert_eq!(strata::reference::imd_decile(&p.lsoa).map(i32::from), Some(p.decile));
+        assert_eq!(
+            strata::reference::imd_decile(&p.lsoa).map(i32::from),
+            Some(p.decile)
+        );
         assert!(p.end.is_none() || p.death.is_none());
         assert!(p.birth <= p.end.or(p.death).unwrap_or(extract_days()));
     }
-    assert!(pcn_sizes.values().all(|s| (2..=4).contains(&s.len())), "{pcn_sizes:?}");
+    assert!(
+        pcn_sizes.values().all(|s| (2..=4).contains(&s.len())),
+        "{pcn_sizes:?}"
+    );
     let dead = pop.patients.iter().filter(|p| p.1.death.is_some()).count();
     let left = pop.patients.iter().filter(|p| p.1.end.is_some()).count();
     assert!((3_000..=4_000).contains(&dead), "{dead}");
     assert!((4_500..=5_500).contains(&left), "{left}");
     // Catchments are real LSOAs of Cornwall, Devon and Somerset.
     let south_west = [
-        "E06000052", "E06000026", "E06000027", "E07000040", "E07000041", "E07000042",
-        "E07000043", "E07000044", "E07000045", "E07000046", "E07000047", "E07000187",
-        "E07000188", "E07000189", "E07000246",
+        "E06000052",
+        "E06000026",
+        "E06000027",
+        "E07000040",
+        "E07000041",
+        "E07000042",
+        "E07000043",
+        "E07000044",
+        "E07000045",
+        "E07000046",
+        "E07000047",
+        "E07000187",
+        "E07000188",
+        "E07000189",
+        "E07000246",
     ];
     let lad: HashMap<&str, &str> = strata::reference::imd2019()
         .iter()
@@ -413,7 +451,11 @@ fn every_code_is_in_a_known_codelist_or_the_background_set() {
     // Each condition's codes come from its own list.
     for condition in &CONDITIONS {
         for (code, _) in condition.codes {
-            assert!(lists[condition.codelist].contains(*code), "{code} not in {}", condition.codelist);
+            assert!(
+                lists[condition.codelist].contains(*code),
+                "{code} not in {}",
+                condition.codelist
+            );
         }
     }
     // Values ride on measurements only.
@@ -423,7 +465,12 @@ fn every_code_is_in_a_known_codelist_or_the_background_set() {
         .filter(|e| e.value.is_some())
         .map(|e| e.code.as_str())
         .collect();
-    assert!(valued.iter().all(|c| lists["strata/background"].contains(*c)), "{valued:?}");
+    assert!(
+        valued
+            .iter()
+            .all(|c| lists["strata/background"].contains(*c)),
+        "{valued:?}"
+    );
     assert!(valued.contains("60621009") && valued.contains("1020291000000106"));
 }
 
@@ -454,14 +501,22 @@ fn condition_prevalence_matches_qof_targets() {
             .map(|(id, _)| *id)
             .collect();
         let n = denominator.len() as f64;
-        let cases = denominator.iter().filter(|id| on_register.contains(id)).count() as f64;
+        let cases = denominator
+            .iter()
+            .filter(|id| on_register.contains(id))
+            .count() as f64;
         let observed = cases / n;
         let target = condition.target_percent / 100.0;
         // Tolerance: 12% of the target or 4 binomial standard errors,
         // whichever is wider (practice mixes differ from the calibration
         // grid only by sampling noise).
         let tolerance = (0.12 * target).max(4.0 * (target * (1.0 - target) / n).sqrt());
-        report.push(format!("{}: {:.2}% (target {:.2}%)", condition.name, 100.0 * observed, 100.0 * target));
+        report.push(format!(
+            "{}: {:.2}% (target {:.2}%)",
+            condition.name,
+            100.0 * observed,
+            100.0 * target
+        ));
         if (observed - target).abs() > tolerance {
             failures.push(report.last().cloned().unwrap_or_default());
         }
@@ -504,10 +559,16 @@ fn conditions_cluster_and_rise_with_age_and_deprivation() {
     let age = |p: &Patient| age_at(p.birth, extract);
     let young = rate(&|p| (40..50).contains(&age(p)));
     let old = rate(&|p| (70..80).contains(&age(p)));
-    assert!(old > 2.5 * young, "hypertension 40s {young:.3} vs 70s {old:.3}");
+    assert!(
+        old > 2.5 * young,
+        "hypertension 40s {young:.3} vs 70s {old:.3}"
+    );
     let deprived = rate(&|p| (60..80).contains(&age(p)) && p.decile <= 3);
     let affluent = rate(&|p| (60..80).contains(&age(p)) && p.decile >= 8);
-    assert!(deprived > affluent, "deprived {deprived:.3} vs affluent {affluent:.3}");
+    assert!(
+        deprived > affluent,
+        "deprived {deprived:.3} vs affluent {affluent:.3}"
+    );
     // Multimorbidity: people 60-79 with hypertension have more of the other
     // conditions than people of the same ages without it.
     let mean_others = |with: bool| {
@@ -516,11 +577,17 @@ fn conditions_cluster_and_rise_with_age_and_deprivation() {
             .filter(|p| (60..80).contains(&age(p.1)) && has_hyp.contains(p.0) == with)
             .map(|p| *p.0)
             .collect();
-        group.iter().map(|id| others.get(id).copied().unwrap_or(0)).sum::<usize>() as f64
+        group
+            .iter()
+            .map(|id| others.get(id).copied().unwrap_or(0))
+            .sum::<usize>() as f64
             / group.len() as f64
     };
     let (with, without) = (mean_others(true), mean_others(false));
-    assert!(with > 1.4 * without, "with hypertension {with:.3}, without {without:.3}");
+    assert!(
+        with > 1.4 * without,
+        "with hypertension {with:.3}, without {without:.3}"
+    );
 }
 
 #[test]
@@ -549,23 +616,38 @@ fn lives_alone_rises_with_age() {
     };
     assert_eq!(rate(0, 17), 0.0);
     let working_age = rate(18, 64);
-    assert!((0.05..0.2).contains(&working_age), "18-64: {working_age:.3}");
+    assert!(
+        (0.05..0.2).contains(&working_age),
+        "18-64: {working_age:.3}"
+    );
     for (lo, hi) in [(65, 74), (75, 84), (85, 120)] {
         let expected = lives_alone_rate(lo as usize);
         let observed = rate(lo, hi);
-        assert!((observed - expected).abs() < 0.03, "{lo}-{hi}: {observed:.3} vs {expected}");
+        assert!(
+            (observed - expected).abs() < 0.03,
+            "{lo}-{hi}: {observed:.3} vs {expected}"
+        );
     }
     let over_65 = rate(65, 120);
     let over_85 = rate(85, 120);
-    assert!((over_65 - 0.30).abs() < 0.03, "over-65s living alone: {over_65:.3}");
-    assert!((over_85 - 0.50).abs() < 0.04, "over-85s living alone: {over_85:.3}");
+    assert!(
+        (over_65 - 0.30).abs() < 0.03,
+        "over-65s living alone: {over_65:.3}"
+    );
+    assert!(
+        (over_85 - 0.50).abs() < 0.04,
+        "over-85s living alone: {over_85:.3}"
+    );
 }
 
 #[test]
 fn about_thirty_events_per_person_more_in_older_people_and_recent_years() {
     let pop = population();
     let per_person = pop.events.len() as f64 / pop.patients.len() as f64;
-    assert!((25.0..=35.0).contains(&per_person), "{per_person:.1} events per person");
+    assert!(
+        (25.0..=35.0).contains(&per_person),
+        "{per_person:.1} events per person"
+    );
     let extract = extract_days();
     let births: HashMap<i64, i32> = pop.patients.iter().map(|(id, p)| (*id, p.birth)).collect();
     let mut by_band = [0usize; 2];
@@ -585,8 +667,15 @@ fn about_thirty_events_per_person_more_in_older_people_and_recent_years() {
     };
     let young = by_band[0] as f64 / count(20, 40);
     let old = by_band[1] as f64 / count(70, 90);
-    assert!(old > 3.0 * young, "20-39: {young:.1}, 70-89: {old:.1} events per person");
-    let recent = pop.events.iter().filter(|e| e.date > extract - 5 * 365).count() as f64;
+    assert!(
+        old > 3.0 * young,
+        "20-39: {young:.1}, 70-89: {old:.1} events per person"
+    );
+    let recent = pop
+        .events
+        .iter()
+        .filter(|e| e.date > extract - 5 * 365)
+        .count() as f64;
     let early = pop
         .events
         .iter()

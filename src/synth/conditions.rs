@@ -94,7 +94,18 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 13.9,
         min_age: 0,
         onset_min_age: 25,
-        age_knots: &[(0, -9.0), (20, -5.5), (30, -4.2), (40, -3.0), (50, -2.0), (60, -1.1), (70, -0.3), (80, 0.3), (90, 0.5), (100, 0.5)],
+        age_knots: &[
+            (0, -9.0),
+            (20, -5.5),
+            (30, -4.2),
+            (40, -3.0),
+            (50, -2.0),
+            (60, -1.1),
+            (70, -0.3),
+            (80, 0.3),
+            (90, 0.5),
+            (100, 0.5),
+        ],
         female_log_odds: -0.1,
         deprivation_log_odds: 0.25,
         loading: 0.7,
@@ -109,11 +120,28 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 7.1,
         min_age: 17,
         onset_min_age: 8,
-        age_knots: &[(0, -6.0), (17, -4.5), (30, -3.6), (40, -2.8), (50, -2.0), (60, -1.4), (70, -1.0), (80, -1.0), (90, -1.3), (100, -1.5)],
+        age_knots: &[
+            (0, -6.0),
+            (17, -4.5),
+            (30, -3.6),
+            (40, -2.8),
+            (50, -2.0),
+            (60, -1.4),
+            (70, -1.0),
+            (80, -1.0),
+            (90, -1.3),
+            (100, -1.5),
+        ],
         female_log_odds: -0.25,
         deprivation_log_odds: 0.6,
         loading: 0.8,
-        follow_ups: &[(Hba1c, 1.2), (BodyMassIndex, 0.6), (Egfr, 0.7), (BloodPressure, 0.5), (Cholesterol, 0.6)],
+        follow_ups: &[
+            (Hba1c, 1.2),
+            (BodyMassIndex, 0.6),
+            (Egfr, 0.7),
+            (BloodPressure, 0.5),
+            (Cholesterol, 0.6),
+        ],
         admission_codes: &["E119"],
         comorbidity_code: Some("E119"),
     },
@@ -124,7 +152,15 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 6.4,
         min_age: 6,
         onset_min_age: 2,
-        age_knots: &[(0, -0.2), (10, 0.1), (20, 0.0), (40, -0.1), (60, 0.0), (80, 0.0), (100, -0.2)],
+        age_knots: &[
+            (0, -0.2),
+            (10, 0.1),
+            (20, 0.0),
+            (40, -0.1),
+            (60, 0.0),
+            (80, 0.0),
+            (100, -0.2),
+        ],
         female_log_odds: 0.2,
         deprivation_log_odds: 0.2,
         loading: 0.4,
@@ -139,7 +175,17 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 1.9,
         min_age: 0,
         onset_min_age: 35,
-        age_knots: &[(0, -12.0), (30, -7.0), (40, -5.0), (50, -3.5), (60, -2.4), (70, -1.6), (80, -1.2), (90, -1.2), (100, -1.4)],
+        age_knots: &[
+            (0, -12.0),
+            (30, -7.0),
+            (40, -5.0),
+            (50, -3.5),
+            (60, -2.4),
+            (70, -1.6),
+            (80, -1.2),
+            (90, -1.2),
+            (100, -1.4),
+        ],
         female_log_odds: -0.1,
         deprivation_log_odds: 1.1,
         loading: 1.0,
@@ -150,15 +196,34 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
     Condition {
         name: "coronary heart disease",
         codelist: "qof/chd_cod",
-        codes: &[("414545008", 6), ("194828000", 3), ("22298006", 2), ("53741008", 1)],
+        codes: &[
+            ("414545008", 6),
+            ("194828000", 3),
+            ("22298006", 2),
+            ("53741008", 1),
+        ],
         target_percent: 3.0,
         min_age: 0,
         onset_min_age: 35,
-        age_knots: &[(0, -12.0), (30, -7.5), (40, -5.5), (50, -3.9), (60, -2.7), (70, -1.8), (80, -1.1), (90, -0.8), (100, -0.8)],
+        age_knots: &[
+            (0, -12.0),
+            (30, -7.5),
+            (40, -5.5),
+            (50, -3.9),
+            (60, -2.7),
+            (70, -1.8),
+            (80, -1.1),
+            (90, -0.8),
+            (100, -0.8),
+        ],
         female_log_odds: -0.6,
         deprivation_log_odds: 0.5,
         loading: 0.9,
-        follow_ups: &[(Cholesterol, 0.6), (BloodPressure, 0.4), (MedicationReview, 0.6)],
+        follow_ups: &[
+            (Cholesterol, 0.6),
+            (BloodPressure, 0.4),
+            (MedicationReview, 0.6),
+        ],
         admission_codes: &["I219", "I209"],
         comorbidity_code: Some("I209"),
     },
@@ -169,7 +234,17 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 1.8,
         min_age: 0,
         onset_min_age: 35,
-        age_knots: &[(0, -10.0), (30, -7.5), (40, -6.0), (50, -4.5), (60, -3.4), (70, -2.4), (80, -1.6), (90, -1.2), (100, -1.2)],
+        age_knots: &[
+            (0, -10.0),
+            (30, -7.5),
+            (40, -6.0),
+            (50, -4.5),
+            (60, -3.4),
+            (70, -2.4),
+            (80, -1.6),
+            (90, -1.2),
+            (100, -1.2),
+        ],
         female_log_odds: -0.1,
         deprivation_log_odds: 0.4,
         loading: 0.9,
@@ -184,7 +259,17 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 2.0,
         min_age: 0,
         onset_min_age: 35,
-        age_knots: &[(0, -13.0), (30, -9.0), (40, -7.5), (50, -5.6), (60, -4.0), (70, -2.7), (80, -1.7), (90, -1.1), (100, -1.0)],
+        age_knots: &[
+            (0, -13.0),
+            (30, -9.0),
+            (40, -7.5),
+            (50, -5.6),
+            (60, -4.0),
+            (70, -2.7),
+            (80, -1.7),
+            (90, -1.1),
+            (100, -1.0),
+        ],
         female_log_odds: -0.3,
         deprivation_log_odds: 0.0,
         loading: 0.8,
@@ -199,7 +284,17 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 0.9,
         min_age: 0,
         onset_min_age: 40,
-        age_knots: &[(0, -13.0), (30, -10.0), (40, -8.5), (50, -6.5), (60, -5.0), (70, -3.7), (80, -2.5), (90, -1.6), (100, -1.4)],
+        age_knots: &[
+            (0, -13.0),
+            (30, -10.0),
+            (40, -8.5),
+            (50, -6.5),
+            (60, -5.0),
+            (70, -3.7),
+            (80, -2.5),
+            (90, -1.6),
+            (100, -1.4),
+        ],
         female_log_odds: -0.3,
         deprivation_log_odds: 0.4,
         loading: 1.2,
@@ -210,11 +305,28 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
     Condition {
         name: "chronic kidney disease (stages 3-5)",
         codelist: "qof/ckd_cod",
-        codes: &[("433144002", 6), ("324281000000104", 3), ("324341000000100", 2), ("324471000000100", 1), ("433146000", 1)],
+        codes: &[
+            ("433144002", 6),
+            ("324281000000104", 3),
+            ("324341000000100", 2),
+            ("324471000000100", 1),
+            ("433146000", 1),
+        ],
         target_percent: 4.0,
         min_age: 18,
         onset_min_age: 30,
-        age_knots: &[(0, -14.0), (18, -9.0), (30, -8.0), (40, -6.5), (50, -5.0), (60, -3.6), (70, -2.3), (80, -1.2), (90, -0.5), (100, -0.3)],
+        age_knots: &[
+            (0, -14.0),
+            (18, -9.0),
+            (30, -8.0),
+            (40, -6.5),
+            (50, -5.0),
+            (60, -3.6),
+            (70, -2.3),
+            (80, -1.2),
+            (90, -0.5),
+            (100, -0.3),
+        ],
         female_log_odds: 0.3,
         deprivation_log_odds: 0.2,
         loading: 0.9,
@@ -225,11 +337,27 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
     Condition {
         name: "depression",
         codelist: "qof/depr_cod",
-        codes: &[("35489007", 6), ("370143000", 2), ("310495003", 2), ("36923009", 1)],
+        codes: &[
+            ("35489007", 6),
+            ("370143000", 2),
+            ("310495003", 2),
+            ("36923009", 1),
+        ],
         target_percent: 11.6,
         min_age: 18,
         onset_min_age: 14,
-        age_knots: &[(0, -8.0), (15, -3.0), (18, -1.9), (25, -1.6), (35, -1.5), (45, -1.5), (55, -1.6), (65, -2.0), (80, -2.1), (100, -2.1)],
+        age_knots: &[
+            (0, -8.0),
+            (15, -3.0),
+            (18, -1.9),
+            (25, -1.6),
+            (35, -1.5),
+            (45, -1.5),
+            (55, -1.6),
+            (65, -2.0),
+            (80, -2.1),
+            (100, -2.1),
+        ],
         female_log_odds: 0.6,
         deprivation_log_odds: 0.5,
         loading: 0.6,
@@ -240,11 +368,28 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
     Condition {
         name: "dementia",
         codelist: "qof/dem_cod",
-        codes: &[("52448006", 6), ("26929004", 4), ("429998004", 2), ("15662003", 1)],
+        codes: &[
+            ("52448006", 6),
+            ("26929004", 4),
+            ("429998004", 2),
+            ("15662003", 1),
+        ],
         target_percent: 0.7,
         min_age: 0,
         onset_min_age: 55,
-        age_knots: &[(0, -16.0), (40, -12.0), (50, -10.0), (60, -8.0), (65, -6.8), (70, -5.6), (75, -4.5), (80, -3.4), (85, -2.4), (90, -1.6), (100, -0.9)],
+        age_knots: &[
+            (0, -16.0),
+            (40, -12.0),
+            (50, -10.0),
+            (60, -8.0),
+            (65, -6.8),
+            (70, -5.6),
+            (75, -4.5),
+            (80, -3.4),
+            (85, -2.4),
+            (90, -1.6),
+            (100, -0.9),
+        ],
         female_log_odds: 0.3,
         deprivation_log_odds: 0.2,
         loading: 1.0,
@@ -274,7 +419,14 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 0.5,
         min_age: 0,
         onset_min_age: 1,
-        age_knots: &[(0, 0.0), (20, 0.0), (50, -0.3), (70, -1.0), (90, -2.0), (100, -2.0)],
+        age_knots: &[
+            (0, 0.0),
+            (20, 0.0),
+            (50, -0.3),
+            (70, -1.0),
+            (90, -2.0),
+            (100, -2.0),
+        ],
         female_log_odds: -0.3,
         deprivation_log_odds: 0.4,
         loading: 0.3,
@@ -289,11 +441,24 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 0.9,
         min_age: 0,
         onset_min_age: 16,
-        age_knots: &[(0, -7.0), (15, -2.0), (25, 0.0), (45, 0.0), (65, -0.3), (85, -0.8), (100, -1.0)],
+        age_knots: &[
+            (0, -7.0),
+            (15, -2.0),
+            (25, 0.0),
+            (45, 0.0),
+            (65, -0.3),
+            (85, -0.8),
+            (100, -1.0),
+        ],
         female_log_odds: 0.0,
         deprivation_log_odds: 0.8,
         loading: 0.5,
-        follow_ups: &[(BloodPressure, 0.5), (BodyMassIndex, 0.5), (Cholesterol, 0.4), (Review, 0.8)],
+        follow_ups: &[
+            (BloodPressure, 0.5),
+            (BodyMassIndex, 0.5),
+            (Cholesterol, 0.4),
+            (Review, 0.8),
+        ],
         admission_codes: &["F209"],
         comorbidity_code: Some("F209"),
     },
@@ -304,7 +469,16 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 0.8,
         min_age: 50,
         onset_min_age: 50,
-        age_knots: &[(0, -14.0), (40, -8.0), (50, -6.0), (60, -4.5), (70, -3.3), (80, -2.3), (90, -1.7), (100, -1.5)],
+        age_knots: &[
+            (0, -14.0),
+            (40, -8.0),
+            (50, -6.0),
+            (60, -4.5),
+            (70, -3.3),
+            (80, -2.3),
+            (90, -1.7),
+            (100, -1.5),
+        ],
         female_log_odds: 1.8,
         deprivation_log_odds: 0.2,
         loading: 0.8,
@@ -319,7 +493,15 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 0.6,
         min_age: 0,
         onset_min_age: 40,
-        age_knots: &[(0, -14.0), (40, -8.0), (50, -6.0), (60, -4.7), (70, -3.6), (80, -2.9), (100, -2.6)],
+        age_knots: &[
+            (0, -14.0),
+            (40, -8.0),
+            (50, -6.0),
+            (60, -4.7),
+            (70, -3.6),
+            (80, -2.9),
+            (100, -2.6),
+        ],
         female_log_odds: -0.4,
         deprivation_log_odds: 0.5,
         loading: 1.0,
@@ -334,7 +516,15 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 0.8,
         min_age: 16,
         onset_min_age: 20,
-        age_knots: &[(0, -10.0), (16, -7.0), (30, -5.5), (50, -4.3), (70, -3.5), (90, -3.4), (100, -3.4)],
+        age_knots: &[
+            (0, -10.0),
+            (16, -7.0),
+            (30, -5.5),
+            (50, -4.3),
+            (70, -3.5),
+            (90, -3.4),
+            (100, -3.4),
+        ],
         female_log_odds: 0.9,
         deprivation_log_odds: 0.2,
         loading: 0.6,
@@ -345,11 +535,29 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
     Condition {
         name: "cancer (solid)",
         codelist: "qof/c19can_cod",
-        codes: &[("254837009", 4), ("399068003", 4), ("363406005", 2), ("93880001", 2), ("363358000", 1), ("363351006", 1)],
+        codes: &[
+            ("254837009", 4),
+            ("399068003", 4),
+            ("363406005", 2),
+            ("93880001", 2),
+            ("363358000", 1),
+            ("363351006", 1),
+        ],
         target_percent: 2.7,
         min_age: 0,
         onset_min_age: 25,
-        age_knots: &[(0, -8.0), (20, -7.0), (30, -6.2), (40, -5.2), (50, -4.2), (60, -3.2), (70, -2.4), (80, -1.9), (90, -1.7), (100, -1.7)],
+        age_knots: &[
+            (0, -8.0),
+            (20, -7.0),
+            (30, -6.2),
+            (40, -5.2),
+            (50, -4.2),
+            (60, -3.2),
+            (70, -2.4),
+            (80, -1.9),
+            (90, -1.7),
+            (100, -1.7),
+        ],
         female_log_odds: 0.0,
         deprivation_log_odds: 0.0,
         loading: 0.7,
@@ -360,11 +568,24 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
     Condition {
         name: "cancer (haematological)",
         codelist: "qof/c19haemcan_cod",
-        codes: &[("92814006", 3), ("109989006", 2), ("118601006", 3), ("91861009", 1)],
+        codes: &[
+            ("92814006", 3),
+            ("109989006", 2),
+            ("118601006", 3),
+            ("91861009", 1),
+        ],
         target_percent: 0.5,
         min_age: 0,
         onset_min_age: 20,
-        age_knots: &[(0, -7.0), (20, -6.5), (40, -5.5), (60, -4.0), (70, -3.3), (80, -2.9), (100, -2.8)],
+        age_knots: &[
+            (0, -7.0),
+            (20, -6.5),
+            (40, -5.5),
+            (60, -4.0),
+            (70, -3.3),
+            (80, -2.9),
+            (100, -2.8),
+        ],
         female_log_odds: -0.2,
         deprivation_log_odds: 0.0,
         loading: 0.7,
@@ -379,7 +600,14 @@ pub static CONDITIONS: [Condition; CONDITION_COUNT] = [
         target_percent: 0.4,
         min_age: 0,
         onset_min_age: 30,
-        age_knots: &[(0, -12.0), (50, -8.0), (70, -5.5), (80, -4.3), (90, -3.2), (100, -2.8)],
+        age_knots: &[
+            (0, -12.0),
+            (50, -8.0),
+            (70, -5.5),
+            (80, -4.3),
+            (90, -3.2),
+            (100, -2.8),
+        ],
         female_log_odds: 0.0,
         deprivation_log_odds: 0.1,
         loading: 1.5,
@@ -458,7 +686,11 @@ impl ConditionModel {
                         for (d, &w) in by_decile.iter().enumerate() {
                             if w > 0.0 {
                                 let lp = offsets[age.min(MAX_AGE)]
-                                    + if female == 1 { condition.female_log_odds } else { 0.0 }
+                                    + if female == 1 {
+                                        condition.female_log_odds
+                                    } else {
+                                        0.0
+                                    }
                                     + deprivation_effect(condition, d as u8 + 1);
                                 cells.push((w, lp));
                             }
@@ -517,12 +749,30 @@ mod tests {
     }
 
     #[test]
-    fn calibration_hits_each_target_on_a_flat_population() {
-        let weights = vec![[[1.0; 10]; 2]; MAX_AGE + 1];
+    fn calibration_hits_each_target_on_a_one_cell_population() {
+        // Everyone is a 70-year-old man in decile 5: the expected prevalence
+        // over the latent factor must then equal each condition's target.
+        let mut weights = vec![[[0.0; 10]; 2]; MAX_AGE + 1];
+        weights[70][0][4] = 1.0;
         let model = ConditionModel::calibrate(&RegisteredMix { weights });
-        assert_eq!(model.age_logit.len(), CONDITION_COUNT);
-        // The intercept moves the whole curve: the logit rises with age for
-        // hypertension whatever the intercept is.
+        for (c, condition) in CONDITIONS.iter().enumerate() {
+            let lp = model.age_logit[c][70] + deprivation_effect(condition, 5);
+            // A finer quadrature than calibration uses; within 1% of the target.
+            let (mut p, mut total) = (0.0, 0.0);
+            for i in 0..2_000 {
+                let z = -6.0 + 12.0 * (f64::from(i) + 0.5) / 2_000.0;
+                let w = (-0.5 * z * z).exp();
+                p += w * sigmoid(lp + condition.loading * z);
+                total += w;
+            }
+            let prevalence = 100.0 * p / total;
+            assert!(
+                (prevalence - condition.target_percent).abs() < 0.01 * condition.target_percent,
+                "{}: {prevalence} vs {}",
+                condition.name,
+                condition.target_percent
+            );
+        }
         let hyp = &model.age_logit[HYPERTENSION];
         assert!(hyp[80] > hyp[40] && hyp[40] > hyp[20]);
     }
@@ -531,7 +781,10 @@ mod tests {
     fn conditions_are_listed_in_index_order() {
         assert_eq!(CONDITIONS[CKD].codelist, "qof/ckd_cod");
         assert_eq!(CONDITIONS[PALLIATIVE_CARE].codelist, "qof/palcare_cod");
-        assert_eq!(CONDITIONS[HAEMATOLOGICAL_CANCER].codelist, "qof/c19haemcan_cod");
+        assert_eq!(
+            CONDITIONS[HAEMATOLOGICAL_CANCER].codelist,
+            "qof/c19haemcan_cod"
+        );
         assert_eq!(CONDITIONS[DEMENTIA].name, "dementia");
     }
 }

@@ -121,7 +121,9 @@ pub struct SynthSummary {
 pub enum SynthError {
     #[error("invalid synth settings: {0}")]
     InvalidConfig(String),
-    #[error("{path}: already exists and is not an empty folder; choose a new --out or remove it first")]
+    #[error(
+        "{path}: already exists and is not an empty folder; choose a new --out or remove it first"
+    )]
     OutputExists { path: PathBuf },
     #[error("{path}: {source}")]
     Io {
@@ -140,7 +142,10 @@ pub enum SynthError {
 fn validate(cfg: &SynthConfig) -> Result<(), SynthError> {
     let bad = |m: String| Err(SynthError::InvalidConfig(m));
     if cfg.practices == 0 || cfg.practices > MAX_PRACTICES {
-        return bad(format!("--practices must be between 1 and {MAX_PRACTICES} (got {})", cfg.practices));
+        return bad(format!(
+            "--practices must be between 1 and {MAX_PRACTICES} (got {})",
+            cfg.practices
+        ));
     }
     if cfg.patients < u64::from(cfg.practices) || cfg.patients > MAX_PATIENTS {
         return bad(format!(
@@ -150,7 +155,10 @@ fn validate(cfg: &SynthConfig) -> Result<(), SynthError> {
     }
     let year = chrono::Datelike::year(&cfg.extract_date);
     if !(1990..=2100).contains(&year) {
-        return bad(format!("--extract-date must be between 1990 and 2100 (got {})", cfg.extract_date));
+        return bad(format!(
+            "--extract-date must be between 1990 and 2100 (got {})",
+            cfg.extract_date
+        ));
     }
     Ok(())
 }
@@ -160,12 +168,16 @@ fn check_output(out: &Path) -> Result<(), SynthError> {
     match std::fs::read_dir(out) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                return Err(SynthError::OutputExists { path: out.to_path_buf() });
+                return Err(SynthError::OutputExists {
+                    path: out.to_path_buf(),
+                });
             }
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(_) => Err(SynthError::OutputExists { path: out.to_path_buf() }),
+        Err(_) => Err(SynthError::OutputExists {
+            path: out.to_path_buf(),
+        }),
     }
 }
 
@@ -202,21 +214,38 @@ pub fn generate(cfg: &SynthConfig) -> Result<SynthSummary, SynthError> {
     let name = cfg
         .out
         .file_name()
-        .ok_or_else(|| SynthError::InvalidConfig(format!("{}: not a folder name", cfg.out.display())))?
+        .ok_or_else(|| {
+            SynthError::InvalidConfig(format!("{}: not a folder name", cfg.out.display()))
+        })?
         .to_string_lossy()
         .into_owned();
-    std::fs::create_dir_all(&parent).map_err(|source| SynthError::Io { path: parent.clone(), source })?;
+    std::fs::create_dir_all(&parent).map_err(|source| SynthError::Io {
+        path: parent.clone(),
+        source,
+    })?;
     let staging = parent.join(format!(".{name}.synth-{}", std::process::id()));
     if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|source| SynthError::Io { path: staging.clone(), source })?;
+        std::fs::remove_dir_all(&staging).map_err(|source| SynthError::Io {
+            path: staging.clone(),
+            source,
+        })?;
     }
-    std::fs::create_dir(&staging).map_err(|source| SynthError::Io { path: staging.clone(), source })?;
+    std::fs::create_dir(&staging).map_err(|source| SynthError::Io {
+        path: staging.clone(),
+        source,
+    })?;
     let result = write_dataset(cfg, &staging).and_then(|summary| {
         // An empty folder at `out` is replaced; anything else was refused above.
         if cfg.out.exists() {
-            std::fs::remove_dir(&cfg.out).map_err(|source| SynthError::Io { path: cfg.out.clone(), source })?;
+            std::fs::remove_dir(&cfg.out).map_err(|source| SynthError::Io {
+                path: cfg.out.clone(),
+                source,
+            })?;
         }
-        std::fs::rename(&staging, &cfg.out).map_err(|source| SynthError::Io { path: cfg.out.clone(), source })?;
+        std::fs::rename(&staging, &cfg.out).map_err(|source| SynthError::Io {
+            path: cfg.out.clone(),
+            source,
+        })?;
         Ok(summary)
     });
     if result.is_err() {
@@ -290,7 +319,10 @@ fn write_dataset(cfg: &SynthConfig, dir: &Path) -> Result<SynthSummary, SynthErr
         cfg.command_line()
     );
     let meta_path = dir.join("dataset.toml");
-    std::fs::write(&meta_path, meta).map_err(|source| SynthError::Io { path: meta_path, source })?;
+    std::fs::write(&meta_path, meta).map_err(|source| SynthError::Io {
+        path: meta_path,
+        source,
+    })?;
     Ok(SynthSummary {
         out: cfg.out.clone(),
         patients: totals[0],

@@ -8,9 +8,9 @@
 use chrono::{Datelike, NaiveDate};
 
 use super::conditions::{
-    deprivation_effect, sigmoid, ConditionModel, FollowUp, ASTHMA, CANCER, CHD, CKD,
-    CONDITIONS, CONDITION_COUNT, COPD, DEMENTIA, DIABETES, HAEMATOLOGICAL_CANCER,
-    HEART_FAILURE, HYPERTENSION, LEARNING_DISABILITY, PAD, STROKE,
+    deprivation_effect, sigmoid, ConditionModel, FollowUp, ASTHMA, CANCER, CHD, CKD, CONDITIONS,
+    CONDITION_COUNT, COPD, DEMENTIA, DIABETES, HAEMATOLOGICAL_CANCER, HEART_FAILURE, HYPERTENSION,
+    LEARNING_DISABILITY, PAD, STROKE,
 };
 use super::practices::{female_share, Practice, MAX_AGE};
 use super::random::{
@@ -263,8 +263,9 @@ pub fn generate_chunk(model: &RunModel, chunk: u64, first: u64, count: u64) -> C
         .partition_point(|p| p.first_patient + p.patients <= first);
     for index in first..first + count {
         while practice_index + 1 < model.practices.len()
-            && index >= model.practices[practice_index].first_patient
-                + model.practices[practice_index].patients
+            && index
+                >= model.practices[practice_index].first_patient
+                    + model.practices[practice_index].patients
         {
             practice_index += 1;
         }
@@ -316,13 +317,18 @@ fn person(
     let birth_month = month_index_of(end) - age as i32 * 12 - between(rng, 0, 11);
     let birth = month_start(birth_month).min(end);
     let female = chance(rng, female_share(age));
-    let area = &practice.catchment[between(rng, 0, practice.catchment.len() as i32 - 1).max(0) as usize];
+    let area =
+        &practice.catchment[between(rng, 0, practice.catchment.len() as i32 - 1).max(0) as usize];
     let morbidity = normal(rng) + if died { 0.7 } else { 0.0 };
 
     let mut conditions = [false; CONDITION_COUNT];
     for (c, condition) in CONDITIONS.iter().enumerate() {
         let logit = model.conditions.age_logit[c][age]
-            + if female { condition.female_log_odds } else { 0.0 }
+            + if female {
+                condition.female_log_odds
+            } else {
+                0.0
+            }
             + deprivation_effect(condition, area.imd_decile)
             + condition.loading * morbidity;
         conditions[c] = chance(rng, sigmoid(logit));
@@ -382,7 +388,11 @@ fn clinical_record(rng: &mut SynthRng, p: &Person, window: (i32, i32), out: &mut
         let onset_min = i32::from(condition.onset_min_age).min(p.age as i32);
         let years_span = (p.age as i32 - onset_min).max(0) as f64;
         // Age-related conditions are mostly diagnosed late; childhood ones uniformly.
-        let skew = if condition.onset_min_age >= 25 { 0.55 } else { 1.0 };
+        let skew = if condition.onset_min_age >= 25 {
+            0.55
+        } else {
+            1.0
+        };
         let onset_age = onset_min as f64 + years_span * uniform(rng).powf(skew);
         let diagnosed = (p.birth + (onset_age * 365.25) as i32).clamp(p.birth, p.end);
         if let Some(code) = pick_weighted(rng, condition.codes) {
@@ -404,8 +414,7 @@ fn clinical_record(rng: &mut SynthRng, p: &Person, window: (i32, i32), out: &mut
     // Routine consultations: more in older and sicker people, and more
     // recorded in recent years.
     let years = f64::from(hi - lo) / 365.25;
-    let consult_rate =
-        (0.09 + 0.006 * p.age as f64) * (0.3 * p.morbidity - 0.045).exp();
+    let consult_rate = (0.09 + 0.006 * p.age as f64) * (0.3 * p.morbidity - 0.045).exp();
     for _ in 0..poisson(rng, consult_rate * years) {
         let date = recent_date(rng, lo, hi);
         let phone_share = 0.1 + 0.35 * f64::from((date - lo).max(0)) / f64::from((hi - lo).max(1));
@@ -446,13 +455,13 @@ fn clinical_record(rng: &mut SynthRng, p: &Person, window: (i32, i32), out: &mut
 }
 
 fn measure(rng: &mut SynthRng, p: &Person, what: FollowUp, date: i32, out: &mut Vec<Event>) {
-    let mut push = |code: &'static str, value: Option<f64>| {
-        out.push(Event { date, code, value })
-    };
+    let mut push = |code: &'static str, value: Option<f64>| out.push(Event { date, code, value });
     match what {
         FollowUp::BloodPressure => {
             let systolic = (p.systolic + 9.0 * normal(rng)).clamp(80.0, 230.0).round();
-            let diastolic = (0.5 * systolic + 14.0 + 6.0 * normal(rng)).clamp(40.0, 130.0).round();
+            let diastolic = (0.5 * systolic + 14.0 + 6.0 * normal(rng))
+                .clamp(40.0, 130.0)
+                .round();
             push(snomed::SYSTOLIC_BP, Some(systolic));
             push(snomed::DIASTOLIC_BP, Some(diastolic));
         }
@@ -471,14 +480,27 @@ fn measure(rng: &mut SynthRng, p: &Person, what: FollowUp, date: i32, out: &mut 
         FollowUp::Hba1c => {
             let mean = if p.has(DIABETES) { 58.0 } else { 38.0 };
             let spread = if p.has(DIABETES) { 12.0 } else { 3.0 };
-            push(snomed::HBA1C, Some((mean + spread * normal(rng)).clamp(25.0, 150.0).round()));
+            push(
+                snomed::HBA1C,
+                Some((mean + spread * normal(rng)).clamp(25.0, 150.0).round()),
+            );
         }
         FollowUp::Egfr => {
-            push(snomed::EGFR, Some((p.egfr + 5.0 * normal(rng)).clamp(4.0, 140.0).round()));
+            push(
+                snomed::EGFR,
+                Some((p.egfr + 5.0 * normal(rng)).clamp(4.0, 140.0).round()),
+            );
         }
         FollowUp::Cholesterol => {
-            let mean = if p.has(CHD) || p.has(STROKE) || p.has(PAD) { 4.2 } else { 5.2 };
-            push(snomed::CHOLESTEROL, Some(round1((mean + 0.9 * normal(rng)).clamp(2.0, 11.0))));
+            let mean = if p.has(CHD) || p.has(STROKE) || p.has(PAD) {
+                4.2
+            } else {
+                5.2
+            };
+            push(
+                snomed::CHOLESTEROL,
+                Some(round1((mean + 0.9 * normal(rng)).clamp(2.0, 11.0))),
+            );
         }
         FollowUp::MedicationReview => push(snomed::MEDICATION_REVIEW, None),
         FollowUp::Review => push(snomed::FOLLOW_UP, None),
@@ -511,7 +533,11 @@ fn smoking(rng: &mut SynthRng, p: &Person, from: i32, hi: i32, out: &mut Vec<Eve
         } else {
             final_code
         };
-        out.push(Event { date, code, value: None });
+        out.push(Event {
+            date,
+            code,
+            value: None,
+        });
     }
 }
 
@@ -536,14 +562,22 @@ fn vaccinations(rng: &mut SynthRng, p: &Person, lo: i32, hi: i32, out: &mut Vec<
         if uptake > 0.0 && chance(rng, uptake) {
             let date = start + between(rng, 0, 80);
             if date >= lo && date <= hi {
-                out.push(Event { date, code: snomed::FLU_VACCINATION, value: None });
+                out.push(Event {
+                    date,
+                    code: snomed::FLU_VACCINATION,
+                    value: None,
+                });
             }
         }
     }
     let at_65 = p.birth + 65 * 365 + 16;
     if at_65 <= hi && at_65 + 365 >= lo && chance(rng, 0.7) {
         let date = (at_65 + between(rng, 0, 365)).clamp(lo, hi);
-        out.push(Event { date, code: snomed::PNEUMOCOCCAL_VACCINATION, value: None });
+        out.push(Event {
+            date,
+            code: snomed::PNEUMOCOCCAL_VACCINATION,
+            value: None,
+        });
     }
 }
 
@@ -568,29 +602,53 @@ fn social_facts(rng: &mut SynthRng, p: &Person, lo: i32, hi: i32, out: &mut Vec<
     }
     let alone = chance(rng, lives_alone_rate(p.age));
     if alone {
-        out.push(Event { date: recent_date(rng, adult, hi), code: snomed::LIVES_ALONE, value: None });
+        out.push(Event {
+            date: recent_date(rng, adult, hi),
+            code: snomed::LIVES_ALONE,
+            value: None,
+        });
     }
     if p.age >= 55 {
         let widowed = if alone {
-            if p.female { 0.55 } else { 0.4 }
+            if p.female {
+                0.55
+            } else {
+                0.4
+            }
         } else {
             0.04
         };
         if chance(rng, widowed) {
-            out.push(Event { date: between(rng, adult, hi), code: snomed::WIDOWED, value: None });
+            out.push(Event {
+                date: between(rng, adult, hi),
+                code: snomed::WIDOWED,
+                value: None,
+            });
         }
     }
     // Unpaid carers: most often in middle age; some later stop caring.
     if (18..=85).contains(&p.age) {
-        let rate = if (45..=70).contains(&p.age) { 0.09 } else { 0.04 };
+        let rate = if (45..=70).contains(&p.age) {
+            0.09
+        } else {
+            0.04
+        };
         if chance(rng, rate) {
             let date = recent_date(rng, adult, hi);
             if let Some(code) = pick_weighted(rng, snomed::CARER) {
-                out.push(Event { date, code, value: None });
+                out.push(Event {
+                    date,
+                    code,
+                    value: None,
+                });
             }
             if chance(rng, 0.2) && date < hi {
                 if let Some(code) = pick_weighted(rng, snomed::NOT_CARER) {
-                    out.push(Event { date: between(rng, date + 1, hi), code, value: None });
+                    out.push(Event {
+                        date: between(rng, date + 1, hi),
+                        code,
+                        value: None,
+                    });
                 }
             }
         }
@@ -606,11 +664,19 @@ fn flags(rng: &mut SynthRng, p: &Person, lo: i32, hi: i32, out: &mut Vec<Event>)
             let from = (p.birth + 65 * 365).max(lo);
             let date = recent_date(rng, from, hi);
             if let Some(code) = pick_weighted(rng, snomed::HOUSEBOUND) {
-                out.push(Event { date, code, value: None });
+                out.push(Event {
+                    date,
+                    code,
+                    value: None,
+                });
             }
             if chance(rng, 0.15) && date < hi {
                 let later = between(rng, date + 1, hi);
-                out.push(Event { date: later, code: snomed::NO_LONGER_HOUSEBOUND, value: None });
+                out.push(Event {
+                    date: later,
+                    code: snomed::NO_LONGER_HOUSEBOUND,
+                    value: None,
+                });
             }
         }
     }
@@ -620,7 +686,11 @@ fn flags(rng: &mut SynthRng, p: &Person, lo: i32, hi: i32, out: &mut Vec<Event>)
         if chance(rng, care_home) {
             let from = (p.birth + 75 * 365).max(lo);
             if let Some(code) = pick_weighted(rng, snomed::CARE_HOME) {
-                out.push(Event { date: recent_date(rng, from, hi), code, value: None });
+                out.push(Event {
+                    date: recent_date(rng, from, hi),
+                    code,
+                    value: None,
+                });
             }
         }
     }
@@ -639,7 +709,11 @@ fn flags(rng: &mut SynthRng, p: &Person, lo: i32, hi: i32, out: &mut Vec<Event>)
             None
         };
         if let Some(code) = code {
-            out.push(Event { date: between(rng, efi_from, hi), code, value: None });
+            out.push(Event {
+                date: between(rng, efi_from, hi),
+                code,
+                value: None,
+            });
         }
     }
     // Shielding: the Shielded Patient List from 16 March 2020, for people
@@ -656,12 +730,20 @@ fn flags(rng: &mut SynthRng, p: &Person, lo: i32, hi: i32, out: &mut Vec<Event>)
     if extremely_vulnerable {
         let date = ymd(2020, 3, 16) + between(rng, 0, 45);
         if date >= lo && date <= hi {
-            out.push(Event { date, code: snomed::SHIELD, value: None });
+            out.push(Event {
+                date,
+                code: snomed::SHIELD,
+                value: None,
+            });
             if chance(rng, 0.15) {
                 let removed = ymd(2020, 6, 1) + between(rng, 0, 300);
                 if removed <= hi {
                     if let Some(code) = pick_weighted(rng, snomed::NONSHIELD) {
-                        out.push(Event { date: removed, code, value: None });
+                        out.push(Event {
+                            date: removed,
+                            code,
+                            value: None,
+                        });
                     }
                 }
             }
@@ -695,7 +777,11 @@ fn admission(rng: &mut SynthRng, p: &Person, held: &[usize], date: i32, out: &mu
     let start = out.len();
     let add = |out: &mut Vec<Event>, code: &'static str| {
         if !out[start..].iter().any(|e| e.code == code) {
-            out.push(Event { date, code, value: None });
+            out.push(Event {
+                date,
+                code,
+                value: None,
+            });
         }
     };
     let linked: Vec<usize> = held
@@ -747,11 +833,14 @@ fn contacts(rng: &mut SynthRng, model: &RunModel, p: &Person, id: i64, rows: &mu
     if from > p.end {
         return;
     }
-    let mut dates: Vec<i32> = (0..between(rng, 1, 3)).map(|_| between(rng, from, p.end)).collect();
+    let mut dates: Vec<i32> = (0..between(rng, 1, 3))
+        .map(|_| between(rng, from, p.end))
+        .collect();
     dates.sort_unstable();
     for date in dates {
         rows.patient_id.push(id);
         rows.date.push(date);
-        rows.outcome.push(pick_weighted(rng, CONTACT_OUTCOMES).unwrap_or("spoke"));
+        rows.outcome
+            .push(pick_weighted(rng, CONTACT_OUTCOMES).unwrap_or("spoke"));
     }
 }

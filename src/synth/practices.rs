@@ -43,8 +43,16 @@ const COUNTIES: [County; 3] = [
     County {
         ods_prefix: "L83",
         districts: &[
-            "E06000026", "E06000027", "E07000040", "E07000041", "E07000042", "E07000043",
-            "E07000044", "E07000045", "E07000046", "E07000047",
+            "E06000026",
+            "E06000027",
+            "E07000040",
+            "E07000041",
+            "E07000042",
+            "E07000043",
+            "E07000044",
+            "E07000045",
+            "E07000046",
+            "E07000047",
         ],
         weight: 0.45,
     },
@@ -59,14 +67,14 @@ const COUNTIES: [County; 3] = [
 /// than the national pyramid: retirement coasts versus cities.
 fn district_age_tilt(lad19_code: &str) -> f64 {
     match lad19_code {
-        "E07000041" => -0.9, // Exeter
-        "E06000026" => -0.6, // Plymouth
-        "E06000027" => 0.6,  // Torbay
-        "E07000040" => 0.7,  // East Devon
-        "E07000044" => 0.6,  // South Hams
+        "E07000041" => -0.9,              // Exeter
+        "E06000026" => -0.6,              // Plymouth
+        "E06000027" => 0.6,               // Torbay
+        "E07000040" => 0.7,               // East Devon
+        "E07000044" => 0.6,               // South Hams
         "E07000043" | "E07000046" => 0.5, // North Devon, Torridge
         "E07000246" | "E07000189" => 0.3, // Somerset West and Taunton, South Somerset
-        "E07000042" => 0.1, // Mid Devon (Cullompton)
+        "E07000042" => 0.1,               // Mid Devon (Cullompton)
         _ => 0.35,
     }
 }
@@ -114,8 +122,7 @@ pub fn female_share(age: usize) -> f64 {
 }
 
 fn base_weight(age: usize) -> f64 {
-    BASE_PYRAMID[(age / 5).min(BASE_PYRAMID.len() - 1)]
-        / if age >= 90 { 11.0 } else { 5.0 }
+    BASE_PYRAMID[(age / 5).min(BASE_PYRAMID.len() - 1)] / if age >= 90 { 11.0 } else { 5.0 }
 }
 
 /// Lays out `count` practices sharing `patients` people.
@@ -124,74 +131,81 @@ pub fn plan_practices(rng: &mut SynthRng, count: u32, patients: u64) -> Vec<Prac
     let county_weights = cumulative(COUNTIES.iter().map(|c| c.weight));
     let mut used_codes: HashSet<String> = HashSet::new();
     struct Draft {
-        county: usize,
         code: String,
+        pcn_code: String,
         district_name: String,
         nominal_list_size: f64,
         age_tilt: f64,
         catchment: Vec<CatchmentArea>,
     }
     let mut drafts: Vec<Draft> = Vec::new();
-    for _ in 0..count {
-        let county_index = pick_cumulative(rng, &county_weights);
-        let county = &COUNTIES[county_index];
-        // List sizes like the seed towns: 6,000 to 34,000, most at the small end.
-        let nominal = 6_000.0 + 28_000.0 * uniform(rng).powf(1.7);
-        let code = loop {
-            let candidate = format!("{}{:03}", county.ods_prefix, between(rng, 1, 999));
-            if used_codes.insert(candidate.clone()) {
-                break candidate;
-            }
-        };
+    // A PCN is a few practices of one town and its villages: its practices
+    // share a district and draw on overlapping LSOAs.
+    for (pcn_code, members) in group_into_pcns(rng, count as usize) {
+        let county = &COUNTIES[pick_cumulative(rng, &county_weights)];
         let district_areas: Vec<&'static LsoaImd> = {
-            let sizes = cumulative(county.districts.iter().map(|d| {
-                lsoas.iter().filter(|r| r.lad19_code == *d).count() as f64
-            }));
+            let sizes = cumulative(
+                county
+                    .districts
+                    .iter()
+                    .map(|d| lsoas.iter().filter(|r| r.lad19_code == *d).count() as f64),
+            );
             let district = county.districts[pick_cumulative(rng, &sizes)];
             let mut areas: Vec<&'static LsoaImd> =
                 lsoas.iter().filter(|r| r.lad19_code == district).collect();
             areas.sort_by(|a, b| a.lsoa11_name.cmp(&b.lsoa11_name));
             areas
         };
-        let district = district_areas.first().map(|r| r.lad19_code.as_str()).unwrap_or("");
+        let district = district_areas
+            .first()
+            .map(|r| r.lad19_code.as_str())
+            .unwrap_or("");
         let district_name = district_areas
             .first()
             .map(|r| r.lad19_name.clone())
             .unwrap_or_default();
-        // A town of about 1,200 registered people per LSOA.
-        let width = ((nominal / 1_200.0).round() as usize).clamp(4, district_areas.len().max(1));
-        let start = between(rng, 0, district_areas.len().saturating_sub(width) as i32) as usize;
-        let catchment: Vec<CatchmentArea> = district_areas
-            .iter()
-            .skip(start)
-            .take(width)
-            .map(|r| CatchmentArea {
-                lsoa11_code: r.lsoa11_code.as_str(),
-                imd_decile: r.imd_decile,
-            })
-            .collect();
-        let tilt = (district_age_tilt(district) + 0.8 * (uniform(rng) - 0.5)).clamp(-1.0, 1.0);
-        drafts.push(Draft {
-            county: county_index,
-            code,
-            district_name,
-            nominal_list_size: nominal,
-            age_tilt: tilt,
-            catchment,
-        });
+        let town_tilt = district_age_tilt(district) + 0.5 * (uniform(rng) - 0.5);
+        for _ in 0..members {
+            // List sizes like the seed towns: 6,000 to 34,000, most at the small end.
+            let nominal = 6_000.0 + 28_000.0 * uniform(rng).powf(1.7);
+            let code = loop {
+                let candidate = format!("{}{:03}", county.ods_prefix, between(rng, 1, 999));
+                if used_codes.insert(candidate.clone()) {
+                    break candidate;
+                }
+            };
+            // About 1,200 registered people per LSOA.
+            let width =
+                ((nominal / 1_200.0).round() as usize).clamp(4, district_areas.len().max(1));
+            let start = between(rng, 0, district_areas.len().saturating_sub(width) as i32) as usize;
+            let catchment: Vec<CatchmentArea> = district_areas
+                .iter()
+                .skip(start)
+                .take(width)
+                .map(|r| CatchmentArea {
+                    lsoa11_code: r.lsoa11_code.as_str(),
+                    imd_decile: r.imd_decile,
+                })
+                .collect();
+            let tilt = (town_tilt + 0.5 * (uniform(rng) - 0.5)).clamp(-1.0, 1.0);
+            drafts.push(Draft {
+                code,
+                pcn_code: pcn_code.clone(),
+                district_name: district_name.clone(),
+                nominal_list_size: nominal,
+                age_tilt: tilt,
+                catchment,
+            });
+        }
     }
-    // Neighbouring practices form PCNs: group by county and district.
-    drafts.sort_by(|a, b| {
-        (a.county, &a.district_name, &a.code).cmp(&(b.county, &b.district_name, &b.code))
-    });
     let nominal: Vec<f64> = drafts.iter().map(|d| d.nominal_list_size).collect();
     let sizes = apportion(patients, &nominal);
-    let pcn_of = group_into_pcns(rng, drafts.len());
     let mut first_patient = 0u64;
     let mut practices = Vec::with_capacity(drafts.len());
-    for ((draft, size), pcn_code) in drafts.into_iter().zip(sizes).zip(pcn_of) {
+    for (draft, size) in drafts.into_iter().zip(sizes) {
         let Draft {
             code,
+            pcn_code,
             district_name,
             age_tilt: tilt,
             catchment,
@@ -208,9 +222,10 @@ pub fn plan_practices(rng: &mut SynthRng, count: u32, patients: u64) -> Vec<Prac
             .enumerate()
             .map(|(age, w)| w * ((age as f64 - 85.0) * 0.09).exp().max(0.002));
         // Leavers are mostly young adults moving away for study and work.
-        let leaver = registered.iter().enumerate().map(|(age, w)| {
-            w * if (18..=35).contains(&age) { 2.5 } else { 1.0 }
-        });
+        let leaver = registered
+            .iter()
+            .enumerate()
+            .map(|(age, w)| w * if (18..=35).contains(&age) { 2.5 } else { 1.0 });
         practices.push(Practice {
             code,
             pcn_code,
@@ -265,30 +280,30 @@ fn apportion(total: u64, weights: &[f64]) -> Vec<u64> {
     sizes
 }
 
-/// PCN code per practice (in order): runs of 2-4 neighbouring practices.
-fn group_into_pcns(rng: &mut SynthRng, practices: usize) -> Vec<String> {
-    let mut codes = Vec::with_capacity(practices);
+/// PCNs as (code, number of member practices): 2-4 practices each (a
+/// single practice only when there is just one).
+fn group_into_pcns(rng: &mut SynthRng, practices: usize) -> Vec<(String, usize)> {
+    let mut pcns = Vec::new();
     let mut used: HashSet<i32> = HashSet::new();
     let mut remaining = practices;
     while remaining > 0 {
         let mut size = between(rng, 2, 4) as usize;
         // Never leave a single practice on its own at the end.
-        if remaining <= 4 || remaining - size.min(remaining) == 1 {
-            size = remaining.min(if remaining == 5 { 3 } else { remaining });
+        if remaining <= 4 {
+            size = remaining;
+        } else if remaining - size == 1 {
+            size -= 1;
         }
-        let size = size.min(remaining);
         let number = loop {
             let n = between(rng, 10_000, 99_999);
             if used.insert(n) {
                 break n;
             }
         };
-        for _ in 0..size {
-            codes.push(format!("U{number:05}"));
-        }
+        pcns.push((format!("U{number:05}"), size));
         remaining -= size;
     }
-    codes
+    pcns
 }
 
 #[cfg(test)]
@@ -308,20 +323,12 @@ mod tests {
     #[test]
     fn pcns_hold_two_to_four_practices() {
         for n in 1..40 {
-            let codes = group_into_pcns(&mut plan_rng(n as u64), n);
-            assert_eq!(codes.len(), n);
-            let mut runs: Vec<usize> = Vec::new();
-            for (i, code) in codes.iter().enumerate() {
-                if i > 0 && codes[i - 1] == *code {
-                    if let Some(last) = runs.last_mut() {
-                        *last += 1;
-                    }
-                } else {
-                    runs.push(1);
-                }
-            }
+            let pcns = group_into_pcns(&mut plan_rng(n as u64), n);
+            assert_eq!(pcns.iter().map(|p| p.1).sum::<usize>(), n);
+            let codes: HashSet<&String> = pcns.iter().map(|p| &p.0).collect();
+            assert_eq!(codes.len(), pcns.len());
             if n >= 2 {
-                assert!(runs.iter().all(|r| (2..=4).contains(r)), "{n}: {runs:?}");
+                assert!(pcns.iter().all(|p| (2..=4).contains(&p.1)), "{n}: {pcns:?}");
             }
         }
     }
@@ -345,6 +352,13 @@ mod tests {
                 );
             }
             assert!((p.age_shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+        // A PCN's practices are in one district (so one county).
+        for p in &practices {
+            for q in practices.iter().filter(|q| q.pcn_code == p.pcn_code) {
+                assert_eq!(p.district_name, q.district_name);
+                assert_eq!(p.code[..3], q.code[..3]);
+            }
         }
     }
 }

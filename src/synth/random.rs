@@ -133,7 +133,10 @@ mod tests {
             let n = 20_000;
             let total: u64 = (0..n).map(|_| u64::from(poisson(&mut rng, lambda))).sum();
             let mean = total as f64 / n as f64;
-            assert!((mean - lambda).abs() < 0.05 * lambda + 0.02, "{lambda}: {mean}");
+            assert!(
+                (mean - lambda).abs() < 0.05 * lambda + 0.02,
+                "{lambda}: {mean}"
+            );
         }
         assert_eq!(poisson(&mut rng, 0.0), 0);
         assert_eq!(poisson(&mut rng, f64::NAN), 0);

@@ -10,10 +10,10 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::Datelike;
 use arrow::array::{ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use chrono::Datelike;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -86,7 +86,11 @@ fn schema_of(table: usize) -> SchemaRef {
 }
 
 /// Encodes a chunk for the chosen format.
-pub fn encode(chunk: &Chunk, practices: &[Practice], format: OutputFormat) -> Result<EncodedChunk, SynthError> {
+pub fn encode(
+    chunk: &Chunk,
+    practices: &[Practice],
+    format: OutputFormat,
+) -> Result<EncodedChunk, SynthError> {
     Ok(match format {
         OutputFormat::Parquet => EncodedChunk::Parquet([
             patients_batch(&chunk.patients, practices)?,
@@ -108,17 +112,25 @@ fn patients_batch(rows: &PatientRows, practices: &[Practice]) -> Result<RecordBa
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(rows.patient_id.clone())),
         Arc::new(StringArray::from_iter_values(
-            rows.practice.iter().map(|i| practice(i).map(|p| p.code.as_str()).unwrap_or("")),
+            rows.practice
+                .iter()
+                .map(|i| practice(i).map(|p| p.code.as_str()).unwrap_or("")),
         )),
         Arc::new(StringArray::from_iter_values(
-            rows.practice.iter().map(|i| practice(i).map(|p| p.pcn_code.as_str()).unwrap_or("")),
+            rows.practice
+                .iter()
+                .map(|i| practice(i).map(|p| p.pcn_code.as_str()).unwrap_or("")),
         )),
         Arc::new(Date32Array::from(rows.date_of_birth.clone())),
         Arc::new(StringArray::from_iter_values(
             rows.female.iter().map(|&f| if f { "F" } else { "M" }),
         )),
-        Arc::new(StringArray::from_iter_values(rows.lsoa_code.iter().copied())),
-        Arc::new(Int32Array::from_iter_values(rows.imd_decile.iter().map(|&d| i32::from(d)))),
+        Arc::new(StringArray::from_iter_values(
+            rows.lsoa_code.iter().copied(),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            rows.imd_decile.iter().map(|&d| i32::from(d)),
+        )),
         Arc::new(Date32Array::from(rows.registration_end.clone())),
         Arc::new(Date32Array::from(rows.date_of_death.clone())),
     ];
@@ -229,7 +241,13 @@ fn csv_header(table: usize) -> &'static str {
 
 fn properties(table: usize) -> WriterProperties {
     let dictionary_columns: &[&str] = match table {
-        0 => &["practice_code", "pcn_code", "sex", "lsoa_code", "imd_decile"],
+        0 => &[
+            "practice_code",
+            "pcn_code",
+            "sex",
+            "lsoa_code",
+            "imd_decile",
+        ],
         3 => &["outcome"],
         _ => &["code"],
     };
@@ -261,7 +279,11 @@ impl TableWriters {
                 let mut writers = Vec::with_capacity(TABLES.len());
                 for (i, name) in TABLES.iter().enumerate() {
                     let file = create(name, "parquet")?;
-                    writers.push(ArrowWriter::try_new(file, schema_of(i), Some(properties(i)))?);
+                    writers.push(ArrowWriter::try_new(
+                        file,
+                        schema_of(i),
+                        Some(properties(i)),
+                    )?);
                 }
                 TableWriters::Parquet(writers)
             }
@@ -270,7 +292,10 @@ impl TableWriters {
                 for (i, name) in TABLES.iter().enumerate() {
                     let mut file = BufWriter::with_capacity(1 << 20, create(name, "csv")?);
                     file.write_all(csv_header(i).as_bytes())
-                        .map_err(|source| SynthError::Io { path: dir.join(name), source })?;
+                        .map_err(|source| SynthError::Io {
+                            path: dir.join(name),
+                            source,
+                        })?;
                     writers.push(file);
                 }
                 TableWriters::Csv(writers)
@@ -289,12 +314,17 @@ impl TableWriters {
             }
             (TableWriters::Csv(writers), EncodedChunk::Csv(parts)) => {
                 for ((writer, bytes), name) in writers.iter_mut().zip(parts.iter()).zip(TABLES) {
-                    writer
-                        .write_all(bytes)
-                        .map_err(|source| SynthError::Io { path: dir.join(name), source })?;
+                    writer.write_all(bytes).map_err(|source| SynthError::Io {
+                        path: dir.join(name),
+                        source,
+                    })?;
                 }
             }
-            _ => return Err(SynthError::Internal("chunk encoded for the other format".into())),
+            _ => {
+                return Err(SynthError::Internal(
+                    "chunk encoded for the other format".into(),
+                ))
+            }
         }
         Ok(())
     }
@@ -308,7 +338,10 @@ impl TableWriters {
             }
             TableWriters::Csv(writers) => {
                 for (mut writer, name) in writers.into_iter().zip(TABLES) {
-                    let io = |source| SynthError::Io { path: dir.join(name), source };
+                    let io = |source| SynthError::Io {
+                        path: dir.join(name),
+                        source,
+                    };
                     writer.flush().map_err(io)?;
                     writer.get_ref().sync_all().map_err(io)?;
                 }
