@@ -22,5 +22,6 @@ pub mod exec;
 pub mod list;
 pub mod pack;
 pub mod plan;
+pub mod reference;
 pub mod report;
 pub mod synth;
