@@ -292,3 +292,99 @@ fn usage_errors_exit_2() {
     let out = strata(&["no-such-command"]);
     assert_eq!(out.code, 2);
 }
+
+#[test]
+fn imd_decile_is_derived_from_the_lsoa_when_absent() {
+    // Cornwall 017A (E01018767) is in IMD 2019 decile 1 and Cornwall 017D
+    // (E01018772) in decile 7; an unknown LSOA gives no decile.
+    let (_dir, data) = dataset(&[(
+        "patients.csv",
+        "patient_id,practice_code,date_of_birth,lsoa_code\n1,L83001,1950-01-01,E01018767\n2,L83001,1950-01-01,E01018772\n3,L83001,1950-01-01,E99999999\n",
+    )]);
+    let ds = strata::dataset::Dataset::open(&data).unwrap();
+    let p = ds.read_patients().unwrap();
+    let deciles: Vec<Option<i32>> = p.imd_decile.iter().collect();
+    assert_eq!(deciles, vec![Some(1), Some(7), None]);
+}
+
+/// Runs strata from the repository root, so paths in output are relative.
+fn strata_in_repo(args: &[&str]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the strata binary runs");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn check_prints_every_diagnostic_and_exits_2() {
+    let case = "tests/packs/invalid/unknown-names";
+    let out = strata_in_repo(&["check", case]);
+    assert_eq!(out.code, 2);
+    let expected = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(case)
+            .join("expected.txt"),
+    )
+    .unwrap();
+    assert_eq!(out.stdout, expected);
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!("error: {case}: the rule pack has errors")
+    );
+}
+
+#[test]
+fn check_accepts_the_bundled_pack() {
+    let out = strata_in_repo(&["check", "rules/proactive-care"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with("rules/proactive-care: ok (proactive-care 1.0.0: "),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn explain_gives_the_golden_audit_trail() {
+    let explain = |id: &str| {
+        let out = strata_in_repo(&[
+            "explain",
+            "--pack",
+            "tests/fixtures/tiny-pack",
+            "--data",
+            "tests/fixtures/tiny-data",
+            "--patient",
+            id,
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let text = format!("{}---\n{}", explain("2"), explain("4"));
+    let golden = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-explain.txt"),
+    )
+    .unwrap();
+    assert_eq!(text, golden);
+    let out = strata_in_repo(&[
+        "explain",
+        "--pack",
+        "tests/fixtures/tiny-pack",
+        "--data",
+        "tests/fixtures/tiny-data",
+        "--patient",
+        "77",
+    ]);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.trim_end(),
+        "error: patients.csv: no such patient_id"
+    );
+}

@@ -273,3 +273,38 @@ fn a_pack_table_missing_from_the_dataset_is_an_input_error() {
         "error: the pack's codelist `dm` reads table `events`, but the dataset has no events.parquet or events.csv"
     ), "{}", out.stderr);
 }
+
+#[test]
+fn sample_data_golden_list() {
+    // The README's main command, on the bundled sample with the bundled pack.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = strata(
+        &[
+            "run",
+            "--pack",
+            root.join("rules/proactive-care").to_str().unwrap(),
+            "--data",
+            root.join("sample-data").to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let run = dir.path().join("2020-03-23-proactive-care");
+    let actual = std::fs::read_to_string(run.join("lists/L82106.csv")).unwrap();
+    let golden =
+        std::fs::read_to_string(root.join("tests/golden/sample-data-proactive-care-L82106.csv"))
+            .unwrap();
+    assert_eq!(actual.lines().count(), golden.lines().count());
+    for (n, (a, g)) in actual.lines().zip(golden.lines()).enumerate() {
+        assert_eq!(a, g, "line {} of lists/L82106.csv", n + 1);
+    }
+    let mut practices: Vec<String> = std::fs::read_dir(run.join("lists"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    practices.sort();
+    assert_eq!(practices, ["L82106.csv", "L82124.csv", "L82205.csv"]);
+}

@@ -54,6 +54,8 @@ pub enum Command {
     /// The nightly batch: score everyone with a rule pack and write ranked
     /// per-practice contact lists, list.parquet and manifest.json.
     Run(RunArgs),
+    /// Write a realistic synthetic population in the input contract.
+    Synth(SynthArgs),
     /// Validate a rule pack; every problem is reported at once.
     Check {
         /// The rule pack folder (holding pack.toml).
@@ -62,6 +64,33 @@ pub enum Command {
     /// The audit trail for one person: every feature with the events behind
     /// it, every rule fired or not, the score, tier and rank.
     Explain(ExplainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SynthArgs {
+    /// People to generate (including some who died or left).
+    #[arg(long)]
+    pub patients: u64,
+    /// Number of practices.
+    #[arg(long, default_value_t = 3)]
+    pub practices: u32,
+    /// Random seed: the same arguments give byte-identical files.
+    #[arg(long, default_value_t = 2020)]
+    pub seed: u64,
+    /// Dataset folder to create (must not exist, or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = SynthFormat::Parquet)]
+    pub format: SynthFormat,
+    /// The day the data is "taken from the clinical system".
+    #[arg(long, value_parser = parse_date)]
+    pub extract_date: Option<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SynthFormat {
+    Parquet,
+    Csv,
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,6 +145,13 @@ fn is_input_error(err: &anyhow::Error) -> bool {
             || e.is::<UsageError>()
             || e.is::<crate::pack::PackErrors>()
             || e.is::<crate::plan::PlanError>()
+            || matches!(
+                e.downcast_ref::<crate::synth::SynthError>(),
+                Some(
+                    crate::synth::SynthError::InvalidConfig(_)
+                        | crate::synth::SynthError::OutputExists { .. }
+                )
+            )
             || matches!(
                 e.downcast_ref::<crate::list::ListError>(),
                 Some(crate::list::ListError::Previous { .. })
@@ -192,6 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect { data, json } => inspect(&data, json),
         Command::Run(args) => crate::cli::run_cmd::run(&args),
         Command::Check { pack } => check(&pack),
+        Command::Synth(args) => synth(&args),
         Command::Explain(args) => crate::cli::explain_cmd::explain(&args),
     }
 }
@@ -226,8 +263,34 @@ fn check(pack: &std::path::Path) -> anyhow::Result<()> {
         }
         Err(errors) => {
             // The diagnostics are the output: print them whole, then exit 2.
-            print!("{errors}");
+            println!("{errors}");
             Err(UsageError(format!("{}: the rule pack has errors", pack.display())).into())
         }
     }
+}
+
+fn synth(args: &SynthArgs) -> anyhow::Result<()> {
+    use crate::synth::{self, OutputFormat, SynthConfig};
+    let mut cfg = SynthConfig::new(args.patients, args.practices, args.seed, &args.out);
+    cfg.format = match args.format {
+        SynthFormat::Parquet => OutputFormat::Parquet,
+        SynthFormat::Csv => OutputFormat::Csv,
+    };
+    if let Some(d) = args.extract_date {
+        cfg.extract_date = d;
+    }
+    let started = std::time::Instant::now();
+    let summary = synth::generate(&cfg)?;
+    tracing::info!(
+        stage = "synth",
+        patients = summary.patients,
+        events = summary.events,
+        admissions = summary.admissions,
+        contacts = summary.contacts,
+        practices = summary.practices.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "synthetic dataset written"
+    );
+    println!("{}", summary.out.display());
+    Ok(())
 }

@@ -178,9 +178,15 @@ impl Patients {
                 Some(c) => columns::sexes(&c, SEX, &site)?,
                 None => StringArray::from(vec!["U"; n]),
             };
+            let lsoa_code = opt_text(LSOA_CODE)?;
+            // Without an imd_decile column, derive it from the 2011 LSOA
+            // through the bundled IMD 2019 lookup.
             let imd_decile = match col(IMD_DECILE) {
                 Some(c) => columns::deciles(&c, IMD_DECILE, &site)?,
-                None => Int32Array::new_null(n),
+                None => lsoa_code
+                    .iter()
+                    .map(|l| l.and_then(crate::reference::imd_decile).map(i32::from))
+                    .collect(),
             };
             parts.push(Part {
                 ids: columns::patient_ids(&req(PATIENT_ID)?, PATIENT_ID, &site)?,
@@ -188,7 +194,7 @@ impl Patients {
                 pcn_code: opt_text(PCN_CODE)?,
                 date_of_birth: columns::dates(&req(DATE_OF_BIRTH)?, DATE_OF_BIRTH, &site, true)?,
                 sex,
-                lsoa_code: opt_text(LSOA_CODE)?,
+                lsoa_code,
                 imd_decile,
                 registration_end: opt_date(REGISTRATION_END)?,
                 date_of_death: opt_date(DATE_OF_DEATH)?,
