@@ -12,11 +12,21 @@ struct Outcome {
 }
 
 fn strata(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the strata binary runs");
+    run_in(args, None)
+}
+
+/// Runs strata from the repository root, so paths in output are relative.
+fn strata_in_repo(args: &[&str]) -> Outcome {
+    run_in(args, Some(Path::new(env!("CARGO_MANIFEST_DIR"))))
+}
+
+fn run_in(args: &[&str], dir: Option<&Path>) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.args(args).env("NO_COLOR", "1");
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = cmd.output().expect("the strata binary runs");
     Outcome {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -307,21 +317,6 @@ fn imd_decile_is_derived_from_the_lsoa_when_absent() {
     assert_eq!(deciles, vec![Some(1), Some(7), None]);
 }
 
-/// Runs strata from the repository root, so paths in output are relative.
-fn strata_in_repo(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the strata binary runs");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn check_prints_every_diagnostic_and_exits_2() {
     let case = "tests/packs/invalid/unknown-names";
@@ -386,5 +381,56 @@ fn explain_gives_the_golden_audit_trail() {
     assert_eq!(
         out.stderr.trim_end(),
         "error: patients.csv: no such patient_id"
+    );
+}
+
+#[test]
+fn parquet_written_by_other_tools_is_read() {
+    // Polars writes large strings; DuckDB writes 32-bit ids and dictionary codes.
+    use std::sync::Arc;
+
+    use arrow::array::{Date32Array, Float64Array, Int32Array, LargeStringArray, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let (_dir, data) = dataset(&[
+        ("patients.csv", PATIENTS_OK),
+        ("dataset.toml", "extract_date = 2020-03-23\n"),
+    ]);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("patient_id", DataType::Int32, false),
+        Field::new("code", DataType::LargeUtf8, false),
+        Field::new("date", DataType::Date32, false),
+        Field::new("value", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int32Array::from(vec![1, 2, 3])),
+            Arc::new(LargeStringArray::from(vec![
+                "60621009", "38341003", "60621009",
+            ])),
+            Arc::new(Date32Array::from(vec![18000, 18001, 18002])),
+            Arc::new(Float64Array::from(vec![Some(27.5), None, Some(31.0)])),
+        ],
+    )
+    .expect("batch");
+    let file = std::fs::File::create(data.join("events.parquet")).expect("create");
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+    let out = inspect(&data);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(
+            "  events                 3 rows  2019-04-14 .. 2019-04-16, 2 distinct codes\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  events.parquet: 1 rows for a patient_id not in patients\n"),
+        "{}",
+        out.stdout
     );
 }

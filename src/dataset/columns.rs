@@ -307,10 +307,10 @@ pub fn codes(
             col.as_dictionary::<Int32Type>().clone()
         }
         t => {
-            if as_utf8(col).is_none() {
-                return Err(site.wrong_type(name, "text codes", t));
-            }
-            let c = cast(col, &dict_type).map_err(|_| site.wrong_type(name, "text codes", t))?;
+            // Large strings (Polars), string views and other dictionary key
+            // types go through plain UTF-8 first.
+            let text = as_utf8(col).ok_or_else(|| site.wrong_type(name, "text codes", t))?;
+            let c = cast(&text, &dict_type).map_err(|_| site.wrong_type(name, "text codes", t))?;
             c.as_dictionary::<Int32Type>().clone()
         }
     };

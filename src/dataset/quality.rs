@@ -113,6 +113,20 @@ pub struct TableSummary {
     pub findings: Findings,
 }
 
+impl TableSummary {
+    fn empty(table: &super::TableFile) -> TableSummary {
+        TableSummary {
+            name: table.name.clone(),
+            file: table.display_name(),
+            rows: 0,
+            first_date: None,
+            last_date: None,
+            distinct_codes: None,
+            findings: Findings::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetSummary {
     pub dir: String,
@@ -143,15 +157,7 @@ pub fn summarise(ds: &Dataset) -> Result<DatasetSummary, DatasetError> {
     };
     let as_of_days = date_to_days(as_of);
     for table in &ds.event_tables {
-        let mut s = TableSummary {
-            name: table.name.clone(),
-            file: table.display_name(),
-            rows: 0,
-            first_date: None,
-            last_date: None,
-            distinct_codes: None,
-            findings: Findings::default(),
-        };
+        let mut s = TableSummary::empty(table);
         let (mut lo, mut hi) = (i32::MAX, i32::MIN);
         let mut codes = std::collections::HashSet::new();
         for batch in EventReader::open(table)? {
@@ -181,15 +187,7 @@ pub fn summarise(ds: &Dataset) -> Result<DatasetSummary, DatasetError> {
         tables.push(s);
     }
     if let Some(table) = &ds.contacts {
-        let mut s = TableSummary {
-            name: table.name.clone(),
-            file: table.display_name(),
-            rows: 0,
-            first_date: None,
-            last_date: None,
-            distinct_codes: None,
-            findings: Findings::default(),
-        };
+        let mut s = TableSummary::empty(table);
         let (mut lo, mut hi) = (i32::MAX, i32::MIN);
         for batch in ContactReader::open(table)? {
             let batch = batch?;
