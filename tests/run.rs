@@ -308,3 +308,51 @@ fn sample_data_golden_list() {
     practices.sort();
     assert_eq!(practices, ["L82106.csv", "L82124.csv", "L82205.csv"]);
 }
+
+#[test]
+fn thread_count_does_not_change_a_byte_on_a_larger_population() {
+    // 150,000 people: several Parquet row groups decoded in parallel,
+    // several person shards and several evaluation chunks.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = strata::synth::SynthConfig::new(150_000, 7, 11, &data);
+    let summary = strata::synth::generate(&cfg).unwrap();
+    assert!(
+        summary.events > 3 * (1 << 20),
+        "want several row groups, got {} events",
+        summary.events
+    );
+    for (name, threads) in [("one", "1"), ("four", "4")] {
+        let out = strata(
+            &[
+                "run",
+                "--pack",
+                root.join("rules/proactive-care").to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                dir.path().to_str().unwrap(),
+                "--name",
+                name,
+                "--threads",
+                threads,
+            ],
+            &[],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let mut files = vec!["list.parquet".to_string()];
+    for entry in std::fs::read_dir(dir.path().join("one/lists")).unwrap() {
+        files.push(format!(
+            "lists/{}",
+            entry.unwrap().file_name().to_string_lossy()
+        ));
+    }
+    assert_eq!(files.len(), 8);
+    for file in files {
+        let a = std::fs::read(dir.path().join("one").join(&file)).unwrap();
+        let b = std::fs::read(dir.path().join("four").join(&file)).unwrap();
+        assert!(a == b, "{file} differs between 1 and 4 threads");
+    }
+}
