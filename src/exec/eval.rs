@@ -289,11 +289,10 @@ impl Env<'_> {
         let (na, nb) = (self.source.codelist_name(a), self.source.codelist_name(b));
         let mut out = StringBuilder::with_capacity(self.len, self.len * 8);
         for (x, y) in da.iter().zip(db.iter()) {
-            match (x, y) {
-                (None, None) => out.append_null(),
-                (Some(x), Some(y)) if x > y => out.append_value(na),
-                (Some(_), None) => out.append_value(na),
-                _ => out.append_value(nb),
+            match first_is_latest(x, y) {
+                None => out.append_null(),
+                Some(true) => out.append_value(na),
+                Some(false) => out.append_value(nb),
             }
         }
         Ok(Arc::new(out.finish()))
@@ -582,6 +581,18 @@ impl Env<'_> {
             out = zip(&mask, &value, &out)?;
         }
         Ok(Col::Array(out))
+    }
+}
+
+/// Which of two latest dates wins "latest code wins": `Some(true)` for the
+/// first, `Some(false)` for the second (which also wins a same-day tie, the
+/// removal-code convention), `None` when neither has a code.
+pub fn first_is_latest(a: Option<i32>, b: Option<i32>) -> Option<bool> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(x), Some(y)) => Some(x > y),
+        (Some(_), None) => Some(true),
+        (None, Some(_)) => Some(false),
     }
 }
 

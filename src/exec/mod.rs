@@ -237,12 +237,13 @@ fn evaluate_chunk(
             if forced[i].is_some() {
                 continue;
             }
-            forced[i] = match (da[i], db[i]) {
-                (None, None) => None,
-                (Some(x), Some(y)) if x > y => Some(Forced::In(o as u16)),
-                (Some(_), None) => Some(Forced::In(o as u16)),
-                _ => Some(Forced::Out(o as u16)),
-            };
+            forced[i] = eval::first_is_latest(da[i], db[i]).map(|include| {
+                if include {
+                    Forced::In(o as u16)
+                } else {
+                    Forced::Out(o as u16)
+                }
+            });
         }
     }
 

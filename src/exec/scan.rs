@@ -13,7 +13,9 @@
 //! value" with ties broken by the larger value), so the result does not
 //! depend on the thread count or on how the table is sorted.
 
-use arrow::array::{Array, StringArray};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, StringArray};
 use rayon::prelude::*;
 
 use crate::dataset::events::{ContactReader, EventBatch, EventReader};
@@ -196,6 +198,9 @@ pub fn scan(
 struct PartOutput {
     buckets: Vec<Vec<Hit>>,
     counts: TableCounts,
+    /// The last code dictionary seen and its codelist bitsets: Parquet
+    /// batches of one row group share a dictionary, so it is mapped once.
+    dictionary: Option<(ArrayRef, Vec<u64>)>,
 }
 
 fn scan_table(
@@ -274,6 +279,7 @@ impl PartOutput {
         PartOutput {
             buckets: vec![Vec::new(); n_shards],
             counts: TableCounts::default(),
+            dictionary: None,
         }
     }
 
@@ -292,19 +298,29 @@ impl PartOutput {
             .findings
             .add(&batch_findings(patients, batch, &rows, as_of_days));
 
-        // One codelist bitset per distinct code in this batch's dictionary.
-        let masks: Vec<u64> = match batch.codes.values().as_any().downcast_ref::<StringArray>() {
-            Some(dict) => (0..dict.len())
-                .map(|i| {
-                    if dict.is_null(i) {
-                        0
-                    } else {
-                        table.mask_of(dict.value(i))
-                    }
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        // One codelist bitset per distinct code of the batch's dictionary.
+        let dict = batch.codes.values();
+        let reuse = matches!(&self.dictionary, Some((d, _)) if Arc::ptr_eq(d, dict));
+        if !reuse {
+            let masks: Vec<u64> = match dict.as_any().downcast_ref::<StringArray>() {
+                Some(strings) => (0..strings.len())
+                    .map(|i| {
+                        if strings.is_null(i) {
+                            0
+                        } else {
+                            table.mask_of(strings.value(i))
+                        }
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            self.dictionary = Some((dict.clone(), masks));
+        }
+        let masks: &[u64] = self
+            .dictionary
+            .as_ref()
+            .map(|(_, m)| m.as_slice())
+            .unwrap_or(&[]);
         let keys = batch.codes.keys().values();
         let dates = batch.dates.values();
         let values = batch.values.as_ref();

@@ -64,6 +64,8 @@ pub struct ListEntry {
     pub rank: u32,
     pub tier: u16,
     pub change: Option<TierChange>,
+    /// The reason texts, `; `-separated (built once for CSV and Parquet).
+    pub reasons: String,
 }
 
 /// The ranked contact list of one practice.
@@ -172,17 +174,21 @@ pub fn rank(
     let tier_pos = |id: &str| pack.tiers.iter().position(|t| t.id == id);
     by_practice
         .into_iter()
-        .map(|(practice, mut people)| {
-            people.sort_by(|&a, &b| {
-                let ta = outcomes.tier[a].unwrap_or(u16::MAX);
-                let tb = outcomes.tier[b].unwrap_or(u16::MAX);
+        .map(|(practice, people)| {
+            // Order keys are computed once per person, not once per comparison.
+            let mut keyed: Vec<(usize, Vec<Value>)> = people
+                .into_iter()
+                .map(|i| (i, order.iter().map(|k| key(i, &k.by)).collect()))
+                .collect();
+            keyed.sort_by(|(a, ka), (b, kb)| {
+                let ta = outcomes.tier[*a].unwrap_or(u16::MAX);
+                let tb = outcomes.tier[*b].unwrap_or(u16::MAX);
                 ta.cmp(&tb)
                     .then_with(|| {
-                        for k in order {
-                            let (va, vb) = (key(a, &k.by), key(b, &k.by));
+                        for ((k, va), vb) in order.iter().zip(ka).zip(kb) {
                             let o = match (va.is_null(), vb.is_null()) {
-                                (false, false) if k.descending => compare_values(&vb, &va),
-                                _ => compare_values(&va, &vb),
+                                (false, false) if k.descending => compare_values(vb, va),
+                                _ => compare_values(va, vb),
                             };
                             if o != Ordering::Equal {
                                 return o;
@@ -190,12 +196,12 @@ pub fn rank(
                         }
                         Ordering::Equal
                     })
-                    .then_with(|| compare_ids(&patients.ids, a, b))
+                    .then_with(|| compare_ids(&patients.ids, *a, *b))
             });
-            let entries = people
+            let entries = keyed
                 .into_iter()
                 .enumerate()
-                .map(|(r, person)| {
+                .map(|(r, (person, _))| {
                     let tier = outcomes.tier[person].unwrap_or(0);
                     let change = previous.map(|prev| match prev.get(&patients.ids.text(person)) {
                         None => TierChange::New,
@@ -213,6 +219,7 @@ pub fn rank(
                         rank: r as u32 + 1,
                         tier,
                         change,
+                        reasons: outcomes.reasons(pack, plan, person).join("; "),
                     }
                 })
                 .collect();
@@ -340,7 +347,7 @@ pub fn write_lists(
                     .iter()
                     .map(|&f| cell(&outcomes.feature_value(pack, f, i))),
             );
-            row.push(outcomes.reasons(pack, plan, i).join("; "));
+            row.push(e.reasons.clone());
             if with_previous {
                 let change = e.change.unwrap_or(TierChange::New);
                 row.push(
@@ -474,9 +481,7 @@ fn write_parquet(
     push(
         "reasons",
         Arc::new(StringArray::from_iter_values(
-            entries
-                .iter()
-                .map(|e| outcomes.reasons(pack, plan, e.person).join("; ")),
+            entries.iter().map(|e| e.reasons.as_str()),
         )),
     );
     if with_previous {
