@@ -339,8 +339,10 @@ fn check(as_of: NaiveDate, people: Vec<Person>, shape: PackShape) -> Result<(), 
     let patients = ds.read_patients().unwrap();
     let mut plan = Plan::bind(&pack, &ds, &patients, as_of).unwrap();
     // Keep every feature so each one can be compared.
-    plan.keep_features = vec![true; pack.features.len()];
-    let fast = execute(&pack, &plan, &ds, &patients).unwrap();
+    for f in &mut plan.physical.features {
+        f.keep = true;
+    }
+    let fast = execute(&plan, &ds, &patients).unwrap();
     for (i, x) in people.iter().enumerate() {
         let slow = pack::evaluate(&pack, &record(i, x), as_of);
         prop_assert_eq!(
@@ -354,7 +356,7 @@ fn check(as_of: NaiveDate, people: Vec<Person>, shape: PackShape) -> Result<(), 
         }
         for f in 0..pack.features.len() {
             prop_assert_eq!(
-                fast.feature_value(&pack, f, i),
+                fast.feature_value(f, i),
                 slow.features[f].clone(),
                 "feature {} of P{}",
                 pack.features[f].name,
@@ -378,10 +380,7 @@ fn check(as_of: NaiveDate, people: Vec<Person>, shape: PackShape) -> Result<(), 
             "score of P{}",
             i
         );
-        let forced = fast.forced[i].map(|f| match f {
-            Forced::In(o) => (o as usize, pack::Forced::In),
-            Forced::Out(o) => (o as usize, pack::Forced::Out),
-        });
+        let forced = fast.forced[i].map(|(o, f)| (o as usize, f));
         prop_assert_eq!(forced, slow.forced, "override of P{}", i);
         prop_assert_eq!(
             fast.excluded_by[i].map(usize::from),
@@ -389,7 +388,7 @@ fn check(as_of: NaiveDate, people: Vec<Person>, shape: PackShape) -> Result<(), 
             "exclusion of P{}",
             i
         );
-        let fast_tier = if matches!(fast.forced[i], Some(Forced::Out(_))) {
+        let fast_tier = if matches!(fast.forced[i], Some((_, Forced::Out))) {
             None
         } else {
             fast.tier[i].map(usize::from)
@@ -400,6 +399,12 @@ fn check(as_of: NaiveDate, people: Vec<Person>, shape: PackShape) -> Result<(), 
             slow.tier
         };
         prop_assert_eq!(fast_tier, slow_tier, "tier of P{}", i);
+        prop_assert_eq!(
+            fast.reasons(&pack, &plan, i),
+            slow.reasons.clone(),
+            "reasons of P{}",
+            i
+        );
     }
     Ok(())
 }

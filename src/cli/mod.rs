@@ -10,13 +10,11 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub mod explain_cmd;
-pub mod run_cmd;
-
-use crate::dataset::{self, Dataset, DatasetError};
+use crate::dataset::{self, Dataset};
+use crate::error::Error;
+use crate::run::{ExplainConfig, RunConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +58,13 @@ pub enum Command {
     Check {
         /// The rule pack folder (holding pack.toml).
         pack: PathBuf,
+        /// Also print the physical plan the engine would evaluate.
+        #[arg(long)]
+        plan: bool,
+        /// The as-of date the plan's windows are computed from (with --plan;
+        /// default: today).
+        #[arg(long, value_parser = parse_date)]
+        as_of: Option<chrono::NaiveDate>,
     },
     /// The audit trail for one person: every feature with the events behind
     /// it, every rule fired or not, the score, tier and rank.
@@ -138,32 +143,6 @@ fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
         .ok_or_else(|| format!("{s:?} is not a date (expected YYYY-MM-DD)"))
 }
 
-/// Whether an error is the user's input (exit 2) rather than ours (exit 1).
-fn is_input_error(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.is::<DatasetError>()
-            || e.is::<UsageError>()
-            || e.is::<crate::pack::PackErrors>()
-            || e.is::<crate::plan::PlanError>()
-            || matches!(
-                e.downcast_ref::<crate::synth::SynthError>(),
-                Some(
-                    crate::synth::SynthError::InvalidConfig(_)
-                        | crate::synth::SynthError::OutputExists { .. }
-                )
-            )
-            || matches!(
-                e.downcast_ref::<crate::list::ListError>(),
-                Some(crate::list::ListError::Previous { .. })
-            )
-    })
-}
-
-/// A mistake in how strata was invoked.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -189,20 +168,16 @@ pub fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
-            if err
-                .chain()
-                .filter_map(|e| e.downcast_ref::<std::io::Error>())
-                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            {
-                return ExitCode::SUCCESS;
-            }
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "error: {err}");
-            for cause in err.chain().skip(1) {
-                let _ = writeln!(stderr, "  caused by: {cause}");
+            let mut cause = std::error::Error::source(&err);
+            while let Some(c) = cause {
+                let _ = writeln!(stderr, "  caused by: {c}");
+                cause = c.source();
             }
-            ExitCode::from(if is_input_error(&err) { 2 } else { 1 })
+            ExitCode::from(err.blame().exit_code())
         }
     }
 }
@@ -223,22 +198,49 @@ fn init_logging(format: LogFormat, level: &str) {
     };
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Inspect { data, json } => inspect(&data, json),
-        Command::Run(args) => crate::cli::run_cmd::run(&args),
-        Command::Check { pack } => check(&pack),
+        Command::Run(args) => run_job(args),
+        Command::Check { pack, plan, as_of } => check(&pack, plan, as_of),
         Command::Synth(args) => synth(&args),
-        Command::Explain(args) => crate::cli::explain_cmd::explain(&args),
+        Command::Explain(args) => {
+            let text = crate::run::explain(&ExplainConfig {
+                pack: args.pack,
+                data: args.data,
+                patient: args.patient,
+                as_of: args.as_of,
+            })?;
+            print!("{text}");
+            std::io::stdout().flush()?;
+            Ok(())
+        }
     }
 }
 
-fn inspect(data: &std::path::Path, json: bool) -> anyhow::Result<()> {
+fn run_job(args: RunArgs) -> Result<(), Error> {
+    let progress = Progress::new();
+    let summary = crate::run::run(&RunConfig {
+        pack: args.pack,
+        data: args.data,
+        out: args.out,
+        name: args.name,
+        as_of: args.as_of,
+        previous: args.previous,
+        threads: args.threads,
+        command_line: std::env::args().collect(),
+    })?;
+    progress.done();
+    println!("{}", summary.dir.display());
+    Ok(())
+}
+
+fn inspect(data: &std::path::Path, json: bool) -> Result<(), Error> {
     let ds = Dataset::open(data)?;
     let summary = dataset::quality::summarise(&ds)?;
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &summary).context("writing the summary")?;
+        serde_json::to_writer_pretty(&mut out, &summary).map_err(|e| Error::Output(e.into()))?;
         writeln!(out)?;
     } else {
         write!(out, "{summary}")?;
@@ -246,7 +248,11 @@ fn inspect(data: &std::path::Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check(pack: &std::path::Path) -> anyhow::Result<()> {
+fn check(
+    pack: &std::path::Path,
+    plan: bool,
+    as_of: Option<chrono::NaiveDate>,
+) -> Result<(), Error> {
     match crate::pack::load(pack) {
         Ok(p) => {
             println!(
@@ -259,17 +265,24 @@ fn check(pack: &std::path::Path) -> anyhow::Result<()> {
                 p.rules.len(),
                 p.tiers.len()
             );
+            if plan {
+                let as_of = as_of.unwrap_or_else(|| chrono::Local::now().date_naive());
+                print!("{}", crate::plan::PhysicalPlan::compile(&p, as_of)?);
+            }
             Ok(())
         }
         Err(errors) => {
             // The diagnostics are the output: print them whole, then exit 2.
             println!("{errors}");
-            Err(UsageError(format!("{}: the rule pack has errors", pack.display())).into())
+            Err(Error::usage(format!(
+                "{}: the rule pack has errors",
+                pack.display()
+            )))
         }
     }
 }
 
-fn synth(args: &SynthArgs) -> anyhow::Result<()> {
+fn synth(args: &SynthArgs) -> Result<(), Error> {
     use crate::synth::{self, OutputFormat, SynthConfig};
     let mut cfg = SynthConfig::new(args.patients, args.practices, args.seed, &args.out);
     cfg.format = match args.format {
@@ -293,4 +306,32 @@ fn synth(args: &SynthArgs) -> anyhow::Result<()> {
     );
     println!("{}", summary.out.display());
     Ok(())
+}
+
+/// A spinner naming the run, shown only when stderr is a terminal
+/// (schedulers get the log lines instead).
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new() -> Progress {
+        if !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("running");
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress(Some(bar))
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done();
+    }
 }

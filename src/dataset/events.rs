@@ -13,10 +13,7 @@ use super::error::DatasetError;
 use super::raw::{Locator, RawTable};
 use super::TableFile;
 
-pub const PATIENT_ID: &str = "patient_id";
-pub const CODE: &str = "code";
-pub const DATE: &str = "date";
-pub const VALUE: &str = "value";
+pub use crate::contract::{CODE, DATE, PATIENT_ID, VALUE};
 
 /// One typed batch of an event table.
 #[derive(Debug, Clone)]
@@ -61,7 +58,7 @@ impl EventReader {
             Some(groups) => RawTable::open_row_groups(table, &wanted, &[CODE], groups)?,
         };
         let file = table.display_name();
-        for required in [PATIENT_ID, CODE, DATE] {
+        for required in crate::contract::EVENT_REQUIRED {
             if !raw.file_columns().iter().any(|c| c == required) {
                 return Err(DatasetError::MissingColumn {
                     file,

@@ -15,29 +15,11 @@ use super::error::{DatasetError, Location};
 use super::raw::{Locator, RawTable};
 use super::TableFile;
 
-/// Column names fixed by the input contract.
-pub const PATIENT_ID: &str = "patient_id";
-pub const PRACTICE_CODE: &str = "practice_code";
-pub const PCN_CODE: &str = "pcn_code";
-pub const DATE_OF_BIRTH: &str = "date_of_birth";
-pub const SEX: &str = "sex";
-pub const LSOA_CODE: &str = "lsoa_code";
-pub const IMD_DECILE: &str = "imd_decile";
-pub const REGISTRATION_END: &str = "registration_end";
-pub const DATE_OF_DEATH: &str = "date_of_death";
-
-const CONTRACT: [&str; 9] = [
-    PATIENT_ID,
-    PRACTICE_CODE,
-    PCN_CODE,
-    DATE_OF_BIRTH,
-    SEX,
-    LSOA_CODE,
-    IMD_DECILE,
-    REGISTRATION_END,
-    DATE_OF_DEATH,
-];
-const REQUIRED: [&str; 3] = [PATIENT_ID, PRACTICE_CODE, DATE_OF_BIRTH];
+use crate::contract::PATIENT_COLUMNS;
+pub use crate::contract::{
+    DATE_OF_BIRTH, DATE_OF_DEATH, IMD_DECILE, LSOA_CODE, PATIENT_ID, PCN_CODE, PRACTICE_CODE,
+    REGISTRATION_END, SEX,
+};
 
 /// The whole patients table, typed.
 #[derive(Debug)]
@@ -131,11 +113,11 @@ impl Patients {
         let probe = RawTable::open(table, &[], &[])?;
         let all: Vec<String> = probe.file_columns().to_vec();
         drop(probe);
-        for required in REQUIRED {
-            if !all.iter().any(|c| c == required) {
+        for required in PATIENT_COLUMNS.iter().filter(|c| c.required) {
+            if !all.iter().any(|c| c == required.name) {
                 return Err(DatasetError::MissingColumn {
                     file,
-                    column: required,
+                    column: required.name,
                     found: all.join(", "),
                 });
             }
@@ -154,11 +136,7 @@ impl Patients {
             let req = |name: &str| {
                 col(name).ok_or_else(|| DatasetError::MissingColumn {
                     file: file.clone(),
-                    column: REQUIRED
-                        .iter()
-                        .copied()
-                        .find(|r| *r == name)
-                        .unwrap_or(PATIENT_ID),
+                    column: crate::contract::patient_column(name).map_or(PATIENT_ID, |c| c.name),
                     found: all.join(", "),
                 })
             };
@@ -200,7 +178,7 @@ impl Patients {
                 date_of_death: opt_date(DATE_OF_DEATH)?,
                 extras: all
                     .iter()
-                    .filter(|c| !CONTRACT.contains(&c.as_str()))
+                    .filter(|c| crate::contract::patient_column(c).is_none())
                     .filter_map(|c| col(c).map(|a| (c.clone(), a)))
                     .collect(),
                 locator: batch.locator.clone(),

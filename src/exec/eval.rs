@@ -1,168 +1,28 @@
-//! Vectorised expression evaluation over a chunk of people.
+//! Vectorised evaluation of the physical plan over a chunk of people.
 //!
-//! Every expression of a checked pack is evaluated once per chunk with Arrow
-//! compute kernels, returning an array or a scalar ([`Col`]) so that
-//! constants are never expanded needlessly (the shape of DataFusion's
-//! `ColumnarValue`). Types were fixed by the checker; the only coercions here
-//! are the numeric widenings the checker allowed (int to float or decimal).
-//! NULL follows SQL's three-valued logic throughout (Kleene AND/OR).
+//! The planner fixed every type and inserted every conversion, so each
+//! node here is one typed kernel: no name lookups and no implicit casts.
+//! NULL follows SQL's three-valued logic (Kleene AND/OR); arithmetic that
+//! overflows, divides by zero or leaves the finite floats gives NULL, as
+//! `rules/FORMAT.md` specifies.
 
-use std::sync::Arc;
+use std::cmp::Ordering;
 
-use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Date32Array, Datum, Decimal128Array,
-    Float64Array, Int64Array, Int64Builder, Scalar, StringArray, StringBuilder, UInt32Array,
-};
-use arrow::compute::kernels::{boolean, cmp, numeric, zip::zip};
-use arrow::compute::{cast, is_not_null, is_null, nullif, take};
-use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Float64Type, Int64Type};
-use arrow::error::ArrowError;
+use arrow::array::{Array, ArrayRef, Date32Array, StringBuilder};
 use chrono::NaiveDate;
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 
-use crate::dataset::columns::{date_to_days, days_to_date};
-use crate::exec::scan::{AccColumn, NO_MAX_DATE, NO_MIN_DATE};
-use crate::pack::{AggregateFunc, BinaryOp, Expr, Type, Value};
-use crate::plan::types::{
-    age_on, arrow_type, decimal_to_scaled, scaled_to_decimal, DECIMAL_PRECISION, DECIMAL_SCALE,
-};
-use crate::plan::AggIndex;
-
-/// An evaluated expression: one value per person, or one for everybody.
-#[derive(Debug, Clone)]
-pub enum Col {
-    Array(ArrayRef),
-    /// A one-element array standing for every row.
-    Scalar(ArrayRef),
-}
-
-impl Col {
-    fn array(&self) -> &ArrayRef {
-        match self {
-            Col::Array(a) | Col::Scalar(a) => a,
-        }
-    }
-
-    /// The column as a full-length array.
-    pub fn into_array(self, len: usize) -> Result<ArrayRef, ArrowError> {
-        match self {
-            Col::Array(a) => Ok(a),
-            Col::Scalar(a) => expand(&a, len),
-        }
-    }
-
-    fn map(
-        &self,
-        f: impl FnOnce(&ArrayRef) -> Result<ArrayRef, ArrowError>,
-    ) -> Result<Col, ArrowError> {
-        Ok(match self {
-            Col::Array(a) => Col::Array(f(a)?),
-            Col::Scalar(a) => Col::Scalar(f(a)?),
-        })
-    }
-
-    fn is_scalar(&self) -> bool {
-        matches!(self, Col::Scalar(_))
-    }
-}
-
-fn expand(a: &ArrayRef, len: usize) -> Result<ArrayRef, ArrowError> {
-    take(a.as_ref(), &UInt32Array::from(vec![0u32; len]), None)
-}
-
-fn with_datum<R>(c: &Col, f: impl FnOnce(&dyn Datum) -> R) -> R {
-    match c {
-        Col::Array(a) => f(a),
-        Col::Scalar(a) => f(&Scalar::new(a.clone())),
-    }
-}
-
-fn binary_kernel(
-    l: &Col,
-    r: &Col,
-    f: impl FnOnce(&dyn Datum, &dyn Datum) -> Result<ArrayRef, ArrowError>,
-) -> Result<Col, ArrowError> {
-    let out = with_datum(l, |ld| with_datum(r, |rd| f(ld, rd)))?;
-    Ok(if l.is_scalar() && r.is_scalar() {
-        Col::Scalar(out)
-    } else {
-        Col::Array(out)
-    })
-}
-
-fn cmp_kernel(
-    l: &Col,
-    r: &Col,
-    f: impl FnOnce(&dyn Datum, &dyn Datum) -> Result<BooleanArray, ArrowError>,
-) -> Result<Col, ArrowError> {
-    binary_kernel(l, r, |a, b| f(a, b).map(|x| Arc::new(x) as ArrayRef))
-}
-
-fn literal(v: &Value) -> ArrayRef {
-    match v {
-        Value::Null => new_null_array(&DataType::Null, 1),
-        Value::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
-        Value::Int(i) => Arc::new(Int64Array::from(vec![*i])),
-        Value::Float(x) => Arc::new(Float64Array::from(vec![*x])),
-        Value::Decimal(d) => match decimal_to_scaled(*d) {
-            Some(m) => Arc::new(
-                Decimal128Array::from(vec![m])
-                    .with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE)
-                    .unwrap_or_else(|_| Decimal128Array::from(vec![m])),
-            ),
-            None => Arc::new(Float64Array::from(vec![d
-                .to_string()
-                .parse::<f64>()
-                .unwrap_or(f64::NAN)])),
-        },
-        Value::Str(s) => Arc::new(StringArray::from(vec![s.as_str()])),
-        Value::Date(d) => Arc::new(Date32Array::from(vec![date_to_days(*d)])),
-    }
-}
-
-/// The value of row `i` of an engine array of pack type `ty`.
-pub fn value_at(a: &dyn Array, ty: Type, i: usize) -> Value {
-    if a.is_null(i) {
-        return Value::Null;
-    }
-    match ty {
-        Type::Bool => Value::Bool(a.as_boolean().value(i)),
-        Type::Int => Value::Int(a.as_primitive::<Int64Type>().value(i)),
-        Type::Float => Value::Float(a.as_primitive::<Float64Type>().value(i)),
-        Type::Decimal => Value::Decimal(scaled_to_decimal(
-            a.as_primitive::<Decimal128Type>().value(i),
-        )),
-        Type::Str => Value::Str(a.as_string::<i32>().value(i).to_string()),
-        Type::Date => days_to_date(a.as_primitive::<Date32Type>().value(i))
-            .map(Value::Date)
-            .unwrap_or(Value::Null),
-        Type::Null => Value::Null,
-    }
-}
-
-/// Everything an expression may read, for people `start .. start + len`.
-#[derive(Clone, Copy)]
-pub struct Env<'a> {
-    pub start: usize,
-    pub len: usize,
-    pub as_of: NaiveDate,
-    pub as_of_days: i32,
-    /// Patient columns by name, full length, already in the pack's types.
-    pub columns: &'a dyn Fn(&str) -> Option<ArrayRef>,
-    pub date_of_birth: &'a Date32Array,
-    pub registration_end: &'a Date32Array,
-    pub date_of_death: &'a Date32Array,
-    pub accs: &'a [AccColumn],
-    pub source: &'a AggIndex,
-    pub last_contact: &'a [i32],
-    /// Chunk-local arrays of the features evaluated so far.
-    pub features: &'a [ArrayRef],
-    pub score: Option<&'a ArrayRef>,
-}
+use super::column::{Acc, Column, Datum};
+use super::scan::{AccColumn, NO_MAX_DATE, NO_MIN_DATE};
+use crate::dataset::columns::days_to_date;
+use crate::pack::semantics::{age_on, first_is_latest};
+use crate::pack::{BinaryOp, Type, Value};
+use crate::plan::{Aggregate, LiteralSet, PhysicalExpr};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("evaluating an expression: {0}")]
-    Arrow(#[from] ArrowError),
+    /// A plan the engine cannot evaluate: a bug in strata, never the input.
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -171,23 +31,79 @@ fn internal(msg: impl Into<String>) -> EvalError {
     EvalError::Internal(msg.into())
 }
 
-impl Env<'_> {
+/// Everything an expression may read, for people `start .. start + len`.
+#[derive(Clone, Copy)]
+pub struct Chunk<'a> {
+    pub start: usize,
+    pub len: usize,
+    pub as_of: NaiveDate,
+    /// The plan's patient columns, full length.
+    pub columns: &'a [ArrayRef],
+    pub column_types: &'a [Type],
+    pub accs: &'a [AccColumn],
+    /// Latest contact on or before the as-of date, full length.
+    pub last_contact: &'a [i32],
+    /// Chunk-local columns of the features evaluated so far.
+    pub features: &'a [Column],
+    /// The chunk's scores (tier conditions only).
+    pub score: Option<&'a [Option<Decimal>]>,
+}
+
+/// Applies `f` row by row where both sides are present (NULL otherwise).
+fn zip2<A: Copy, B: Copy, O>(
+    len: usize,
+    a: Acc<'_, A>,
+    b: Acc<'_, B>,
+    f: impl Fn(A, B) -> Option<O>,
+) -> Vec<Option<O>> {
+    (0..len)
+        .map(|i| match (a.at(i), b.at(i)) {
+            (Some(x), Some(y)) => f(x, y),
+            _ => None,
+        })
+        .collect()
+}
+
+fn map1<A: Copy, O>(len: usize, a: Acc<'_, A>, f: impl Fn(A) -> Option<O>) -> Vec<Option<O>> {
+    (0..len).map(|i| a.at(i).and_then(&f)).collect()
+}
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+fn holds(op: BinaryOp, ord: Ordering) -> bool {
+    match op {
+        BinaryOp::Eq => ord == Ordering::Equal,
+        BinaryOp::NotEq => ord != Ordering::Equal,
+        BinaryOp::Lt => ord == Ordering::Less,
+        BinaryOp::LtEq => ord != Ordering::Greater,
+        BinaryOp::Gt => ord == Ordering::Greater,
+        _ => ord != Ordering::Less,
+    }
+}
+
+/// A column computed for `n` rows: a scalar when `n` is 1 and both
+/// operands were scalars.
+fn finish(c: Column, scalar: bool) -> Datum {
+    if scalar {
+        Datum::Scalar(c.value(0))
+    } else {
+        Datum::Column(c)
+    }
+}
+
+impl Chunk<'_> {
+    fn rows(&self, scalar: bool) -> usize {
+        if scalar {
+            1
+        } else {
+            self.len
+        }
+    }
+
     fn range(&self) -> std::ops::Range<usize> {
         self.start..self.start + self.len
-    }
-
-    fn age(&self) -> Int64Array {
-        let dob = self.date_of_birth.slice(self.start, self.len);
-        dob.iter()
-            .map(|d| age_on(days_to_date(d?)?, self.as_of))
-            .collect()
-    }
-
-    fn still(&self, until: &Date32Array) -> BooleanArray {
-        let s = until.slice(self.start, self.len);
-        s.iter()
-            .map(|d| Some(d.is_none_or(|d| d > self.as_of_days)))
-            .collect()
     }
 
     fn acc(&self, a: usize) -> Result<&AccColumn, EvalError> {
@@ -196,10 +112,14 @@ impl Env<'_> {
             .ok_or_else(|| internal("accumulator out of range"))
     }
 
-    fn counts(&self, a: usize) -> Result<&[u32], EvalError> {
+    /// Latest dates of a `MaxDate` accumulator for this chunk.
+    fn max_dates(&self, a: usize) -> Result<Vec<Option<i32>>, EvalError> {
         match self.acc(a)? {
-            AccColumn::Count(v) => Ok(&v[self.range()]),
-            _ => Err(internal("expected a count accumulator")),
+            AccColumn::MaxDate(v) => Ok(v[self.range()]
+                .iter()
+                .map(|&d| (d != NO_MAX_DATE).then_some(d))
+                .collect()),
+            _ => Err(internal("expected a latest-date accumulator")),
         }
     }
 
@@ -210,408 +130,410 @@ impl Env<'_> {
         }
     }
 
-    fn dates(&self, a: usize) -> Result<Date32Array, EvalError> {
-        let (v, none) = match self.acc(a)? {
-            AccColumn::MinDate(v) => (v, NO_MIN_DATE),
-            AccColumn::MaxDate(v) => (v, NO_MAX_DATE),
-            _ => return Err(internal("expected a date accumulator")),
-        };
-        Ok(v[self.range()]
-            .iter()
-            .map(|&d| (d != none).then_some(d))
-            .collect())
-    }
-
-    fn values(&self, a: usize) -> Result<Float64Array, EvalError> {
-        let v = match self.acc(a)? {
-            AccColumn::LastValue(_, v) | AccColumn::MinValue(v) | AccColumn::MaxValue(v) => v,
-            _ => return Err(internal("expected a value accumulator")),
-        };
-        Ok(v[self.range()]
-            .iter()
-            .map(|&x| (!x.is_nan()).then_some(x))
-            .collect())
-    }
-
-    fn aggregate(
-        &self,
-        func: AggregateFunc,
-        codelists: &[usize],
-        window: &crate::pack::Window,
-    ) -> Result<ArrayRef, EvalError> {
-        let acc = |c: usize| {
-            self.source
-                .acc(func, c, window)
-                .ok_or_else(|| internal("aggregate has no accumulator"))
-        };
-        let first = *codelists
-            .first()
-            .ok_or_else(|| internal("aggregate without codelist"))?;
-        Ok(match func {
-            AggregateFunc::Has => Arc::new(
-                self.flags(acc(first)?)?
-                    .iter()
-                    .map(|&c| Some(c > 0))
-                    .collect::<BooleanArray>(),
-            ),
-            AggregateFunc::Count => Arc::new(Int64Array::from_iter_values(
-                self.counts(acc(first)?)?.iter().map(|&c| i64::from(c)),
-            )),
-            AggregateFunc::CountDistinctCodelists => {
+    fn aggregate(&self, agg: &Aggregate) -> Result<Column, EvalError> {
+        Ok(match agg {
+            Aggregate::Has { acc } => {
+                Column::Bool(self.flags(*acc)?.iter().map(|&c| Some(c > 0)).collect())
+            }
+            Aggregate::Count { acc } => match self.acc(*acc)? {
+                AccColumn::Count(v) => Column::Int(
+                    v[self.range()]
+                        .iter()
+                        .map(|&c| Some(i64::from(c)))
+                        .collect(),
+                ),
+                _ => return Err(internal("expected a count accumulator")),
+            },
+            Aggregate::CountDistinct { accs } => {
                 let mut total = vec![0i64; self.len];
-                for &c in codelists {
-                    for (t, &n) in total.iter_mut().zip(self.flags(acc(c)?)?) {
+                for &a in accs {
+                    for (t, &n) in total.iter_mut().zip(self.flags(a)?) {
                         *t += i64::from(n > 0);
                     }
                 }
-                Arc::new(Int64Array::from(total))
+                Column::Int(total.into_iter().map(Some).collect())
             }
-            AggregateFunc::FirstDate | AggregateFunc::LastDate => {
-                Arc::new(self.dates(acc(first)?)?)
+            Aggregate::Date { acc } => {
+                let (v, none) = match self.acc(*acc)? {
+                    AccColumn::MinDate(v) => (v, NO_MIN_DATE),
+                    AccColumn::MaxDate(v) => (v, NO_MAX_DATE),
+                    _ => return Err(internal("expected a date accumulator")),
+                };
+                Column::Date(
+                    v[self.range()]
+                        .iter()
+                        .map(|&d| (d != none).then_some(d))
+                        .collect(),
+                )
             }
-            AggregateFunc::LastValue | AggregateFunc::MinValue | AggregateFunc::MaxValue => {
-                Arc::new(self.values(acc(first)?)?)
+            Aggregate::Value { acc } => {
+                let v = match self.acc(*acc)? {
+                    AccColumn::LastValue(_, v)
+                    | AccColumn::MinValue(v)
+                    | AccColumn::MaxValue(v) => v,
+                    _ => return Err(internal("expected a value accumulator")),
+                };
+                Column::Float(v[self.range()].iter().map(|&x| finite(x)).collect())
             }
         })
     }
 
-    fn latest_of(&self, a: usize, b: usize) -> Result<ArrayRef, EvalError> {
-        let da = self.dates(
-            self.source
-                .latest(a)
-                .ok_or_else(|| internal("latest_of without accumulator"))?,
-        )?;
-        let db = self.dates(
-            self.source
-                .latest(b)
-                .ok_or_else(|| internal("latest_of without accumulator"))?,
-        )?;
-        let (na, nb) = (self.source.codelist_name(a), self.source.codelist_name(b));
-        let mut out = StringBuilder::with_capacity(self.len, self.len * 8);
-        for (x, y) in da.iter().zip(db.iter()) {
-            match first_is_latest(x, y) {
-                None => out.append_null(),
-                Some(true) => out.append_value(na),
-                Some(false) => out.append_value(nb),
+    /// Evaluates `e` for this chunk.
+    pub fn eval(&self, e: &PhysicalExpr) -> Result<Datum, EvalError> {
+        use PhysicalExpr as P;
+        Ok(match e {
+            P::Literal { value, .. } => Datum::Scalar(match value {
+                Value::Float(x) if !x.is_finite() => Value::Null,
+                v => v.clone(),
+            }),
+            P::Column { index, ty, .. } => {
+                let a = self
+                    .columns
+                    .get(*index)
+                    .ok_or_else(|| internal("column out of range"))?;
+                Datum::Column(Column::from_arrow_slice(a, *ty, self.start, self.len)?)
             }
-        }
-        Ok(Arc::new(out.finish()))
-    }
-
-    fn contacted(&self, window: &crate::pack::Window) -> BooleanArray {
-        let lower = window
-            .lower_bound(self.as_of)
-            .map(date_to_days)
-            .unwrap_or(i32::MIN);
-        self.last_contact[self.range()]
-            .iter()
-            .map(|&d| Some(d != NO_MAX_DATE && d >= lower))
-            .collect()
-    }
-
-    /// Evaluates `expr` for this chunk.
-    pub fn eval(&self, expr: &Expr) -> Result<Col, EvalError> {
-        Ok(match expr {
-            Expr::Literal(v) => Col::Scalar(literal(v)),
-            Expr::Column { name, ty } => {
-                let full = (self.columns)(name)
-                    .ok_or_else(|| internal(format!("column {name} not planned")))?;
-                let a = full.slice(self.start, self.len);
-                Col::Array(if a.data_type() == &arrow_type(*ty) {
-                    a
-                } else {
-                    cast(&a, &arrow_type(*ty))?
-                })
-            }
-            Expr::Feature { index, .. } => Col::Array(
+            P::Feature { index, .. } => Datum::Column(
                 self.features
                     .get(*index)
                     .cloned()
                     .ok_or_else(|| internal("feature evaluated out of order"))?,
             ),
-            Expr::Age => Col::Array(Arc::new(self.age())),
-            Expr::AsOf => Col::Scalar(Arc::new(Date32Array::from(vec![self.as_of_days]))),
-            Expr::Registered => Col::Array(Arc::new(self.still(self.registration_end))),
-            Expr::Alive => Col::Array(Arc::new(self.still(self.date_of_death))),
-            Expr::Score => Col::Array(
+            P::Age { date_of_birth } => {
+                let dob = self
+                    .columns
+                    .get(*date_of_birth)
+                    .and_then(|a| a.as_any().downcast_ref::<Date32Array>())
+                    .ok_or_else(|| internal("date of birth is not a date column"))?
+                    .slice(self.start, self.len);
+                Datum::Column(Column::Int(
+                    dob.iter()
+                        .map(|d| age_on(days_to_date(d?)?, self.as_of))
+                        .collect(),
+                ))
+            }
+            P::Score => Datum::Column(Column::Decimal(
                 self.score
-                    .cloned()
-                    .ok_or_else(|| internal("score used outside a tier condition"))?,
-            ),
-            Expr::Not(e) => self.eval(e)?.map(|a| {
-                let b = cast(a, &DataType::Boolean)?;
-                Ok(Arc::new(boolean::not(b.as_boolean())?) as ArrayRef)
-            })?,
-            Expr::Neg(e) => {
-                let ty = expr.ty();
-                self.eval(e)?
-                    .map(|a| numeric::neg_wrapping(&cast(a, &arrow_type(ty))?))?
-            }
-            Expr::Binary { op, left, right } => self.binary(*op, left, right)?,
-            Expr::Case {
-                operand,
-                branches,
-                else_result,
-                ty,
-            } => self.case(operand.as_deref(), branches, else_result.as_deref(), *ty)?,
-            Expr::InList {
-                expr: e,
-                list,
-                negated,
-            } => {
-                let x = self.eval(e)?;
-                let mut acc: Option<ArrayRef> = None;
-                for item in list {
-                    let y = self.eval(item)?;
-                    let eq = self
-                        .compare(BinaryOp::Eq, &x, e.ty(), &y, item.ty())?
-                        .into_array(self.len)?;
-                    acc = Some(match acc {
-                        None => eq,
-                        Some(prev) => {
-                            Arc::new(boolean::or_kleene(prev.as_boolean(), eq.as_boolean())?)
-                        }
-                    });
-                }
-                let out =
-                    acc.unwrap_or_else(|| Arc::new(BooleanArray::from(vec![false; self.len])));
-                Col::Array(if *negated {
-                    Arc::new(boolean::not(out.as_boolean())?)
-                } else {
-                    out
-                })
-            }
-            Expr::Between {
-                expr: e,
-                low,
-                high,
-                negated,
-            } => {
-                let x = self.eval(e)?;
-                let lo = self.eval(low)?;
-                let hi = self.eval(high)?;
-                let a = self
-                    .compare(BinaryOp::GtEq, &x, e.ty(), &lo, low.ty())?
-                    .into_array(self.len)?;
-                let b = self
-                    .compare(BinaryOp::LtEq, &x, e.ty(), &hi, high.ty())?
-                    .into_array(self.len)?;
-                let both = boolean::and_kleene(a.as_boolean(), b.as_boolean())?;
-                Col::Array(Arc::new(if *negated { boolean::not(&both)? } else { both }))
-            }
-            Expr::IsNull { expr: e, negated } => {
-                let x = self.eval(e)?.into_array(self.len)?;
-                Col::Array(Arc::new(if *negated {
-                    is_not_null(&x)?
-                } else {
-                    is_null(&x)?
-                }))
-            }
-            Expr::Coalesce { args, ty } => {
-                let target = arrow_type(*ty);
-                let mut out: ArrayRef = new_null_array(&target, self.len);
-                for arg in args.iter().rev() {
-                    let v = self.eval(arg)?.into_array(self.len)?;
-                    let v = if v.data_type() == &target {
-                        v
-                    } else {
-                        cast(&v, &target)?
-                    };
-                    out = zip(&is_not_null(&v)?, &v, &out)?;
-                }
-                Col::Array(out)
-            }
-            Expr::DaysSince(e) => self.eval(e)?.map(|a| {
-                let d = cast(a, &DataType::Date32)?;
-                let d = d.as_primitive::<Date32Type>();
-                let mut b = Int64Builder::with_capacity(d.len());
-                for v in d.iter() {
-                    b.append_option(v.map(|v| i64::from(self.as_of_days) - i64::from(v)));
-                }
-                Ok(Arc::new(b.finish()) as ArrayRef)
-            })?,
-            Expr::Aggregate {
-                func,
-                codelists,
-                window,
-            } => Col::Array(self.aggregate(*func, codelists, window)?),
-            Expr::LatestOf { a, b } => Col::Array(self.latest_of(*a, *b)?),
-            Expr::Contacted(w) => Col::Array(Arc::new(self.contacted(w))),
-            Expr::LastContact => Col::Array(Arc::new(
+                    .ok_or_else(|| internal("score used outside a tier condition"))?
+                    .to_vec(),
+            )),
+            P::Aggregate(agg) => Datum::Column(self.aggregate(agg)?),
+            P::Contacted { since } => Datum::Column(Column::Bool(
+                self.last_contact[self.range()]
+                    .iter()
+                    .map(|&d| Some(d != NO_MAX_DATE && d >= *since))
+                    .collect(),
+            )),
+            P::LastContact => Datum::Column(Column::Date(
                 self.last_contact[self.range()]
                     .iter()
                     .map(|&d| (d != NO_MAX_DATE).then_some(d))
-                    .collect::<Date32Array>(),
+                    .collect(),
             )),
+            P::LatestOf { first, second } => {
+                let a = self.max_dates(first.0)?;
+                let b = self.max_dates(second.0)?;
+                let mut out = StringBuilder::with_capacity(self.len, self.len * 8);
+                for (x, y) in a.into_iter().zip(b) {
+                    match first_is_latest(x, y) {
+                        None => out.append_null(),
+                        Some(true) => out.append_value(&first.1),
+                        Some(false) => out.append_value(&second.1),
+                    }
+                }
+                Datum::Column(Column::Str(out.finish()))
+            }
+            P::Not(x) => {
+                let v = self.eval(x)?;
+                let n = self.rows(v.is_scalar());
+                finish(
+                    Column::Bool(map1(n, v.bools()?, |b| Some(!b))),
+                    v.is_scalar(),
+                )
+            }
+            P::Neg(x) => {
+                let v = self.eval(x)?;
+                let (n, s) = (self.rows(v.is_scalar()), v.is_scalar());
+                let c = match x.ty() {
+                    Type::Int => Column::Int(map1(n, v.ints()?, i64::checked_neg)),
+                    Type::Float => Column::Float(map1(n, v.floats()?, |f| Some(-f))),
+                    Type::Decimal => Column::Decimal(map1(n, v.decimals()?, |d| Some(-d))),
+                    other => return Err(internal(format!("cannot negate {other}"))),
+                };
+                finish(c, s)
+            }
+            P::And(l, r) | P::Or(l, r) => {
+                let is_and = matches!(e, P::And(..));
+                let (l, r) = (self.eval(l)?, self.eval(r)?);
+                let s = l.is_scalar() && r.is_scalar();
+                let (a, b) = (l.bools()?, r.bools()?);
+                let out = (0..self.rows(s))
+                    .map(|i| kleene(is_and, a.at(i), b.at(i)))
+                    .collect();
+                finish(Column::Bool(out), s)
+            }
+            P::Arithmetic {
+                op,
+                left,
+                right,
+                ty,
+            } => self.arithmetic(*op, left, right, *ty)?,
+            P::Compare { op, left, right } => self.compare(*op, left, right)?,
+            P::Case {
+                branches,
+                otherwise,
+                ty,
+            } => {
+                let mut conds = Vec::with_capacity(branches.len());
+                let mut values = Vec::with_capacity(branches.len() + 1);
+                for (w, t) in branches {
+                    conds.push(self.eval(w)?);
+                    values.push(self.eval(t)?);
+                }
+                if let Some(o) = otherwise {
+                    values.push(self.eval(o)?);
+                }
+                let has_else = otherwise.is_some();
+                let conds: Vec<Acc<bool>> =
+                    conds.iter().map(Datum::bools).collect::<Result<_, _>>()?;
+                let picks: Vec<Option<usize>> = (0..self.len)
+                    .map(|i| {
+                        conds
+                            .iter()
+                            .position(|c| c.at(i) == Some(true))
+                            .or(has_else.then_some(branches.len()))
+                    })
+                    .collect();
+                Datum::Column(gather(*ty, &picks, &values)?)
+            }
+            P::InSet {
+                expr,
+                set,
+                list_has_null,
+                negated,
+            } => {
+                let x = self.eval(expr)?;
+                let s = x.is_scalar();
+                let n = self.rows(s);
+                let found: Vec<Option<bool>> = match set {
+                    LiteralSet::Bool(set) => map1(n, x.bools()?, |v| Some(set.contains(&v))),
+                    LiteralSet::Int(set) => map1(n, x.ints()?, |v| Some(set.contains(&v))),
+                    LiteralSet::Float(set) => map1(n, x.floats()?, |v| {
+                        Some(set.contains(&LiteralSet::float_key(v)))
+                    }),
+                    LiteralSet::Decimal(set) => map1(n, x.decimals()?, |v| Some(set.contains(&v))),
+                    LiteralSet::Date(set) => map1(n, x.dates()?, |v| Some(set.contains(&v))),
+                    LiteralSet::Str(set) => {
+                        let a = x.strs()?;
+                        (0..n).map(|i| a.at(i).map(|v| set.contains(v))).collect()
+                    }
+                };
+                let out = found
+                    .into_iter()
+                    .map(|f| {
+                        let v = match f {
+                            Some(false) if *list_has_null => None,
+                            other => other,
+                        };
+                        if *negated {
+                            v.map(|b| !b)
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                finish(Column::Bool(out), s)
+            }
+            P::IsNull { expr, negated } => {
+                let x = self.eval(expr)?;
+                let s = x.is_scalar();
+                let out = (0..self.rows(s))
+                    .map(|i| Some(x.is_valid(i) == *negated))
+                    .collect();
+                finish(Column::Bool(out), s)
+            }
+            P::Coalesce { args, ty } => {
+                let values: Vec<Datum> = args
+                    .iter()
+                    .map(|a| self.eval(a))
+                    .collect::<Result<_, _>>()?;
+                let picks: Vec<Option<usize>> = (0..self.len)
+                    .map(|i| values.iter().position(|v| v.is_valid(i)))
+                    .collect();
+                Datum::Column(gather(*ty, &picks, &values)?)
+            }
+            P::DaysSince(x) => {
+                let v = self.eval(x)?;
+                let s = v.is_scalar();
+                let as_of = crate::dataset::columns::date_to_days(self.as_of);
+                finish(
+                    Column::Int(map1(self.rows(s), v.dates()?, |d| {
+                        Some(i64::from(as_of) - i64::from(d))
+                    })),
+                    s,
+                )
+            }
+            P::Cast { expr, to } => {
+                let v = self.eval(expr)?;
+                let s = v.is_scalar();
+                let n = self.rows(s);
+                let c = match (expr.ty(), to) {
+                    (Type::Null, to) => Column::nulls(*to, n),
+                    (Type::Int, Type::Float) => {
+                        Column::Float(map1(n, v.ints()?, |i| Some(i as f64)))
+                    }
+                    (Type::Int, Type::Decimal) => {
+                        Column::Decimal(map1(n, v.ints()?, |i| Some(Decimal::from(i))))
+                    }
+                    (Type::Decimal, Type::Float) => {
+                        Column::Float(map1(n, v.decimals()?, |d| d.to_f64().and_then(finite)))
+                    }
+                    (from, to) => return Err(internal(format!("no cast from {from} to {to}"))),
+                };
+                finish(c, s)
+            }
         })
     }
 
-    fn binary(&self, op: BinaryOp, left: &Expr, right: &Expr) -> Result<Col, EvalError> {
-        let l = self.eval(left)?;
-        let r = self.eval(right)?;
-        match op {
-            BinaryOp::And | BinaryOp::Or => {
-                let l = cast(&l.into_array(self.len)?, &DataType::Boolean)?;
-                let r = cast(&r.into_array(self.len)?, &DataType::Boolean)?;
-                let out = if op == BinaryOp::And {
-                    boolean::and_kleene(l.as_boolean(), r.as_boolean())?
-                } else {
-                    boolean::or_kleene(l.as_boolean(), r.as_boolean())?
-                };
-                Ok(Col::Array(Arc::new(out)))
+    fn arithmetic(
+        &self,
+        op: BinaryOp,
+        left: &PhysicalExpr,
+        right: &PhysicalExpr,
+        ty: Type,
+    ) -> Result<Datum, EvalError> {
+        let (l, r) = (self.eval(left)?, self.eval(right)?);
+        let s = l.is_scalar() && r.is_scalar();
+        let n = self.rows(s);
+        let c = match ty {
+            Type::Int => Column::Int(zip2(n, l.ints()?, r.ints()?, |a, b| match op {
+                BinaryOp::Add => a.checked_add(b),
+                BinaryOp::Sub => a.checked_sub(b),
+                BinaryOp::Mul => a.checked_mul(b),
+                _ => None,
+            })),
+            Type::Float => Column::Float(zip2(n, l.floats()?, r.floats()?, |a, b| match op {
+                BinaryOp::Add => finite(a + b),
+                BinaryOp::Sub => finite(a - b),
+                BinaryOp::Mul => finite(a * b),
+                _ if b == 0.0 => None,
+                _ => finite(a / b),
+            })),
+            Type::Decimal => {
+                Column::Decimal(zip2(n, l.decimals()?, r.decimals()?, |a, b| match op {
+                    BinaryOp::Add => a.checked_add(b),
+                    BinaryOp::Sub => a.checked_sub(b),
+                    BinaryOp::Mul => a.checked_mul(b),
+                    _ => None,
+                }))
             }
-            _ if op.is_arithmetic() => {
-                let ty = crate::pack::expr::arithmetic_type(op, left.ty(), right.ty());
-                let target = arrow_type(ty);
-                let l = l.map(|a| cast(a, &target))?;
-                let r = r.map(|a| cast(a, &target))?;
-                let out = match op {
-                    BinaryOp::Add => binary_kernel(&l, &r, numeric::add_wrapping)?,
-                    BinaryOp::Sub => binary_kernel(&l, &r, numeric::sub_wrapping)?,
-                    BinaryOp::Mul => binary_kernel(&l, &r, numeric::mul_wrapping)?,
-                    _ => {
-                        // Division by zero is NULL, never infinity.
-                        let zero = cmp_kernel(
-                            &r,
-                            &Col::Scalar(Arc::new(Float64Array::from(vec![0.0]))),
-                            cmp::eq,
-                        )?;
-                        let q = binary_kernel(&l, &r, numeric::div)?;
-                        let both_scalar = q.is_scalar() && zero.is_scalar();
-                        let n = if both_scalar { 1 } else { self.len };
-                        let q = q.into_array(n)?;
-                        let zero = zero.into_array(n)?;
-                        let out = nullif(&q, zero.as_boolean())?;
-                        if both_scalar {
-                            Col::Scalar(out)
-                        } else {
-                            Col::Array(out)
-                        }
-                    }
-                };
-                // Decimal products carry a wider scale: bring them back.
-                Ok(if out.array().data_type() != &target {
-                    out.map(|a| cast(a, &target))?
-                } else {
-                    out
-                })
-            }
-            _ => self.compare(op, &l, left.ty(), &r, right.ty()),
-        }
+            // Both sides NULL literals.
+            Type::Null => Column::Null(n),
+            other => return Err(internal(format!("arithmetic on {other}"))),
+        };
+        Ok(finish(c, s))
     }
 
-    /// SQL comparison with the numeric widening the checker allowed.
     fn compare(
         &self,
         op: BinaryOp,
-        l: &Col,
-        lt: Type,
-        r: &Col,
-        rt: Type,
-    ) -> Result<Col, EvalError> {
-        let common = match (lt, rt) {
-            (Type::Null, t) | (t, Type::Null) => t,
-            (a, b) if a == b => a,
-            (Type::Float, _) | (_, Type::Float) => Type::Float,
-            (Type::Decimal, _) | (_, Type::Decimal) => Type::Decimal,
-            (a, _) => a,
+        left: &PhysicalExpr,
+        right: &PhysicalExpr,
+    ) -> Result<Datum, EvalError> {
+        let (l, r) = (self.eval(left)?, self.eval(right)?);
+        let s = l.is_scalar() && r.is_scalar();
+        let n = self.rows(s);
+        let cmp = |o: Option<Ordering>| o.map(|o| holds(op, o));
+        let out = match left.ty() {
+            Type::Bool => zip2(n, l.bools()?, r.bools()?, |a, b| cmp(Some(a.cmp(&b)))),
+            Type::Int => zip2(n, l.ints()?, r.ints()?, |a, b| cmp(Some(a.cmp(&b)))),
+            Type::Float => zip2(n, l.floats()?, r.floats()?, |a, b| cmp(a.partial_cmp(&b))),
+            Type::Decimal => zip2(n, l.decimals()?, r.decimals()?, |a, b| cmp(Some(a.cmp(&b)))),
+            Type::Date => zip2(n, l.dates()?, r.dates()?, |a, b| cmp(Some(a.cmp(&b)))),
+            Type::Str => {
+                let (a, b) = (l.strs()?, r.strs()?);
+                (0..n)
+                    .map(|i| match (a.at(i), b.at(i)) {
+                        (Some(x), Some(y)) => cmp(Some(x.cmp(y))),
+                        _ => None,
+                    })
+                    .collect()
+            }
+            Type::Null => vec![None; n],
         };
-        if common == Type::Null {
-            return Ok(Col::Scalar(new_null_array(&DataType::Boolean, 1)));
+        Ok(finish(Column::Bool(out), s))
+    }
+}
+
+/// SQL three-valued AND / OR.
+fn kleene(and: bool, a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    if and {
+        match (a, b) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (Some(true), Some(true)) => Some(true),
+            _ => None,
         }
-        let target = arrow_type(common);
-        let l = l.map(|a| {
-            if a.data_type() == &target {
-                Ok(a.clone())
-            } else {
-                cast(a, &target)
-            }
-        })?;
-        let r = r.map(|a| {
-            if a.data_type() == &target {
-                Ok(a.clone())
-            } else {
-                cast(a, &target)
-            }
-        })?;
-        let f = match op {
-            BinaryOp::Eq => cmp::eq,
-            BinaryOp::NotEq => cmp::neq,
-            BinaryOp::Lt => cmp::lt,
-            BinaryOp::LtEq => cmp::lt_eq,
-            BinaryOp::Gt => cmp::gt,
-            BinaryOp::GtEq => cmp::gt_eq,
-            _ => return Err(internal("not a comparison")),
-        };
-        Ok(cmp_kernel(&l, &r, f)?)
-    }
-
-    fn case(
-        &self,
-        operand: Option<&Expr>,
-        branches: &[(Expr, Expr)],
-        else_result: Option<&Expr>,
-        ty: Type,
-    ) -> Result<Col, EvalError> {
-        let target = arrow_type(ty);
-        let fit = |a: ArrayRef| -> Result<ArrayRef, ArrowError> {
-            if a.data_type() == &target {
-                Ok(a)
-            } else {
-                cast(&a, &target)
-            }
-        };
-        let mut out = match else_result {
-            Some(e) => fit(self.eval(e)?.into_array(self.len)?)?,
-            None => new_null_array(&target, self.len),
-        };
-        let subject = operand
-            .map(|o| self.eval(o).map(|c| (c, o.ty())))
-            .transpose()?;
-        for (when, then) in branches.iter().rev() {
-            let cond = match &subject {
-                Some((x, xt)) => {
-                    self.compare(BinaryOp::Eq, x, *xt, &self.eval(when)?, when.ty())?
-                }
-                None => self.eval(when)?,
-            };
-            let cond = cast(&cond.into_array(self.len)?, &DataType::Boolean)?;
-            let mask = only_true(cond.as_boolean());
-            let value = fit(self.eval(then)?.into_array(self.len)?)?;
-            out = zip(&mask, &value, &out)?;
+    } else {
+        match (a, b) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
         }
-        Ok(Col::Array(out))
     }
 }
 
-/// Which of two latest dates wins "latest code wins": `Some(true)` for the
-/// first, `Some(false)` for the second (which also wins a same-day tie, the
-/// removal-code convention), `None` when neither has a code.
-pub fn first_is_latest(a: Option<i32>, b: Option<i32>) -> Option<bool> {
-    match (a, b) {
-        (None, None) => None,
-        (Some(x), Some(y)) => Some(x > y),
-        (Some(_), None) => Some(true),
-        (None, Some(_)) => Some(false),
+/// Row `i` takes row `i` of `values[picks[i]]` (NULL where no pick).
+fn gather(ty: Type, picks: &[Option<usize>], values: &[Datum]) -> Result<Column, EvalError> {
+    fn pick<T: Copy>(picks: &[Option<usize>], accs: &[Acc<'_, T>]) -> Vec<Option<T>> {
+        picks
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.and_then(|k| accs[k].at(i)))
+            .collect()
     }
-}
-
-/// The same booleans with NULL turned into FALSE.
-fn only_true(b: &BooleanArray) -> BooleanArray {
-    match b.nulls() {
-        None => b.clone(),
-        Some(n) => BooleanArray::new(b.values() & n.inner(), None),
+    macro_rules! typed {
+        ($get:ident, $variant:ident) => {{
+            let accs = values
+                .iter()
+                .map(Datum::$get)
+                .collect::<Result<Vec<_>, _>>()?;
+            Column::$variant(pick(picks, &accs))
+        }};
     }
+    Ok(match ty {
+        Type::Bool => typed!(bools, Bool),
+        Type::Int => typed!(ints, Int),
+        Type::Float => typed!(floats, Float),
+        Type::Decimal => typed!(decimals, Decimal),
+        Type::Date => typed!(dates, Date),
+        Type::Str => {
+            let accs = values
+                .iter()
+                .map(Datum::strs)
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = StringBuilder::with_capacity(picks.len(), picks.len() * 8);
+            for (i, p) in picks.iter().enumerate() {
+                out.append_option(p.and_then(|k| accs[k].at(i)));
+            }
+            Column::Str(out.finish())
+        }
+        Type::Null => Column::Null(picks.len()),
+    })
 }
 
-/// TRUE rows of a boolean column (NULL and FALSE are not true).
-pub fn true_mask(c: Col, len: usize) -> Result<BooleanArray, EvalError> {
-    let a = cast(&c.into_array(len)?, &DataType::Boolean)?;
-    Ok(only_true(a.as_boolean()))
+/// Per row: Some(true) TRUE, Some(false) FALSE, None NULL.
+pub fn tri_state(d: Datum, len: usize) -> Result<Vec<Option<bool>>, EvalError> {
+    Ok(match d.into_column(Type::Bool, len) {
+        Column::Bool(v) => v,
+        Column::Null(n) => vec![None; n],
+        _ => return Err(internal("a condition is not true/false")),
+    })
 }
 
-/// Per-row: Some(true) fired, Some(false) not, None unknown (NULL).
-pub fn tri_state(c: Col, len: usize) -> Result<BooleanArray, EvalError> {
-    let a = cast(&c.into_array(len)?, &DataType::Boolean)?;
-    Ok(a.as_boolean().clone())
+/// TRUE rows of a condition (NULL and FALSE are not true).
+pub fn true_mask(d: Datum, len: usize) -> Result<Vec<bool>, EvalError> {
+    Ok(tri_state(d, len)?
+        .into_iter()
+        .map(|b| b == Some(true))
+        .collect())
 }

@@ -7,21 +7,25 @@
 //! exact decimal score, overrides, exclusions, tiers. Every step is
 //! deterministic per person, so results do not depend on the thread count.
 
+pub mod column;
 pub mod eval;
 pub mod scan;
 
-use std::sync::Arc;
-
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Decimal128Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::concat;
 use rayon::prelude::*;
+use rust_decimal::Decimal;
 
 use crate::dataset::{Dataset, DatasetError, Patients};
+use crate::pack::semantics::{self, Facts};
 use crate::pack::{Pack, Type, Value};
-use crate::plan::types::{scaled_to_decimal, DECIMAL_PRECISION, DECIMAL_SCALE};
+use crate::plan::types::scaled_to_decimal;
 use crate::plan::Plan;
-use eval::{tri_state, true_mask, value_at, Env, EvalError};
+use column::{value_at, Column};
+use eval::{tri_state, true_mask, Chunk, EvalError};
 use scan::{ScanResult, TableCounts};
+
+pub use crate::pack::semantics::Forced;
 
 /// People per evaluation chunk.
 const CHUNK: usize = 64 * 1024;
@@ -34,27 +38,20 @@ pub enum ExecError {
     Eval(#[from] EvalError),
 }
 
-/// How an override decided for a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forced {
-    /// Forced into the override's tier.
-    In(u16),
-    /// Forced off the list.
-    Out(u16),
-}
-
 /// Everything the engine decided, one entry per person (patients-table order).
 #[derive(Debug)]
 pub struct Outcomes {
     pub in_population: Vec<bool>,
     /// Feature arrays (full length) in the pack's feature order; `None` for
-    /// features nothing reads after evaluation (see [`Plan::keep_features`]).
+    /// features nothing reads after evaluation (see `PlannedFeature::keep`).
     pub features: Vec<Option<ArrayRef>>,
+    pub feature_types: Vec<Type>,
     /// Per rule: TRUE fired, FALSE not, NULL unknown (missing data).
     pub rules: Vec<BooleanArray>,
     /// Score as a scaled integer (scale 10).
     pub score: Vec<i128>,
-    pub forced: Vec<Option<Forced>>,
+    /// The deciding override (index) and its direction.
+    pub forced: Vec<Option<(u16, Forced)>>,
     pub excluded_by: Vec<Option<u16>>,
     pub tier: Vec<Option<u16>>,
     pub tables: Vec<TableCounts>,
@@ -71,42 +68,44 @@ impl Outcomes {
 
     /// Whether person `i` is on a contact list.
     pub fn listed(&self, i: usize) -> bool {
-        self.in_population[i]
-            && !matches!(self.forced[i], Some(Forced::Out(_)))
-            && self.excluded_by[i].is_none()
-            && self.tier[i].is_some()
+        semantics::Decision {
+            in_population: self.in_population[i],
+            forced: self.forced[i].map(|(o, f)| (o as usize, f)),
+            excluded_by: self.excluded_by[i].map(usize::from),
+            tier: self.tier[i].map(usize::from),
+        }
+        .listed()
     }
 
-    pub fn feature_value(&self, pack: &Pack, f: usize, i: usize) -> Value {
+    pub fn feature_value(&self, f: usize, i: usize) -> Value {
         match &self.features[f] {
-            Some(a) => value_at(a.as_ref(), pack.features[f].ty, i),
+            Some(a) => value_at(a.as_ref(), self.feature_types[f], i),
             None => Value::Null,
         }
     }
 
-    pub fn score_decimal(&self, i: usize) -> rust_decimal::Decimal {
+    pub fn score_decimal(&self, i: usize) -> Decimal {
         scaled_to_decimal(self.score[i])
     }
 
     /// Reason texts for person `i`: a forced-in override's reason first, then
-    /// the fired rules, highest points first (ties in pack order).
+    /// the fired rules in reason order (highest points first, ties in pack order).
     pub fn reasons(&self, pack: &Pack, plan: &Plan, i: usize) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(Forced::In(o)) = self.forced[i] {
+        if let Some((o, Forced::In)) = self.forced[i] {
             out.push(pack.overrides[o as usize].reason.clone());
         }
-        let mut fired: Vec<usize> = (0..pack.rules.len())
+        let fired: Vec<usize> = (0..pack.rules.len())
             .filter(|&r| self.rules[r].is_valid(i) && self.rules[r].value(i))
             .collect();
-        fired.sort_by(|&a, &b| plan.points[b].cmp(&plan.points[a]).then(a.cmp(&b)));
         if fired.is_empty() {
             return out;
         }
         let values: Vec<Value> = (0..pack.features.len())
-            .map(|f| self.feature_value(pack, f, i))
+            .map(|f| self.feature_value(f, i))
             .collect();
         out.extend(
-            fired
+            semantics::reason_order(fired, |r| plan.rules[r].points)
                 .into_iter()
                 .map(|r| pack.rules[r].reason.render(&values)),
         );
@@ -120,24 +119,19 @@ struct ChunkOutcome {
     features: Vec<Option<ArrayRef>>,
     rules: Vec<BooleanArray>,
     score: Vec<i128>,
-    forced: Vec<Option<Forced>>,
+    forced: Vec<Option<(u16, Forced)>>,
     excluded_by: Vec<Option<u16>>,
     tier: Vec<Option<u16>>,
 }
 
-/// Runs a bound pack over the dataset.
-pub fn execute(
-    pack: &Pack,
-    plan: &Plan,
-    ds: &Dataset,
-    patients: &Patients,
-) -> Result<Outcomes, ExecError> {
+/// Runs a bound plan over the dataset.
+pub fn execute(plan: &Plan, ds: &Dataset, patients: &Patients) -> Result<Outcomes, ExecError> {
     let tables: Vec<_> = plan
         .tables
         .iter()
         .map(|(f, i)| (f.clone(), &plan.scan.tables[*i]))
         .collect();
-    let contacts = if plan.needs_contacts {
+    let contacts = if plan.reads_contacts {
         ds.contacts.as_ref()
     } else {
         None
@@ -157,9 +151,9 @@ pub fn execute(
     let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
     let chunks: Vec<ChunkOutcome> = starts
         .par_iter()
-        .map(|&start| evaluate_chunk(pack, plan, patients, &scanned, start, CHUNK.min(n - start)))
+        .map(|&start| evaluate_chunk(plan, &scanned, start, CHUNK.min(n - start)))
         .collect::<Result<_, _>>()?;
-    let out = assemble(pack, chunks, scanned.tables)?;
+    let out = assemble(plan, chunks, scanned.tables)?;
     tracing::info!(
         stage = "evaluate",
         people = n,
@@ -169,160 +163,145 @@ pub fn execute(
     Ok(out)
 }
 
+/// The index of the first condition that is TRUE, per row.
+fn first_true(
+    chunk: &Chunk,
+    conditions: &[crate::plan::PhysicalExpr],
+) -> Result<Vec<Option<u16>>, EvalError> {
+    let mut first: Vec<Option<u16>> = vec![None; chunk.len];
+    for (k, c) in conditions.iter().enumerate() {
+        let mask = true_mask(chunk.eval(c)?, chunk.len)?;
+        for (slot, hit) in first.iter_mut().zip(mask) {
+            if slot.is_none() && hit {
+                *slot = Some(k as u16);
+            }
+        }
+    }
+    Ok(first)
+}
+
 fn evaluate_chunk(
-    pack: &Pack,
     plan: &Plan,
-    patients: &Patients,
     scanned: &ScanResult,
     start: usize,
     len: usize,
 ) -> Result<ChunkOutcome, EvalError> {
-    let columns = |name: &str| plan.columns.get(name).cloned();
-    let base = Env {
+    let column_types: Vec<Type> = plan.physical.columns.iter().map(|c| c.ty).collect();
+    let base = Chunk {
         start,
         len,
         as_of: plan.as_of,
-        as_of_days: plan.as_of_days,
-        columns: &columns,
-        date_of_birth: &patients.date_of_birth,
-        registration_end: &patients.registration_end,
-        date_of_death: &patients.date_of_death,
+        columns: &plan.columns,
+        column_types: &column_types,
         accs: &scanned.accs,
-        source: &plan.aggs,
         last_contact: &scanned.last_contact,
         features: &[],
         score: None,
     };
-    let mut features: Vec<ArrayRef> = Vec::with_capacity(pack.features.len());
-    let population = true_mask(base.eval(&pack.population)?, len)?;
-    for f in &pack.features {
-        let value = Env {
+    let population = true_mask(base.eval(&plan.population)?, len)?;
+    let mut features: Vec<Column> = Vec::with_capacity(plan.features.len());
+    for f in &plan.features {
+        let value = Chunk {
             features: &features,
             ..base
         }
         .eval(&f.expr)?
-        .into_array(len)?;
-        let value = fit(value, f.ty)?;
+        .into_column(f.ty, len);
         features.push(value);
     }
-    let env = Env {
+    let chunk = Chunk {
         features: &features,
         ..base
     };
 
-    let mut rules = Vec::with_capacity(pack.rules.len());
+    let mut rules = Vec::with_capacity(plan.rules.len());
     let mut score = vec![0i128; len];
-    for (r, rule) in pack.rules.iter().enumerate() {
-        let state = tri_state(env.eval(&rule.condition)?, len)?;
-        let points = plan.points[r];
-        for (i, s) in score.iter_mut().enumerate() {
-            if state.is_valid(i) && state.value(i) {
-                *s += points;
+    for rule in &plan.rules {
+        let state = tri_state(chunk.eval(&rule.condition)?, len)?;
+        for (s, fired) in score.iter_mut().zip(&state) {
+            if *fired == Some(true) {
+                *s += rule.points;
             }
         }
-        rules.push(state);
+        rules.push(BooleanArray::from(state));
     }
 
-    let mut forced: Vec<Option<Forced>> = vec![None; len];
-    for (o, ov) in pack.overrides.iter().enumerate() {
-        let (Some(a), Some(b)) = (plan.aggs.latest(ov.include), plan.aggs.latest(ov.exclude))
-        else {
-            continue;
-        };
-        let (da, db) = (
-            date_acc(&scanned.accs[a], start, len),
-            date_acc(&scanned.accs[b], start, len),
-        );
-        for i in 0..len {
-            if forced[i].is_some() {
-                continue;
-            }
-            forced[i] = eval::first_is_latest(da[i], db[i]).map(|include| {
-                if include {
-                    Forced::In(o as u16)
-                } else {
-                    Forced::Out(o as u16)
-                }
-            });
-        }
-    }
-
-    let mut excluded_by: Vec<Option<u16>> = vec![None; len];
-    for (x, ex) in pack.exclusions.iter().enumerate() {
-        let mask = true_mask(env.eval(&ex.condition)?, len)?;
-        for (i, e) in excluded_by.iter_mut().enumerate() {
-            // People forced off the list are not also counted as excluded.
-            if e.is_none() && mask.value(i) && !matches!(forced[i], Some(Forced::Out(_))) {
-                *e = Some(x as u16);
-            }
-        }
-    }
-
-    let score_array: ArrayRef = Arc::new(
-        Decimal128Array::from(score.clone())
-            .with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE)?,
-    );
-    let env = Env {
-        features: &features,
-        score: Some(&score_array),
-        ..base
-    };
-    let mut tier: Vec<Option<u16>> = forced
+    let latest: Vec<(Vec<Option<i32>>, Vec<Option<i32>>)> = plan
+        .overrides
         .iter()
-        .map(|f| match f {
-            Some(Forced::In(o)) => Some(pack.overrides[*o as usize].tier as u16),
-            _ => None,
+        .map(|o| {
+            Ok((
+                date_acc(scanned, o.include, start, len)?,
+                date_acc(scanned, o.exclude, start, len)?,
+            ))
         })
-        .collect();
-    for (t, tdef) in pack.tiers.iter().enumerate() {
-        let mask = true_mask(env.eval(&tdef.condition)?, len)?;
-        for (i, slot) in tier.iter_mut().enumerate() {
-            if slot.is_none() && !matches!(forced[i], Some(Forced::Out(_))) && mask.value(i) {
-                *slot = Some(t as u16);
-            }
-        }
-    }
-    Ok(ChunkOutcome {
-        in_population: (0..len).map(|i| population.value(i)).collect(),
+        .collect::<Result<_, EvalError>>()?;
+    let exclusions = first_true(&chunk, &plan.exclusions)?;
+    let decimal_score: Vec<Option<Decimal>> =
+        score.iter().map(|&s| Some(scaled_to_decimal(s))).collect();
+    let tiers = first_true(
+        &Chunk {
+            score: Some(&decimal_score),
+            ..chunk
+        },
+        &plan.tiers,
+    )?;
+
+    let mut out = ChunkOutcome {
+        in_population: Vec::with_capacity(len),
         features: features
-            .into_iter()
-            .zip(&plan.keep_features)
-            .map(|(a, &keep)| keep.then_some(a))
+            .iter()
+            .zip(&plan.features)
+            .map(|(c, f)| f.keep.then(|| c.to_arrow(f.ty)))
             .collect(),
         rules,
         score,
-        forced,
-        excluded_by,
-        tier,
-    })
+        forced: Vec::with_capacity(len),
+        excluded_by: Vec::with_capacity(len),
+        tier: Vec::with_capacity(len),
+    };
+    for i in 0..len {
+        let facts = Facts {
+            in_population: population[i],
+            forced: semantics::override_decision(latest.iter().map(|(inc, exc)| (inc[i], exc[i]))),
+            first_exclusion: exclusions[i].map(usize::from),
+            first_tier: tiers[i].map(usize::from),
+        };
+        let d = semantics::decide(facts, |o| plan.overrides[o].tier);
+        out.in_population.push(d.in_population);
+        out.forced.push(d.forced.map(|(o, f)| (o as u16, f)));
+        out.excluded_by.push(d.excluded_by.map(|x| x as u16));
+        out.tier.push(d.tier.map(|t| t as u16));
+    }
+    Ok(out)
 }
 
-fn date_acc(acc: &scan::AccColumn, start: usize, len: usize) -> Vec<Option<i32>> {
-    match acc {
-        scan::AccColumn::MaxDate(v) => v[start..start + len]
+fn date_acc(
+    scanned: &ScanResult,
+    acc: usize,
+    start: usize,
+    len: usize,
+) -> Result<Vec<Option<i32>>, EvalError> {
+    match scanned.accs.get(acc) {
+        Some(scan::AccColumn::MaxDate(v)) => Ok(v[start..start + len]
             .iter()
             .map(|&d| (d != scan::NO_MAX_DATE).then_some(d))
-            .collect(),
-        _ => vec![None; len],
+            .collect()),
+        _ => Err(EvalError::Internal(
+            "override without a latest-date accumulator".into(),
+        )),
     }
-}
-
-/// A feature array in exactly the engine's type for the feature.
-fn fit(a: ArrayRef, ty: Type) -> Result<ArrayRef, EvalError> {
-    let target = crate::plan::types::arrow_type(ty);
-    if a.data_type() == &target || ty == Type::Null {
-        return Ok(a);
-    }
-    arrow::compute::cast(&a, &target).map_err(EvalError::from)
 }
 
 fn assemble(
-    pack: &Pack,
+    plan: &Plan,
     chunks: Vec<ChunkOutcome>,
     tables: Vec<TableCounts>,
 ) -> Result<Outcomes, EvalError> {
-    let cat = |arrays: Vec<&dyn Array>| concat(&arrays).map_err(EvalError::from);
-    let features = (0..pack.features.len())
+    let cat = |arrays: Vec<&dyn Array>| {
+        concat(&arrays).map_err(|e| EvalError::Internal(format!("concatenating chunks: {e}")))
+    };
+    let features = (0..plan.features.len())
         .map(|f| {
             if chunks.iter().any(|c| c.features[f].is_none()) {
                 return Ok(None);
@@ -334,7 +313,7 @@ fn assemble(
             .map(Some)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let rules = (0..pack.rules.len())
+    let rules = (0..plan.rules.len())
         .map(|r| {
             cat(chunks.iter().map(|c| &c.rules[r] as &dyn Array).collect())
                 .map(|a| a.as_boolean().clone())
@@ -343,6 +322,7 @@ fn assemble(
     let mut out = Outcomes {
         in_population: Vec::new(),
         features,
+        feature_types: plan.features.iter().map(|f| f.ty).collect(),
         rules,
         score: Vec::new(),
         forced: Vec::new(),

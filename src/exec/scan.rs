@@ -29,7 +29,9 @@ use crate::plan::{AccKind, ScanPlan, TableScan};
 struct Hit {
     row: u32,
     date: i32,
-    mask: u64,
+    /// The code's match set (never 0: unmatched events are dropped).
+    set: u32,
+    /// NaN when the event has no finite value.
     value: f64,
 }
 
@@ -198,9 +200,9 @@ pub fn scan(
 struct PartOutput {
     buckets: Vec<Vec<Hit>>,
     counts: TableCounts,
-    /// The last code dictionary seen and its codelist bitsets: Parquet
-    /// batches of one row group share a dictionary, so it is mapped once.
-    dictionary: Option<(ArrayRef, Vec<u64>)>,
+    /// The last code dictionary seen and its match sets: Parquet batches
+    /// of one row group share a dictionary, so it is mapped once.
+    dictionary: Option<(ArrayRef, Vec<u32>)>,
 }
 
 fn scan_table(
@@ -298,17 +300,17 @@ impl PartOutput {
             .findings
             .add(&batch_findings(patients, batch, &rows, as_of_days));
 
-        // One codelist bitset per distinct code of the batch's dictionary.
+        // One match set per distinct code of the batch's dictionary.
         let dict = batch.codes.values();
         let reuse = matches!(&self.dictionary, Some((d, _)) if Arc::ptr_eq(d, dict));
         if !reuse {
-            let masks: Vec<u64> = match dict.as_any().downcast_ref::<StringArray>() {
+            let masks: Vec<u32> = match dict.as_any().downcast_ref::<StringArray>() {
                 Some(strings) => (0..strings.len())
                     .map(|i| {
                         if strings.is_null(i) {
                             0
                         } else {
-                            table.mask_of(strings.value(i))
+                            table.match_set(strings.value(i))
                         }
                     })
                     .collect(),
@@ -316,7 +318,7 @@ impl PartOutput {
             };
             self.dictionary = Some((dict.clone(), masks));
         }
-        let masks: &[u64] = self
+        let masks: &[u32] = self
             .dictionary
             .as_ref()
             .map(|(_, m)| m.as_slice())
@@ -325,23 +327,24 @@ impl PartOutput {
         let dates = batch.dates.values();
         let values = batch.values.as_ref();
         for i in 0..rows.len() {
-            let mask = masks.get(keys[i] as usize).copied().unwrap_or(0);
-            if mask == 0 {
+            let set = masks.get(keys[i] as usize).copied().unwrap_or(0);
+            if set == 0 {
                 continue;
             }
             let (row, date) = (rows[i], dates[i]);
             if row == u32::MAX || date > as_of_days {
                 continue;
             }
+            // Non-finite values (NaN, ±infinity) count as no value.
             let value = match values {
-                Some(v) if v.is_valid(i) => v.value(i),
+                Some(v) if v.is_valid(i) && v.value(i).is_finite() => v.value(i),
                 _ => f64::NAN,
             };
             self.counts.matched += 1;
             self.buckets[(row >> SHARD_SHIFT) as usize].push(Hit {
                 row,
                 date,
-                mask,
+                set,
                 value,
             });
         }
@@ -379,14 +382,9 @@ fn apply_hits(
             for out in outputs {
                 for hit in &out.buckets[s] {
                     let i = hit.row as usize - base;
-                    let mut mask = hit.mask;
-                    while mask != 0 {
-                        let bit = mask.trailing_zeros() as usize;
-                        mask &= mask - 1;
-                        for &(a, lower) in &table.accs_by_bit[bit] {
-                            if hit.date >= lower {
-                                slices[local[a]].1.apply(i, hit.date, hit.value);
-                            }
+                    for &(a, lower) in &table.accs_by_set[hit.set as usize] {
+                        if hit.date >= lower {
+                            slices[local[a]].1.apply(i, hit.date, hit.value);
                         }
                     }
                 }

@@ -121,13 +121,13 @@ pub fn count_people(pack: &Pack, outcomes: &Outcomes) -> (People, Vec<RuleCount>
             }
         }
         match outcomes.forced[i] {
-            Some(Forced::Out(o)) => {
+            Some((o, Forced::Out)) => {
                 *p.forced_out
                     .entry(pack.overrides[o as usize].id.clone())
                     .or_insert(0) += 1;
                 continue;
             }
-            Some(Forced::In(_)) => p.forced_in += 1,
+            Some((_, Forced::In)) => p.forced_in += 1,
             None => {}
         }
         if let Some(x) = outcomes.excluded_by[i] {

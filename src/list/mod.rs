@@ -19,10 +19,12 @@ use arrow::datatypes::{DataType, Field, Schema};
 
 use crate::dataset::columns::{days_to_date, PatientIds};
 use crate::dataset::Patients;
+use crate::exec::column::value_at;
 use crate::exec::Outcomes;
-use crate::pack::{OrderBy, Pack, Value};
-use crate::plan::types::{age_on, DECIMAL_PRECISION, DECIMAL_SCALE};
-use crate::plan::Plan;
+use crate::pack::semantics::age_on;
+use crate::pack::{Pack, Value};
+use crate::plan::types::{DECIMAL_PRECISION, DECIMAL_SCALE};
+use crate::plan::{OrderKeyPlan, Plan};
 
 pub use run_dir::{RunDir, RunDirError};
 
@@ -148,27 +150,17 @@ pub fn rank(
                 .push(i);
         }
     }
-    let default_order = [crate::pack::OrderKey {
-        by: OrderBy::Score,
-        descending: true,
-    }];
-    let order: &[crate::pack::OrderKey] = if pack.list.order_by.is_empty() {
-        &default_order
-    } else {
-        &pack.list.order_by
-    };
-    let key = |i: usize, by: &OrderBy| -> Value {
-        match by {
-            OrderBy::Score => Value::Decimal(outcomes.score_decimal(i)),
-            OrderBy::Age => age_of(patients, i, plan)
+    let order = &plan.order;
+    let key = |i: usize, by: &OrderKeyPlan| -> Value {
+        match *by {
+            OrderKeyPlan::Score => Value::Decimal(outcomes.score_decimal(i)),
+            OrderKeyPlan::Age(_) => age_of(patients, i, plan)
                 .map(Value::Int)
                 .unwrap_or(Value::Null),
-            OrderBy::Feature(f) => outcomes.feature_value(pack, *f, i),
-            OrderBy::Column(name) => plan
-                .columns
-                .get(name)
-                .map(|a| column_value(a.as_ref(), i))
-                .unwrap_or(Value::Null),
+            OrderKeyPlan::Feature(f) => outcomes.feature_value(f, i),
+            OrderKeyPlan::Column(c) => {
+                value_at(plan.columns[c].as_ref(), plan.physical.columns[c].ty, i)
+            }
         }
     };
     let tier_pos = |id: &str| pack.tiers.iter().position(|t| t.id == id);
@@ -178,16 +170,16 @@ pub fn rank(
             // Order keys are computed once per person, not once per comparison.
             let mut keyed: Vec<(usize, Vec<Value>)> = people
                 .into_iter()
-                .map(|i| (i, order.iter().map(|k| key(i, &k.by)).collect()))
+                .map(|i| (i, order.iter().map(|(k, _)| key(i, k)).collect()))
                 .collect();
             keyed.sort_by(|(a, ka), (b, kb)| {
                 let ta = outcomes.tier[*a].unwrap_or(u16::MAX);
                 let tb = outcomes.tier[*b].unwrap_or(u16::MAX);
                 ta.cmp(&tb)
                     .then_with(|| {
-                        for ((k, va), vb) in order.iter().zip(ka).zip(kb) {
+                        for (((_, descending), va), vb) in order.iter().zip(ka).zip(kb) {
                             let o = match (va.is_null(), vb.is_null()) {
-                                (false, false) if k.descending => compare_values(vb, va),
+                                (false, false) if *descending => compare_values(vb, va),
                                 _ => compare_values(va, vb),
                             };
                             if o != Ordering::Equal {
@@ -241,24 +233,6 @@ fn compare_ids(ids: &PatientIds, a: usize, b: usize) -> Ordering {
 fn age_of(patients: &Patients, i: usize, plan: &Plan) -> Option<i64> {
     let d = patients.date_of_birth.value(i);
     days_to_date(d).and_then(|dob| age_on(dob, plan.as_of))
-}
-
-fn column_value(a: &dyn Array, i: usize) -> Value {
-    if a.is_null(i) {
-        return Value::Null;
-    }
-    match a.data_type() {
-        DataType::Utf8 => Value::Str(a.as_string::<i32>().value(i).to_string()),
-        DataType::Int64 => Value::Int(a.as_primitive::<arrow::datatypes::Int64Type>().value(i)),
-        DataType::Float64 => {
-            Value::Float(a.as_primitive::<arrow::datatypes::Float64Type>().value(i))
-        }
-        DataType::Boolean => Value::Bool(a.as_boolean().value(i)),
-        DataType::Date32 => days_to_date(a.as_primitive::<arrow::datatypes::Date32Type>().value(i))
-            .map(Value::Date)
-            .unwrap_or(Value::Null),
-        _ => Value::Null,
-    }
 }
 
 /// A cell of a spreadsheet list: unknown values are left empty.
@@ -345,7 +319,7 @@ pub fn write_lists(
                 pack.list
                     .display
                     .iter()
-                    .map(|&f| cell(&outcomes.feature_value(pack, f, i))),
+                    .map(|&f| cell(&outcomes.feature_value(f, i))),
             );
             row.push(e.reasons.clone());
             if with_previous {

@@ -22,6 +22,7 @@ use rust_decimal::Decimal;
 use super::codelist::normalise_code;
 use super::expr::{AggregateFunc, BinaryOp, Expr, Type, Value, Window};
 use super::model::Pack;
+use super::semantics::{self, age_on};
 
 /// One row of an event table.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,11 +54,7 @@ pub enum RuleResult {
     Unknown,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Forced {
-    In,
-    Out,
-}
+pub use super::semantics::Forced;
 
 /// An event (or contact) behind a feature's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,24 +95,14 @@ pub struct Outcome {
 impl Outcome {
     /// Whether the person appears on the contact list.
     pub fn listed(&self) -> bool {
-        self.in_population
-            && self.tier.is_some()
-            && self.excluded_by.is_none()
-            && !matches!(self.forced, Some((_, Forced::Out)))
+        semantics::Decision {
+            in_population: self.in_population,
+            forced: self.forced,
+            excluded_by: self.excluded_by,
+            tier: self.tier,
+        }
+        .listed()
     }
-}
-
-/// Whole years from `dob` to `as_of`; a 29 February birthday turns a year
-/// older on 1 March in non-leap years. `None` for a birth after `as_of`.
-pub fn age_on(dob: NaiveDate, as_of: NaiveDate) -> Option<i64> {
-    if dob > as_of {
-        return None;
-    }
-    let mut years = i64::from(as_of.year() - dob.year());
-    if (as_of.month(), as_of.day()) < (dob.month(), dob.day()) {
-        years -= 1;
-    }
-    Some(years)
 }
 
 /// Runs the decision procedure for one person.
@@ -164,60 +151,49 @@ pub fn evaluate(pack: &Pack, person: &PersonRecord, as_of: NaiveDate) -> Outcome
         outcome.rules.push(result);
     }
 
-    for (i, o) in pack.overrides.iter().enumerate() {
-        let inc = ctx.latest(o.include, Window::Ever);
-        let exc = ctx.latest(o.exclude, Window::Ever);
-        let direction = match (inc, exc) {
-            (None, None) => continue,
-            (Some(a), Some(b)) if a > b => Forced::In,
-            (Some(_), None) => Forced::In,
-            _ => Forced::Out,
-        };
-        outcome.forced = Some((i, direction));
-        break;
-    }
-
-    let mut forced_reason = None;
-    match outcome.forced {
-        Some((_, Forced::Out)) => {}
-        forced => {
-            outcome.excluded_by = pack.exclusions.iter().position(|e| {
-                ctx.eval(
-                    &e.condition,
-                    &outcome.features,
-                    Some(outcome.score),
-                    &mut scratch,
-                )
+    let forced = semantics::override_decision(pack.overrides.iter().map(|o| {
+        (
+            ctx.latest(o.include, Window::Ever),
+            ctx.latest(o.exclude, Window::Ever),
+        )
+    }));
+    let score = Some(outcome.score);
+    let first_true = |conditions: Vec<&Expr>| {
+        conditions.into_iter().position(|c| {
+            ctx.eval(c, &outcome.features, score, &mut Vec::new())
                 .is_true()
-            });
-            outcome.tier = match forced {
-                Some((i, _)) => {
-                    forced_reason = pack.overrides.get(i).map(|o| o.reason.clone());
-                    pack.overrides.get(i).map(|o| o.tier)
-                }
-                None => pack.tiers.iter().position(|t| {
-                    ctx.eval(
-                        &t.condition,
-                        &outcome.features,
-                        Some(outcome.score),
-                        &mut scratch,
-                    )
-                    .is_true()
-                }),
-            };
-        }
-    }
+        })
+    };
+    let forced_out = matches!(forced, Some((_, Forced::Out)));
+    let facts = semantics::Facts {
+        in_population: true,
+        forced,
+        first_exclusion: if forced_out {
+            None
+        } else {
+            first_true(pack.exclusions.iter().map(|e| &e.condition).collect())
+        },
+        first_tier: if forced_out {
+            None
+        } else {
+            first_true(pack.tiers.iter().map(|t| &t.condition).collect())
+        },
+    };
+    let decision = semantics::decide(facts, |o| pack.overrides[o].tier);
+    outcome.forced = decision.forced;
+    outcome.excluded_by = decision.excluded_by;
+    outcome.tier = decision.tier;
 
-    let mut fired: Vec<usize> = (0..pack.rules.len())
+    let fired: Vec<usize> = (0..pack.rules.len())
         .filter(|&i| outcome.rules[i] == RuleResult::Fired)
         .collect();
-    // A stable sort keeps pack order among equal points.
-    fired.sort_by(|&a, &b| pack.rules[b].points.cmp(&pack.rules[a].points));
-    outcome.reasons.extend(forced_reason);
+    if let Some((o, Forced::In)) = outcome.forced {
+        outcome.reasons.push(pack.overrides[o].reason.clone());
+    }
     outcome.reasons.extend(
-        fired
-            .iter()
-            .map(|&i| pack.rules[i].reason.render(&outcome.features)),
+        semantics::reason_order(fired, |r| pack.rules[r].points)
+            .into_iter()
+            .map(|i| pack.rules[i].reason.render(&outcome.features)),
     );
     outcome
 }
@@ -758,19 +734,6 @@ fn cmp_value(op: BinaryOp, l: &Value, r: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
-
-    #[test]
-    fn leap_day_birthdays_turn_on_first_of_march() {
-        let dob = d("2000-02-29");
-        assert_eq!(age_on(dob, d("2021-02-28")), Some(20));
-        assert_eq!(age_on(dob, d("2021-03-01")), Some(21));
-        assert_eq!(age_on(dob, d("2024-02-29")), Some(24));
-        assert_eq!(age_on(dob, d("1999-01-01")), None);
-    }
 
     #[test]
     fn three_valued_logic() {

@@ -10,9 +10,10 @@ use std::fmt::Write;
 
 use chrono::NaiveDate;
 
-use super::eval::{age_on, Forced, Outcome, PersonRecord, RuleResult};
+use super::eval::{Forced, Outcome, PersonRecord, RuleResult};
 use super::expr::Value;
 use super::model::Pack;
+use super::semantics::age_on;
 
 /// Renders the audit trail. `outcome` must come from
 /// `evaluate(pack, person, as_of)`.

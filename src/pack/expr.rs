@@ -391,35 +391,12 @@ impl Expr {
     }
 }
 
-/// Result type of `left op right` for numeric operands: int op int stays
-/// int except for `/`; any float makes a float; decimal with int stays
-/// decimal. A NULL literal takes the other side's type.
-pub fn arithmetic_type(op: BinaryOp, left: Type, right: Type) -> Type {
-    use Type::*;
-    if op == BinaryOp::Div {
-        return Float;
-    }
-    match (left, right) {
-        (Null, Null) => Int,
-        (Null, t) | (t, Null) => t,
-        (Float, _) | (_, Float) => Float,
-        (Decimal, _) | (_, Decimal) => Decimal,
-        _ => Int,
-    }
-}
+pub use super::semantics::arithmetic_type;
 
 /// The common type of CASE branches or COALESCE arguments, if they agree
-/// (ints and floats widen to float).
+/// (the type lattice lives in [`super::semantics`]).
 pub fn unify(a: Type, b: Type) -> Option<Type> {
-    use Type::*;
-    match (a, b) {
-        (Null, t) | (t, Null) => Some(t),
-        (x, y) if x == y => Some(x),
-        (Int, Float) | (Float, Int) => Some(Float),
-        (Int, Decimal) | (Decimal, Int) => Some(Decimal),
-        (Float, Decimal) | (Decimal, Float) => Some(Float),
-        _ => None,
-    }
+    super::semantics::common_type(a, b)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod explain;
 pub mod expr;
 pub mod model;
 pub mod raw;
+pub mod semantics;
 
 use std::path::Path;
 

@@ -1,20 +1,28 @@
-//! Binding a checked pack to a dataset: which accumulators the scan keeps,
-//! which tables feed them, and the patient columns in the pack's types.
+//! The plan of a pack: [`PhysicalPlan::compile`] turns a checked pack and
+//! an as-of date into physical expressions and accumulators (no data
+//! needed, printable); [`Plan::bind`] then attaches a dataset: which event
+//! tables to scan, and the patient columns in the engine's storage for
+//! their pack types.
 
-use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Array, Float64Builder,
+    Int64Builder,
 };
 use arrow::compute::cast;
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Float64Type};
 use chrono::NaiveDate;
 
-use super::scan::{normalise_code, AccKind, AccSpec, CodeMatch, CodelistDef, ScanPlan};
+use super::lower::{coerce, Lowering, PlannedColumn};
+use super::physical::PhysicalExpr;
+use super::scan::{normalise_code, CodeMatch, CodelistDef, ScanPlan};
+use super::types::{arrow_type, decimal_to_scaled};
+use crate::contract;
 use crate::dataset::columns::{date_to_days, parse_iso_date};
 use crate::dataset::{Dataset, Patients, TableFile};
-use crate::pack::{AggregateFunc, Expr, MatchMode, Pack, Type, Window};
+use crate::pack::{MatchMode, OrderBy, Pack, Segment, Type};
 
 /// Why a pack cannot run on a dataset (the user's to fix: exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -40,187 +48,148 @@ pub enum PlanError {
     },
     #[error("rule `{rule}`: points {points} have more than 10 decimal places")]
     Points { rule: String, points: String },
-    #[error("{0}")]
-    Scan(String),
 }
 
-/// Aggregates resolved to accumulator indices.
+/// A feature as planned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedFeature {
+    pub name: String,
+    pub ty: Type,
+    pub expr: PhysicalExpr,
+    /// Read after evaluation (shown in lists, named in reasons or used for
+    /// ordering); the others are dropped chunk by chunk to save memory.
+    pub keep: bool,
+}
+
+/// A scoring rule as planned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRule {
+    pub id: String,
+    pub condition: PhysicalExpr,
+    /// Points as a scaled integer (scale [`super::types::DECIMAL_SCALE`]).
+    pub points: i128,
+}
+
+/// An override as planned: the accumulators of the latest include and
+/// exclude codes, and the tier it forces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedOverride {
+    pub include: usize,
+    pub exclude: usize,
+    pub tier: usize,
+}
+
+/// A list ordering key as planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderKeyPlan {
+    Score,
+    /// Age from the date-of-birth column (index).
+    Age(usize),
+    Feature(usize),
+    /// A patient column (index).
+    Column(usize),
+}
+
+/// A checked pack compiled for one as-of date: everything the engine
+/// evaluates, resolved and typed.
 #[derive(Debug, Clone)]
-pub struct AggIndex {
-    as_of: NaiveDate,
-    map: HashMap<AccSpec, usize>,
-    names: Vec<String>,
-}
-
-fn kind_of(func: AggregateFunc) -> AccKind {
-    match func {
-        AggregateFunc::Has | AggregateFunc::CountDistinctCodelists => AccKind::Any,
-        AggregateFunc::Count => AccKind::Count,
-        AggregateFunc::FirstDate => AccKind::MinDate,
-        AggregateFunc::LastDate => AccKind::MaxDate,
-        AggregateFunc::LastValue => AccKind::LastValue,
-        AggregateFunc::MinValue => AccKind::MinValue,
-        AggregateFunc::MaxValue => AccKind::MaxValue,
-    }
-}
-
-fn lower(window: &Window, as_of: NaiveDate) -> i32 {
-    window
-        .lower_bound(as_of)
-        .map(date_to_days)
-        .unwrap_or(i32::MIN)
-}
-
-impl AggIndex {
-    pub fn acc(&self, func: AggregateFunc, codelist: usize, window: &Window) -> Option<usize> {
-        let spec = AccSpec {
-            kind: kind_of(func),
-            codelist,
-            lower: lower(window, self.as_of),
-        };
-        self.map.get(&spec).copied()
-    }
-
-    /// The accumulator of the latest date ever of `codelist` (latest_of, overrides).
-    pub fn latest(&self, codelist: usize) -> Option<usize> {
-        self.acc(AggregateFunc::LastDate, codelist, &Window::Ever)
-    }
-
-    pub fn codelist_name(&self, codelist: usize) -> &str {
-        self.names.get(codelist).map(String::as_str).unwrap_or("")
-    }
-}
-
-/// A pack bound to a dataset at an as-of date.
-#[derive(Debug)]
-pub struct Plan {
+pub struct PhysicalPlan {
     pub as_of: NaiveDate,
     pub as_of_days: i32,
+    /// Patient columns read, in the pack's types.
+    pub columns: Vec<PlannedColumn>,
+    /// Accumulators and the code -> codelist maps of each event table.
     pub scan: ScanPlan,
-    pub aggs: AggIndex,
-    /// Event tables to scan, with the index of their [`super::TableScan`].
-    pub tables: Vec<(TableFile, usize)>,
-    /// Patient columns in the pack's types, by name.
-    pub columns: HashMap<String, ArrayRef>,
-    /// Points of each rule as scaled integers (scale 10).
-    pub points: Vec<i128>,
+    pub population: PhysicalExpr,
+    pub features: Vec<PlannedFeature>,
+    pub rules: Vec<PlannedRule>,
+    /// In priority order.
+    pub tiers: Vec<PhysicalExpr>,
+    pub exclusions: Vec<PhysicalExpr>,
+    pub overrides: Vec<PlannedOverride>,
+    /// After tier; the patient id is the final tie-break.
+    pub order: Vec<(OrderKeyPlan, bool)>,
+    /// Whether an expression reads the contacts table.
     pub needs_contacts: bool,
-    /// Features kept after evaluation (shown in lists, named in reasons or
-    /// ordering); the others are dropped chunk by chunk to save memory.
-    pub keep_features: Vec<bool>,
 }
 
-/// Every expression of a pack, for walks.
-fn expressions(pack: &Pack) -> Vec<&Expr> {
-    let mut all: Vec<&Expr> = vec![&pack.population];
-    all.extend(pack.features.iter().map(|f| &f.expr));
-    all.extend(pack.rules.iter().map(|r| &r.condition));
-    all.extend(pack.tiers.iter().map(|t| &t.condition));
-    all.extend(pack.exclusions.iter().map(|e| &e.condition));
-    all
-}
-
-fn walk<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
-    f(e);
-    match e {
-        Expr::Not(x) | Expr::Neg(x) | Expr::DaysSince(x) => walk(x, f),
-        Expr::Binary { left, right, .. } => {
-            walk(left, f);
-            walk(right, f);
+impl PhysicalPlan {
+    /// Compiles a checked pack. Fails only on limits the checker states
+    /// (points beyond 10 decimal places).
+    pub fn compile(pack: &Pack, as_of: NaiveDate) -> Result<PhysicalPlan, PlanError> {
+        let mut lw = Lowering::new(pack, as_of);
+        // The columns every run reads come first, so indices are stable.
+        for c in [contract::DATE_OF_BIRTH] {
+            lw.column(c, Type::Date);
         }
-        Expr::Case {
-            operand,
-            branches,
-            else_result,
-            ..
-        } => {
-            if let Some(o) = operand {
-                walk(o, f);
-            }
-            for (w, t) in branches {
-                walk(w, f);
-                walk(t, f);
-            }
-            if let Some(x) = else_result {
-                walk(x, f);
-            }
-        }
-        Expr::InList { expr, list, .. } => {
-            walk(expr, f);
-            for x in list {
-                walk(x, f);
-            }
-        }
-        Expr::Between {
-            expr, low, high, ..
-        } => {
-            walk(expr, f);
-            walk(low, f);
-            walk(high, f);
-        }
-        Expr::IsNull { expr, .. } => walk(expr, f),
-        Expr::Coalesce { args, .. } => {
-            for x in args {
-                walk(x, f);
-            }
-        }
-        _ => {}
-    }
-}
-
-impl Plan {
-    pub fn bind(
-        pack: &Pack,
-        ds: &Dataset,
-        patients: &Patients,
-        as_of: NaiveDate,
-    ) -> Result<Plan, PlanError> {
-        let mut specs: Vec<AccSpec> = Vec::new();
-        let mut map: HashMap<AccSpec, usize> = HashMap::new();
-        let mut add = |spec: AccSpec| {
-            map.entry(spec).or_insert_with(|| {
-                specs.push(spec);
-                specs.len() - 1
-            });
+        let population = lw.condition(&pack.population);
+        let keep = features_read_after_evaluation(pack);
+        let features = pack
+            .features
+            .iter()
+            .zip(keep)
+            .map(|(f, keep)| PlannedFeature {
+                name: f.name.clone(),
+                ty: f.ty,
+                expr: coerce(lw.lower(&f.expr), f.ty),
+                keep,
+            })
+            .collect();
+        let rules = pack
+            .rules
+            .iter()
+            .map(|r| {
+                Ok(PlannedRule {
+                    id: r.id.clone(),
+                    condition: lw.condition(&r.condition),
+                    points: decimal_to_scaled(r.points).ok_or_else(|| PlanError::Points {
+                        rule: r.id.clone(),
+                        points: r.points.to_string(),
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, PlanError>>()?;
+        let tiers = pack
+            .tiers
+            .iter()
+            .map(|t| lw.condition(&t.condition))
+            .collect();
+        let exclusions = pack
+            .exclusions
+            .iter()
+            .map(|x| lw.condition(&x.condition))
+            .collect();
+        let overrides = pack
+            .overrides
+            .iter()
+            .map(|o| PlannedOverride {
+                include: lw.latest(o.include),
+                exclude: lw.latest(o.exclude),
+                tier: o.tier,
+            })
+            .collect();
+        let order = if pack.list.order_by.is_empty() {
+            vec![(OrderKeyPlan::Score, true)]
+        } else {
+            pack.list
+                .order_by
+                .iter()
+                .map(|k| {
+                    let key = match &k.by {
+                        OrderBy::Score => OrderKeyPlan::Score,
+                        OrderBy::Age => {
+                            OrderKeyPlan::Age(lw.column(contract::DATE_OF_BIRTH, Type::Date))
+                        }
+                        OrderBy::Feature(f) => OrderKeyPlan::Feature(*f),
+                        OrderBy::Column(name) => {
+                            let ty = column_type(pack, name);
+                            OrderKeyPlan::Column(lw.column(name, ty))
+                        }
+                    };
+                    (key, k.descending)
+                })
+                .collect()
         };
-        let mut needs_contacts = false;
-        for e in expressions(pack) {
-            walk(e, &mut |x| match x {
-                Expr::Aggregate {
-                    func,
-                    codelists,
-                    window,
-                } => {
-                    for &c in codelists {
-                        add(AccSpec {
-                            kind: kind_of(*func),
-                            codelist: c,
-                            lower: lower(window, as_of),
-                        });
-                    }
-                }
-                Expr::LatestOf { a, b } => {
-                    for &c in [a, b] {
-                        add(AccSpec {
-                            kind: AccKind::MaxDate,
-                            codelist: c,
-                            lower: i32::MIN,
-                        });
-                    }
-                }
-                Expr::Contacted(_) | Expr::LastContact => needs_contacts = true,
-                _ => {}
-            });
-        }
-        for o in &pack.overrides {
-            for c in [o.include, o.exclude] {
-                add(AccSpec {
-                    kind: AccKind::MaxDate,
-                    codelist: c,
-                    lower: i32::MIN,
-                });
-            }
-        }
         let defs: Vec<CodelistDef> = pack
             .codelists
             .iter()
@@ -234,7 +203,144 @@ impl Plan {
                 codes: c.codes.iter().map(|x| normalise_code(x)).collect(),
             })
             .collect();
-        for spec in &specs {
+        let scan = ScanPlan::build(&defs, lw.accs.clone());
+        Ok(PhysicalPlan {
+            as_of,
+            as_of_days: date_to_days(as_of),
+            columns: lw.columns,
+            scan,
+            population,
+            features,
+            rules,
+            tiers,
+            exclusions,
+            overrides,
+            order,
+            needs_contacts: lw.needs_contacts,
+        })
+    }
+}
+
+/// The type of a patient column a pack names: declared in `[columns]`, or
+/// fixed by the contract.
+fn column_type(pack: &Pack, name: &str) -> Type {
+    pack.columns
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| c.ty)
+        .or_else(|| contract::patient_column(name).map(|c| c.ty))
+        .unwrap_or(Type::Str)
+}
+
+/// Features read after evaluation: display columns, ordering keys and
+/// reason placeholders.
+fn features_read_after_evaluation(pack: &Pack) -> Vec<bool> {
+    let mut keep = vec![false; pack.features.len()];
+    for &f in &pack.list.display {
+        keep[f] = true;
+    }
+    for k in &pack.list.order_by {
+        if let OrderBy::Feature(f) = k.by {
+            keep[f] = true;
+        }
+    }
+    for rule in &pack.rules {
+        for seg in &rule.reason.segments {
+            if let Segment::Feature(f) = seg {
+                keep[*f] = true;
+            }
+        }
+    }
+    keep
+}
+
+impl fmt::Display for PhysicalPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "as_of {}", self.as_of.format("%Y-%m-%d"))?;
+        writeln!(f, "columns")?;
+        for (i, c) in self.columns.iter().enumerate() {
+            writeln!(f, "  #{i} {} {}", c.name, c.ty)?;
+        }
+        writeln!(f, "accumulators")?;
+        for (i, a) in self.scan.accs.iter().enumerate() {
+            let cl = &self.scan.codelists[a.codelist];
+            let since = if a.lower == i32::MIN {
+                "ever".to_string()
+            } else {
+                crate::dataset::columns::days_to_date(a.lower)
+                    .map_or_else(|| a.lower.to_string(), |d| format!("since {d}"))
+            };
+            writeln!(f, "  acc{i} {:?} {}.{} {since}", a.kind, cl.table, cl.name)?;
+        }
+        writeln!(f, "population := {}", self.population)?;
+        for (i, x) in self.features.iter().enumerate() {
+            let keep = if x.keep { " (kept)" } else { "" };
+            writeln!(f, "f{i} {} {}{keep} := {}", x.name, x.ty, x.expr)?;
+        }
+        for r in &self.rules {
+            let points = super::types::scaled_to_decimal(r.points);
+            writeln!(f, "rule {} {points:+} := {}", r.id, r.condition)?;
+        }
+        for o in &self.overrides {
+            writeln!(
+                f,
+                "override tier{} := latest acc{} over acc{}",
+                o.tier, o.include, o.exclude
+            )?;
+        }
+        for (i, x) in self.exclusions.iter().enumerate() {
+            writeln!(f, "exclusion{i} := {x}")?;
+        }
+        for (i, t) in self.tiers.iter().enumerate() {
+            writeln!(f, "tier{i} := {t}")?;
+        }
+        let order: Vec<String> = self
+            .order
+            .iter()
+            .map(|(k, desc)| {
+                let key = match k {
+                    OrderKeyPlan::Score => "score".to_string(),
+                    OrderKeyPlan::Age(c) => format!("age(#{c})"),
+                    OrderKeyPlan::Feature(x) => format!("f{x}"),
+                    OrderKeyPlan::Column(c) => format!("#{c}"),
+                };
+                format!("{key} {}", if *desc { "desc" } else { "asc" })
+            })
+            .collect();
+        writeln!(f, "order tier, {}, patient_id", order.join(", "))
+    }
+}
+
+/// A physical plan bound to a dataset.
+#[derive(Debug)]
+pub struct Plan {
+    pub physical: PhysicalPlan,
+    /// The planned patient columns, full length, in the engine's storage
+    /// for their pack types (see [`super::types::arrow_type`]).
+    pub columns: Vec<ArrayRef>,
+    /// Event tables to scan, with the index of their scan in `physical.scan.tables`.
+    pub tables: Vec<(TableFile, usize)>,
+    /// Whether the scan reads the contacts table (for the pack, or to count it).
+    pub reads_contacts: bool,
+}
+
+impl std::ops::Deref for Plan {
+    type Target = PhysicalPlan;
+
+    fn deref(&self) -> &PhysicalPlan {
+        &self.physical
+    }
+}
+
+impl Plan {
+    pub fn bind(
+        pack: &Pack,
+        ds: &Dataset,
+        patients: &Patients,
+        as_of: NaiveDate,
+    ) -> Result<Plan, PlanError> {
+        let physical = PhysicalPlan::compile(pack, as_of)?;
+        for spec in &physical.scan.accs {
             let c = &pack.codelists[spec.codelist];
             if ds.event_table(&c.table).is_none() {
                 return Err(PlanError::MissingTable {
@@ -243,92 +349,67 @@ impl Plan {
                 });
             }
         }
-        let scan = ScanPlan::build(&defs, specs).map_err(PlanError::Scan)?;
-        let tables = scan
+        // Declared columns must exist even when no expression reads them.
+        for decl in &pack.columns {
+            if contract::patient_column(&decl.name).is_none()
+                && !patients.extras.iter().any(|(n, _)| *n == decl.name)
+            {
+                return Err(PlanError::MissingColumn {
+                    file: patients.file.clone(),
+                    column: decl.name.clone(),
+                });
+            }
+        }
+        let tables = physical
+            .scan
             .tables
             .iter()
             .enumerate()
             .filter_map(|(i, t)| ds.event_table(&t.table).map(|f| (f.clone(), i)))
             .collect();
-        let points = pack
-            .rules
+        let columns = physical
+            .columns
             .iter()
-            .map(|r| {
-                super::types::decimal_to_scaled(r.points).ok_or_else(|| PlanError::Points {
-                    rule: r.id.clone(),
-                    points: r.points.to_string(),
-                })
-            })
+            .map(|c| bind_column(patients, c))
             .collect::<Result<Vec<_>, _>>()?;
-        let columns = bind_columns(pack, patients)?;
         Ok(Plan {
-            as_of,
-            as_of_days: date_to_days(as_of),
-            scan,
-            aggs: AggIndex {
-                as_of,
-                map,
-                names: pack.codelists.iter().map(|c| c.name.clone()).collect(),
-            },
-            tables,
+            reads_contacts: physical.needs_contacts || ds.contacts.is_some(),
+            physical,
             columns,
-            points,
-            needs_contacts: needs_contacts || ds.contacts.is_some(),
-            keep_features: features_read_after_evaluation(pack),
+            tables,
         })
     }
 }
 
-/// Contract columns as typed by the reader; declared extras coerced to
-/// their declared type (CSV extras arrive as text).
-fn bind_columns(pack: &Pack, patients: &Patients) -> Result<HashMap<String, ArrayRef>, PlanError> {
-    let mut out: HashMap<String, ArrayRef> = HashMap::new();
-    out.insert(
-        "practice_code".into(),
-        Arc::new(patients.practice_code.clone()),
-    );
-    out.insert("pcn_code".into(), Arc::new(patients.pcn_code.clone()));
-    out.insert("sex".into(), Arc::new(patients.sex.clone()));
-    out.insert("lsoa_code".into(), Arc::new(patients.lsoa_code.clone()));
-    out.insert(
-        "date_of_birth".into(),
-        Arc::new(patients.date_of_birth.clone()),
-    );
-    out.insert(
-        "registration_end".into(),
-        Arc::new(patients.registration_end.clone()),
-    );
-    out.insert(
-        "date_of_death".into(),
-        Arc::new(patients.date_of_death.clone()),
-    );
-    out.insert(
-        "imd_decile".into(),
-        cast(&patients.imd_decile, &DataType::Int64).map_err(|e| PlanError::Scan(e.to_string()))?,
-    );
-    for decl in &pack.columns {
-        let Some((_, raw)) = patients.extras.iter().find(|(n, _)| *n == decl.name) else {
-            if out.contains_key(&decl.name) {
-                continue;
+/// A patient column in the engine's storage for its pack type: contract
+/// columns as the reader typed them, declared extras converted from what
+/// the file stored (CSV extras arrive as text). Non-finite floats (NaN,
+/// ±infinity) read as NULL.
+fn bind_column(patients: &Patients, c: &PlannedColumn) -> Result<ArrayRef, PlanError> {
+    let raw: ArrayRef = match c.name.as_str() {
+        contract::PRACTICE_CODE => Arc::new(patients.practice_code.clone()),
+        contract::PCN_CODE => Arc::new(patients.pcn_code.clone()),
+        contract::SEX => Arc::new(patients.sex.clone()),
+        contract::LSOA_CODE => Arc::new(patients.lsoa_code.clone()),
+        contract::DATE_OF_BIRTH => Arc::new(patients.date_of_birth.clone()),
+        contract::REGISTRATION_END => Arc::new(patients.registration_end.clone()),
+        contract::DATE_OF_DEATH => Arc::new(patients.date_of_death.clone()),
+        contract::IMD_DECILE => Arc::new(patients.imd_decile.clone()),
+        name => match patients.extras.iter().find(|(n, _)| n == name) {
+            Some((_, a)) => a.clone(),
+            None => {
+                return Err(PlanError::MissingColumn {
+                    file: patients.file.clone(),
+                    column: name.to_string(),
+                })
             }
-            return Err(PlanError::MissingColumn {
-                file: patients.file.clone(),
-                column: decl.name.clone(),
-            });
-        };
-        out.insert(
-            decl.name.clone(),
-            coerce(&patients.file, &decl.name, raw, decl.ty)?,
-        );
-    }
-    Ok(out)
+        },
+    };
+    convert(&patients.file, &c.name, &raw, c.ty)
 }
 
-fn coerce(file: &str, column: &str, raw: &ArrayRef, ty: Type) -> Result<ArrayRef, PlanError> {
-    let target = super::types::arrow_type(ty);
-    if raw.data_type() == &target {
-        return Ok(raw.clone());
-    }
+fn convert(file: &str, column: &str, raw: &ArrayRef, ty: Type) -> Result<ArrayRef, PlanError> {
+    let target = arrow_type(ty);
     let expected = match ty {
         Type::Bool => "yes/no (true, false, yes, no, y, n, 1 or 0)",
         Type::Int => "a whole number",
@@ -336,17 +417,42 @@ fn coerce(file: &str, column: &str, raw: &ArrayRef, ty: Type) -> Result<ArrayRef
         Type::Date => "a date (expected YYYY-MM-DD)",
         _ => "text",
     };
+    let wrong_type = || PlanError::ColumnType {
+        file: file.to_string(),
+        column: column.to_string(),
+        found: raw.data_type().to_string(),
+        expected,
+    };
     let text = match raw.data_type() {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            cast(raw, &DataType::Utf8).map_err(|e| PlanError::Scan(e.to_string()))?
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) => {
+            cast(raw, &DataType::Utf8).map_err(|_| wrong_type())?
         }
         _ => {
-            return cast(raw, &target).map_err(|_| PlanError::ColumnType {
-                file: file.to_string(),
-                column: column.to_string(),
-                found: raw.data_type().to_string(),
-                expected,
-            })
+            let typed = if raw.data_type() == &target {
+                raw.clone()
+            } else {
+                // Only lossless conversions between stored number types.
+                let lossless = matches!(
+                    (raw.data_type(), ty),
+                    (
+                        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64,
+                        Type::Int | Type::Float
+                    ) | (
+                        DataType::UInt8 | DataType::UInt16 | DataType::UInt32,
+                        Type::Int | Type::Float
+                    ) | (DataType::Float32, Type::Float)
+                        | (DataType::Date64, Type::Date)
+                );
+                if !lossless {
+                    return Err(wrong_type());
+                }
+                cast(raw, &target).map_err(|_| wrong_type())?
+            };
+            return Ok(if ty == Type::Float {
+                finite_only(typed.as_primitive::<Float64Type>())
+            } else {
+                typed
+            });
         }
     };
     let text = text.as_string::<i32>();
@@ -393,10 +499,10 @@ fn coerce(file: &str, column: &str, raw: &ArrayRef, ty: Type) -> Result<ArrayRef
         Type::Float => {
             let mut b = Float64Builder::with_capacity(text.len());
             for (i, v) in cells {
-                b.append_option(
-                    v.map(|v| v.parse::<f64>().map_err(|_| bad(i, v)))
-                        .transpose()?,
-                );
+                let x = v
+                    .map(|v| v.parse::<f64>().map_err(|_| bad(i, v)))
+                    .transpose()?;
+                b.append_option(x.filter(|x| x.is_finite()));
             }
             Arc::new(b.finish())
         }
@@ -410,28 +516,18 @@ fn coerce(file: &str, column: &str, raw: &ArrayRef, ty: Type) -> Result<ArrayRef
             }
             Arc::new(b.finish())
         }
-        _ => cast(text, &DataType::Utf8).map_err(|e| PlanError::Scan(e.to_string()))?,
+        _ => Arc::new(text.clone()),
     })
 }
 
-/// Features read after evaluation: display columns, ordering keys and
-/// reason placeholders.
-fn features_read_after_evaluation(pack: &Pack) -> Vec<bool> {
-    let mut keep = vec![false; pack.features.len()];
-    for &f in &pack.list.display {
-        keep[f] = true;
+/// The same floats with NaN and ±infinity as NULL.
+fn finite_only(a: &Float64Array) -> ArrayRef {
+    if a.values().iter().all(|x| x.is_finite()) {
+        return Arc::new(a.clone());
     }
-    for k in &pack.list.order_by {
-        if let crate::pack::OrderBy::Feature(f) = k.by {
-            keep[f] = true;
-        }
-    }
-    for rule in &pack.rules {
-        for seg in &rule.reason.segments {
-            if let crate::pack::Segment::Feature(f) = seg {
-                keep[*f] = true;
-            }
-        }
-    }
-    keep
+    Arc::new(
+        a.iter()
+            .map(|x| x.filter(|x| x.is_finite()))
+            .collect::<Float64Array>(),
+    )
 }

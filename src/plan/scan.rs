@@ -46,37 +46,54 @@ pub struct CodelistDef {
 pub use crate::pack::normalise_code;
 
 /// How one event table is scanned.
+///
+/// Every code maps to a *match set*: the set of this table's codelists it
+/// belongs to, numbered once at plan time (0 is the empty set). Match sets
+/// are precomputed for every code a codelist lists and for every chain of
+/// prefixes, so there is no limit on the number of codelists per table and
+/// an event carries one small number, not a bitset.
 #[derive(Debug, Clone)]
 pub struct TableScan {
     pub table: String,
-    /// Pack codelist index of each bit.
-    pub bits: Vec<usize>,
-    exact: HashMap<String, u64>,
-    prefix: HashMap<String, u64>,
+    /// Pack codelist index of each of this table's codelists in use.
+    pub codelists: Vec<usize>,
+    /// Match set of each exactly listed code (its prefix matches included).
+    exact: HashMap<String, u32>,
+    /// Match set of the prefix chain ending at each listed prefix.
+    prefix: HashMap<String, u32>,
     longest_prefix: usize,
-    /// For each bit: (accumulator index, lower date bound).
-    pub accs_by_bit: Vec<Vec<(usize, i32)>>,
+    /// For each match set: (accumulator index, lower date bound) to feed.
+    pub accs_by_set: Vec<Vec<(usize, i32)>>,
     uses: Vec<bool>,
 }
 
 impl TableScan {
-    /// The bitset of this table's codelists that `code` belongs to.
-    pub fn mask_of(&self, code: &str) -> u64 {
+    /// The match set of `code` (0: no codelist of this table).
+    pub fn match_set(&self, code: &str) -> u32 {
         let code = normalise_code(code);
-        let mut mask = self.exact.get(code.as_str()).copied().unwrap_or(0);
-        if !self.prefix.is_empty() {
-            for (end, _) in code
-                .char_indices()
-                .skip(1)
-                .chain(std::iter::once((code.len(), ' ')))
-            {
-                if end > self.longest_prefix {
-                    break;
-                }
-                mask |= self.prefix.get(&code[..end]).copied().unwrap_or(0);
-            }
+        if let Some(&m) = self.exact.get(code.as_str()) {
+            return m;
         }
-        mask
+        if self.prefix.is_empty() {
+            return 0;
+        }
+        // The longest listed prefix decides: its set holds every shorter one.
+        let ends: Vec<usize> = code
+            .char_indices()
+            .skip(1)
+            .map(|(i, _)| i)
+            .chain(std::iter::once(code.len()))
+            .filter(|&end| end <= self.longest_prefix)
+            .collect();
+        ends.iter()
+            .rev()
+            .find_map(|&end| self.prefix.get(&code[..end]).copied())
+            .unwrap_or(0)
+    }
+
+    /// Number of distinct match sets (including the empty set).
+    pub fn match_sets(&self) -> usize {
+        self.accs_by_set.len()
     }
 
     /// Whether accumulator `a` is fed by this table.
@@ -89,64 +106,137 @@ impl TableScan {
 #[derive(Debug, Clone)]
 pub struct ScanPlan {
     pub accs: Vec<AccSpec>,
+    /// Every codelist of the pack (for names in messages and plans).
+    pub codelists: Vec<CodelistDef>,
     pub tables: Vec<TableScan>,
 }
 
-/// At most this many codelists may be bound to one event table (one bit each).
-pub const MAX_CODELISTS_PER_TABLE: usize = 64;
+/// Interns sets of codelists (sorted, deduplicated) as match-set numbers.
+struct SetInterner {
+    ids: HashMap<Vec<usize>, u32>,
+    sets: Vec<Vec<usize>>,
+}
+
+impl SetInterner {
+    fn new() -> SetInterner {
+        SetInterner {
+            ids: HashMap::from([(Vec::new(), 0)]),
+            sets: vec![Vec::new()],
+        }
+    }
+
+    fn id(&mut self, mut set: Vec<usize>) -> u32 {
+        set.sort_unstable();
+        set.dedup();
+        if let Some(&id) = self.ids.get(&set) {
+            return id;
+        }
+        let id = self.sets.len() as u32;
+        self.sets.push(set.clone());
+        self.ids.insert(set, id);
+        id
+    }
+}
 
 impl ScanPlan {
-    /// Builds the scan for `accs` over `codelists`. Fails (with the table
-    /// name) if a table has more codelists in use than fit in a bitset.
-    pub fn build(codelists: &[CodelistDef], accs: Vec<AccSpec>) -> Result<ScanPlan, String> {
-        let mut tables: Vec<TableScan> = Vec::new();
-        for (a, acc) in accs.iter().enumerate() {
-            let cl = &codelists[acc.codelist];
-            let t = match tables.iter().position(|t| t.table == cl.table) {
-                Some(t) => t,
-                None => {
-                    tables.push(TableScan {
-                        table: cl.table.clone(),
-                        bits: Vec::new(),
-                        exact: HashMap::new(),
-                        prefix: HashMap::new(),
-                        longest_prefix: 0,
-                        accs_by_bit: Vec::new(),
-                        uses: vec![false; accs.len()],
-                    });
-                    tables.len() - 1
-                }
-            };
-            let scan = &mut tables[t];
-            let bit = match scan.bits.iter().position(|&c| c == acc.codelist) {
-                Some(b) => b,
-                None => {
-                    if scan.bits.len() == MAX_CODELISTS_PER_TABLE {
-                        return Err(format!(
-                            "table `{}` has more than {MAX_CODELISTS_PER_TABLE} codelists in use",
-                            cl.table
-                        ));
-                    }
-                    scan.bits.push(acc.codelist);
-                    scan.accs_by_bit.push(Vec::new());
-                    let b = scan.bits.len() - 1;
-                    for code in &cl.codes {
-                        let code = normalise_code(code);
-                        match cl.matching {
-                            CodeMatch::Exact => *scan.exact.entry(code).or_insert(0) |= 1 << b,
-                            CodeMatch::Prefix => {
-                                scan.longest_prefix = scan.longest_prefix.max(code.len());
-                                *scan.prefix.entry(code).or_insert(0) |= 1 << b;
-                            }
-                        }
-                    }
-                    b
-                }
-            };
-            scan.accs_by_bit[bit].push((a, acc.lower));
-            scan.uses[a] = true;
+    /// Builds the scan for `accs` over `codelists`.
+    pub fn build(codelists: &[CodelistDef], accs: Vec<AccSpec>) -> ScanPlan {
+        let mut table_names: Vec<&str> = Vec::new();
+        for acc in &accs {
+            let t = codelists[acc.codelist].table.as_str();
+            if !table_names.contains(&t) {
+                table_names.push(t);
+            }
         }
-        Ok(ScanPlan { accs, tables })
+        let tables = table_names
+            .into_iter()
+            .map(|table| Self::table_scan(codelists, &accs, table))
+            .collect();
+        ScanPlan {
+            accs,
+            codelists: codelists.to_vec(),
+            tables,
+        }
+    }
+
+    fn table_scan(codelists: &[CodelistDef], accs: &[AccSpec], table: &str) -> TableScan {
+        let mut used: Vec<usize> = accs
+            .iter()
+            .map(|a| a.codelist)
+            .filter(|&c| codelists[c].table == table)
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        // Which codelists list each code exactly, and each prefix.
+        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut prefix: HashMap<String, Vec<usize>> = HashMap::new();
+        for &c in &used {
+            let cl = &codelists[c];
+            let map = match cl.matching {
+                CodeMatch::Exact => &mut exact,
+                CodeMatch::Prefix => &mut prefix,
+            };
+            for code in &cl.codes {
+                map.entry(normalise_code(code)).or_default().push(c);
+            }
+        }
+        let longest_prefix = prefix.keys().map(String::len).max().unwrap_or(0);
+        // Every listed prefix that is a prefix of `code` (the code itself included).
+        let chain = |code: &str| -> Vec<usize> {
+            let mut out = Vec::new();
+            for (end, _) in code
+                .char_indices()
+                .skip(1)
+                .chain(std::iter::once((code.len(), ' ')))
+            {
+                if end > longest_prefix {
+                    break;
+                }
+                if let Some(cs) = prefix.get(&code[..end]) {
+                    out.extend(cs);
+                }
+            }
+            out
+        };
+        let mut sets = SetInterner::new();
+        let mut exact_ids = HashMap::with_capacity(exact.len());
+        let mut keys: Vec<&String> = exact.keys().collect();
+        keys.sort();
+        for code in keys {
+            let mut set = exact[code].clone();
+            set.extend(chain(code));
+            exact_ids.insert(code.clone(), sets.id(set));
+        }
+        let mut prefix_ids = HashMap::with_capacity(prefix.len());
+        let mut keys: Vec<&String> = prefix.keys().collect();
+        keys.sort();
+        for code in keys {
+            prefix_ids.insert(code.clone(), sets.id(chain(code)));
+        }
+        let mut uses = vec![false; accs.len()];
+        let accs_by_set = sets
+            .sets
+            .iter()
+            .map(|set| {
+                accs.iter()
+                    .enumerate()
+                    .filter(|(_, a)| set.contains(&a.codelist))
+                    .map(|(i, a)| {
+                        uses[i] = true;
+                        (i, a.lower)
+                    })
+                    .collect()
+            })
+            .collect();
+        TableScan {
+            table: table.to_string(),
+            codelists: used,
+            exact: exact_ids,
+            prefix: prefix_ids,
+            longest_prefix,
+            accs_by_set,
+            uses,
+        }
     }
 }
 
@@ -177,32 +267,89 @@ mod tests {
         assert_eq!(normalise_code("44054006"), "44054006");
     }
 
+    fn acc(codelist: usize, lower: i32) -> AccSpec {
+        AccSpec {
+            kind: AccKind::Count,
+            codelist,
+            lower,
+        }
+    }
+
+    /// The pack codelists a code matches, through its match set.
+    fn matched(t: &TableScan, plan: &ScanPlan, code: &str) -> Vec<usize> {
+        let set = t.match_set(code) as usize;
+        t.accs_by_set[set]
+            .iter()
+            .map(|&(a, _)| plan.accs[a].codelist)
+            .collect()
+    }
+
     #[test]
     fn prefix_and_exact_matching() {
-        let accs = vec![
-            AccSpec {
-                kind: AccKind::Count,
-                codelist: 0,
-                lower: i32::MIN,
+        let plan = ScanPlan::build(&defs(), vec![acc(0, i32::MIN), acc(1, 100)]);
+        let adm = &plan.tables[0];
+        assert_eq!(matched(adm, &plan, "I21.9"), [0]);
+        assert_eq!(matched(adm, &plan, "I219"), [0]);
+        assert_eq!(matched(adm, &plan, "I2"), Vec::<usize>::new());
+        assert_eq!(matched(adm, &plan, "I221"), [0]);
+        assert_eq!(matched(adm, &plan, "I220"), Vec::<usize>::new());
+        assert_eq!(adm.match_set("J44"), 0);
+        let ev = &plan.tables[1];
+        assert_eq!(matched(ev, &plan, "44054006"), [1]);
+        assert_eq!(ev.match_set("440540060"), 0);
+        assert!(adm.uses_acc(0) && !adm.uses_acc(1));
+        assert_eq!(
+            ev.accs_by_set[ev.match_set("44054006") as usize],
+            vec![(1, 100)]
+        );
+    }
+
+    #[test]
+    fn nested_prefixes_and_exact_codes_combine() {
+        let defs = vec![
+            CodelistDef {
+                name: "circulatory".into(),
+                table: "admissions".into(),
+                matching: CodeMatch::Prefix,
+                codes: vec!["I".into()],
             },
-            AccSpec {
-                kind: AccKind::MaxDate,
-                codelist: 1,
-                lower: 100,
+            CodelistDef {
+                name: "ami".into(),
+                table: "admissions".into(),
+                matching: CodeMatch::Prefix,
+                codes: vec!["I21".into()],
+            },
+            CodelistDef {
+                name: "stemi".into(),
+                table: "admissions".into(),
+                matching: CodeMatch::Exact,
+                codes: vec!["I210".into()],
             },
         ];
-        let plan = ScanPlan::build(&defs(), accs).unwrap();
-        let adm = &plan.tables[0];
-        assert_eq!(adm.mask_of("I21.9"), 1);
-        assert_eq!(adm.mask_of("I219"), 1);
-        assert_eq!(adm.mask_of("I2"), 0);
-        assert_eq!(adm.mask_of("I221"), 1);
-        assert_eq!(adm.mask_of("I220"), 0);
-        assert_eq!(adm.mask_of("J44"), 0);
-        let ev = &plan.tables[1];
-        assert_eq!(ev.mask_of("44054006"), 1);
-        assert_eq!(ev.mask_of("440540060"), 0);
-        assert!(adm.uses_acc(0) && !adm.uses_acc(1));
-        assert_eq!(ev.accs_by_bit[0], vec![(1, 100)]);
+        let plan = ScanPlan::build(&defs, vec![acc(0, 0), acc(1, 0), acc(2, 0)]);
+        let t = &plan.tables[0];
+        assert_eq!(matched(t, &plan, "I21.0"), [0, 1, 2]);
+        assert_eq!(matched(t, &plan, "I219"), [0, 1]);
+        assert_eq!(matched(t, &plan, "I50"), [0]);
+        assert_eq!(matched(t, &plan, "J44"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn more_than_64_codelists_on_one_table() {
+        let defs: Vec<CodelistDef> = (0..130)
+            .map(|i| CodelistDef {
+                name: format!("c{i}"),
+                table: "admissions".into(),
+                matching: CodeMatch::Prefix,
+                codes: vec![format!("A{i:03}")],
+            })
+            .collect();
+        let accs = (0..130).map(|i| acc(i, i32::MIN)).collect();
+        let plan = ScanPlan::build(&defs, accs);
+        let t = &plan.tables[0];
+        assert_eq!(t.codelists.len(), 130);
+        assert_eq!(matched(t, &plan, "A1299"), [129]);
+        assert_eq!(matched(t, &plan, "A064"), [64]);
+        assert_eq!(matched(t, &plan, "A000"), [0]);
     }
 }

@@ -36,8 +36,3 @@ pub fn decimal_to_scaled(d: Decimal) -> Option<i128> {
 pub fn scaled_to_decimal(v: i128) -> Decimal {
     Decimal::from_i128_with_scale(v, DECIMAL_SCALE as u32).normalize()
 }
-
-/// Whole years from a date of birth to the as-of date (NULL for a birth
-/// after the as-of date): the pack language's definition, shared so the
-/// engine and the reference evaluator cannot drift apart.
-pub use crate::pack::eval::age_on;

@@ -1,0 +1,325 @@
+//! The engine's values for a chunk of people: a typed column, or one
+//! scalar standing for every row (so constants are never expanded; the
+//! shape of DataFusion's `ColumnarValue`).
+//!
+//! Primitive columns are plain `Vec<Option<T>>`, strings stay Arrow
+//! string arrays (zero-copy slices of the patients table). Decimals are
+//! exact `rust_decimal` values, so the score and literals next to it are
+//! compared exactly as written.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array,
+    Float64Array, Int64Array, StringArray,
+};
+use arrow::datatypes::{Date32Type, Float64Type, Int64Type};
+use rust_decimal::Decimal;
+
+use crate::dataset::columns::{date_to_days, days_to_date};
+use crate::pack::{Type, Value};
+use crate::plan::types::{arrow_type, decimal_to_scaled, DECIMAL_PRECISION, DECIMAL_SCALE};
+
+use super::eval::EvalError;
+
+/// A column of one pack type for a chunk of people.
+#[derive(Debug, Clone)]
+pub enum Column {
+    Bool(Vec<Option<bool>>),
+    Int(Vec<Option<i64>>),
+    /// Never NaN or infinite: such values are NULL.
+    Float(Vec<Option<f64>>),
+    Decimal(Vec<Option<Decimal>>),
+    Str(StringArray),
+    /// Date32 days.
+    Date(Vec<Option<i32>>),
+    /// All NULL, of no particular type.
+    Null(usize),
+}
+
+/// An evaluated expression: one value per person, or one for everybody.
+#[derive(Debug, Clone)]
+pub enum Datum {
+    Column(Column),
+    Scalar(Value),
+}
+
+/// Reads row `i` of a primitive datum.
+#[derive(Debug, Clone, Copy)]
+pub enum Acc<'a, T: Copy> {
+    Col(&'a [Option<T>]),
+    Const(Option<T>),
+}
+
+impl<T: Copy> Acc<'_, T> {
+    #[inline]
+    pub fn at(&self, i: usize) -> Option<T> {
+        match self {
+            Acc::Col(v) => v[i],
+            Acc::Const(c) => *c,
+        }
+    }
+}
+
+/// Reads row `i` of a string datum.
+#[derive(Debug, Clone, Copy)]
+pub enum StrAcc<'a> {
+    Col(&'a StringArray),
+    Const(Option<&'a str>),
+}
+
+impl<'a> StrAcc<'a> {
+    #[inline]
+    pub fn at(&self, i: usize) -> Option<&'a str> {
+        match self {
+            StrAcc::Col(a) => a.is_valid(i).then(|| a.value(i)),
+            StrAcc::Const(c) => *c,
+        }
+    }
+}
+
+fn mismatch(what: &str) -> EvalError {
+    EvalError::Internal(format!(
+        "expected {what} values (the plan's types disagree)"
+    ))
+}
+
+macro_rules! accessor {
+    ($name:ident, $t:ty, $variant:ident, $value:ident, $what:expr) => {
+        pub fn $name(&self) -> Result<Acc<'_, $t>, EvalError> {
+            match self {
+                Datum::Column(Column::$variant(v)) => Ok(Acc::Col(v)),
+                Datum::Column(Column::Null(_)) | Datum::Scalar(Value::Null) => Ok(Acc::Const(None)),
+                Datum::Scalar(Value::$value(x)) => Ok(Acc::Const(Some(convert_scalar(x)))),
+                _ => Err(mismatch($what)),
+            }
+        }
+    };
+}
+
+trait ScalarInto<T> {
+    fn into_engine(&self) -> T;
+}
+impl ScalarInto<bool> for bool {
+    fn into_engine(&self) -> bool {
+        *self
+    }
+}
+impl ScalarInto<i64> for i64 {
+    fn into_engine(&self) -> i64 {
+        *self
+    }
+}
+impl ScalarInto<f64> for f64 {
+    fn into_engine(&self) -> f64 {
+        *self
+    }
+}
+impl ScalarInto<Decimal> for Decimal {
+    fn into_engine(&self) -> Decimal {
+        *self
+    }
+}
+impl ScalarInto<i32> for chrono::NaiveDate {
+    fn into_engine(&self) -> i32 {
+        date_to_days(*self)
+    }
+}
+fn convert_scalar<S: ScalarInto<T>, T>(s: &S) -> T {
+    s.into_engine()
+}
+
+impl Datum {
+    accessor!(bools, bool, Bool, Bool, "true/false");
+    accessor!(ints, i64, Int, Int, "int");
+    accessor!(floats, f64, Float, Float, "float");
+    accessor!(decimals, Decimal, Decimal, Decimal, "decimal");
+    accessor!(dates, i32, Date, Date, "date");
+
+    pub fn strs(&self) -> Result<StrAcc<'_>, EvalError> {
+        match self {
+            Datum::Column(Column::Str(a)) => Ok(StrAcc::Col(a)),
+            Datum::Column(Column::Null(_)) | Datum::Scalar(Value::Null) => Ok(StrAcc::Const(None)),
+            Datum::Scalar(Value::Str(s)) => Ok(StrAcc::Const(Some(s.as_str()))),
+            _ => Err(mismatch("string")),
+        }
+    }
+
+    pub fn is_scalar(&self) -> bool {
+        matches!(self, Datum::Scalar(_))
+    }
+
+    /// Whether row `i` holds a value (not NULL).
+    pub fn is_valid(&self, i: usize) -> bool {
+        match self {
+            Datum::Scalar(v) => !v.is_null(),
+            Datum::Column(c) => c.is_valid(i),
+        }
+    }
+
+    /// The datum as a column of `len` rows.
+    pub fn into_column(self, ty: Type, len: usize) -> Column {
+        match self {
+            Datum::Column(c) => c,
+            Datum::Scalar(v) => Column::repeat(&v, ty, len),
+        }
+    }
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Bool(v) => v.len(),
+            Column::Int(v) => v.len(),
+            Column::Float(v) => v.len(),
+            Column::Decimal(v) => v.len(),
+            Column::Str(a) => a.len(),
+            Column::Date(v) => v.len(),
+            Column::Null(n) => *n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_valid(&self, i: usize) -> bool {
+        match self {
+            Column::Bool(v) => v[i].is_some(),
+            Column::Int(v) => v[i].is_some(),
+            Column::Float(v) => v[i].is_some(),
+            Column::Decimal(v) => v[i].is_some(),
+            Column::Str(a) => a.is_valid(i),
+            Column::Date(v) => v[i].is_some(),
+            Column::Null(_) => false,
+        }
+    }
+
+    /// `len` copies of a scalar, as a column of type `ty`.
+    pub fn repeat(v: &Value, ty: Type, len: usize) -> Column {
+        match (v, ty) {
+            (Value::Bool(b), _) => Column::Bool(vec![Some(*b); len]),
+            (Value::Int(i), _) => Column::Int(vec![Some(*i); len]),
+            (Value::Float(x), _) => Column::Float(vec![Some(*x).filter(|x| x.is_finite()); len]),
+            (Value::Decimal(d), _) => Column::Decimal(vec![Some(*d); len]),
+            (Value::Str(s), _) => Column::Str(StringArray::from(vec![s.as_str(); len])),
+            (Value::Date(d), _) => Column::Date(vec![Some(date_to_days(*d)); len]),
+            (Value::Null, ty) => Column::nulls(ty, len),
+        }
+    }
+
+    /// A column of `len` NULLs of type `ty`.
+    pub fn nulls(ty: Type, len: usize) -> Column {
+        match ty {
+            Type::Bool => Column::Bool(vec![None; len]),
+            Type::Int => Column::Int(vec![None; len]),
+            Type::Float => Column::Float(vec![None; len]),
+            Type::Decimal => Column::Decimal(vec![None; len]),
+            Type::Str => Column::Str(StringArray::new_null(len)),
+            Type::Date => Column::Date(vec![None; len]),
+            Type::Null => Column::Null(len),
+        }
+    }
+
+    /// The value of row `i`.
+    pub fn value(&self, i: usize) -> Value {
+        let v = match self {
+            Column::Bool(v) => v[i].map(Value::Bool),
+            Column::Int(v) => v[i].map(Value::Int),
+            Column::Float(v) => v[i].map(Value::Float),
+            Column::Decimal(v) => v[i].map(Value::Decimal),
+            Column::Str(a) => a.is_valid(i).then(|| Value::Str(a.value(i).to_string())),
+            Column::Date(v) => v[i].and_then(days_to_date).map(Value::Date),
+            Column::Null(_) => None,
+        };
+        v.unwrap_or(Value::Null)
+    }
+
+    /// A full-length Arrow array of a planned patient column, sliced to
+    /// rows `start .. start + len`, as an engine column of type `ty`.
+    pub fn from_arrow_slice(
+        a: &ArrayRef,
+        ty: Type,
+        start: usize,
+        len: usize,
+    ) -> Result<Column, EvalError> {
+        let s = a.slice(start, len);
+        let wrong = || mismatch(ty.name());
+        Ok(match ty {
+            Type::Bool => Column::Bool(s.as_boolean_opt().ok_or_else(wrong)?.iter().collect()),
+            Type::Int => Column::Int(
+                s.as_primitive_opt::<Int64Type>()
+                    .ok_or_else(wrong)?
+                    .iter()
+                    .collect(),
+            ),
+            Type::Float => Column::Float(
+                s.as_primitive_opt::<Float64Type>()
+                    .ok_or_else(wrong)?
+                    .iter()
+                    .map(|x| x.filter(|x| x.is_finite()))
+                    .collect(),
+            ),
+            Type::Date => Column::Date(
+                s.as_primitive_opt::<Date32Type>()
+                    .ok_or_else(wrong)?
+                    .iter()
+                    .collect(),
+            ),
+            Type::Str => Column::Str(s.as_string_opt::<i32>().ok_or_else(wrong)?.clone()),
+            Type::Decimal | Type::Null => Column::Null(len),
+        })
+    }
+
+    /// The column as an Arrow array of the engine's type for `ty`
+    /// (for list files and `list.parquet`).
+    pub fn to_arrow(&self, ty: Type) -> ArrayRef {
+        match self {
+            Column::Bool(v) => Arc::new(v.iter().copied().collect::<BooleanArray>()),
+            Column::Int(v) => Arc::new(v.iter().copied().collect::<Int64Array>()),
+            Column::Float(v) => Arc::new(v.iter().copied().collect::<Float64Array>()),
+            Column::Decimal(v) => {
+                let scaled: Decimal128Array =
+                    v.iter().map(|d| d.and_then(decimal_to_scaled)).collect();
+                match scaled.with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE) {
+                    Ok(a) => Arc::new(a),
+                    Err(_) => new_null_array(&arrow_type(Type::Decimal), v.len()),
+                }
+            }
+            Column::Str(a) => Arc::new(a.clone()),
+            Column::Date(v) => Arc::new(v.iter().copied().collect::<Date32Array>()),
+            Column::Null(n) => new_null_array(&arrow_type(ty), *n),
+        }
+    }
+}
+
+/// The value of row `i` of an engine array of pack type `ty`.
+pub fn value_at(a: &dyn Array, ty: Type, i: usize) -> Value {
+    if a.is_null(i) {
+        return Value::Null;
+    }
+    match ty {
+        Type::Bool => a
+            .as_boolean_opt()
+            .map_or(Value::Null, |b| Value::Bool(b.value(i))),
+        Type::Int => a
+            .as_primitive_opt::<Int64Type>()
+            .map_or(Value::Null, |b| Value::Int(b.value(i))),
+        Type::Float => a
+            .as_primitive_opt::<Float64Type>()
+            .map_or(Value::Null, |b| Value::Float(b.value(i))),
+        Type::Decimal => a
+            .as_primitive_opt::<arrow::datatypes::Decimal128Type>()
+            .map_or(Value::Null, |b| {
+                Value::Decimal(crate::plan::types::scaled_to_decimal(b.value(i)))
+            }),
+        Type::Str => a
+            .as_string_opt::<i32>()
+            .map_or(Value::Null, |b| Value::Str(b.value(i).to_string())),
+        Type::Date => a
+            .as_primitive_opt::<Date32Type>()
+            .and_then(|b| days_to_date(b.value(i)))
+            .map_or(Value::Null, Value::Date),
+        Type::Null => Value::Null,
+    }
+}

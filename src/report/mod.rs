@@ -1,1 +1,0 @@
-//! report: placeholder until its issue lands.

@@ -1,0 +1,139 @@
+//! `explain`: the audit trail for one person. The person's record is read
+//! from the dataset and decided by the reference evaluator (which also
+//! cites the events behind each feature); the rank comes from the engine's
+//! run over the whole list, loaded the same way as [`super::run`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use arrow::array::{Array, AsArray};
+use chrono::NaiveDate;
+
+use super::Job;
+use crate::contract;
+use crate::dataset::columns::days_to_date;
+use crate::dataset::events::{ContactReader, EventReader};
+use crate::dataset::quality::resolve_rows;
+use crate::error::Error;
+use crate::exec::column::value_at;
+use crate::pack::{EventRecord, PersonRecord};
+
+/// Whom to explain, with which pack and data.
+#[derive(Debug, Clone, Default)]
+pub struct ExplainConfig {
+    pub pack: PathBuf,
+    pub data: PathBuf,
+    /// The patient_id (shown only in the returned text, never logged).
+    pub patient: String,
+    pub as_of: Option<NaiveDate>,
+}
+
+/// The audit trail as plain text.
+pub fn explain(config: &ExplainConfig) -> Result<String, Error> {
+    let job = Job::load(&config.pack, &config.data, config.as_of)?;
+    let row = job
+        .patients
+        .row_of_text(&config.patient)
+        .ok_or_else(|| Error::usage(format!("{}: no such patient_id", job.patients.file)))?
+        as usize;
+    let person = person_record(&job, row, &config.patient)?;
+    let outcome = crate::pack::evaluate(&job.pack, &person, job.as_of);
+    let mut text = crate::pack::explain(&job.pack, &person, job.as_of, &outcome);
+
+    // Rank comes from the whole list, so run the engine once.
+    let outcomes = crate::exec::execute(&job.plan, &job.dataset, &job.patients)?;
+    let lists = crate::list::rank(&job.pack, &job.plan, &job.patients, &outcomes, None);
+    let practice = job.patients.practice_code.value(row);
+    let rank = lists
+        .iter()
+        .find(|l| l.practice_code == practice)
+        .and_then(|l| {
+            l.entries
+                .iter()
+                .find(|e| e.person == row)
+                .map(|e| (e.rank, l.entries.len()))
+        });
+    match rank {
+        Some((rank, of)) => text.push_str(&format!(
+            "rank        {rank} of {of} on the list of practice {practice}\n"
+        )),
+        None => text.push_str(&format!(
+            "rank        not on the list of practice {practice}\n"
+        )),
+    }
+    Ok(text)
+}
+
+/// Everything the reference evaluator needs about the person in `row`.
+fn person_record(job: &Job, row: usize, patient_id: &str) -> Result<PersonRecord, Error> {
+    let patients = &job.patients;
+    // Every patient column a pack may read, in its pack type.
+    let mut columns = BTreeMap::new();
+    for (name, ty) in contract::readable_patient_columns() {
+        let array: arrow::array::ArrayRef = match name {
+            contract::PRACTICE_CODE => std::sync::Arc::new(patients.practice_code.clone()),
+            contract::PCN_CODE => std::sync::Arc::new(patients.pcn_code.clone()),
+            contract::SEX => std::sync::Arc::new(patients.sex.clone()),
+            contract::LSOA_CODE => std::sync::Arc::new(patients.lsoa_code.clone()),
+            contract::DATE_OF_BIRTH => std::sync::Arc::new(patients.date_of_birth.clone()),
+            contract::REGISTRATION_END => std::sync::Arc::new(patients.registration_end.clone()),
+            contract::DATE_OF_DEATH => std::sync::Arc::new(patients.date_of_death.clone()),
+            contract::IMD_DECILE => {
+                arrow::compute::cast(&patients.imd_decile, &arrow::datatypes::DataType::Int64)
+                    .map_err(|e| Error::Internal(format!("reading imd_decile: {e}")))?
+            }
+            _ => continue,
+        };
+        columns.insert(name.to_string(), value_at(array.as_ref(), ty, row));
+    }
+    // Declared columns as the planner converted them.
+    for (c, array) in job.plan.physical.columns.iter().zip(&job.plan.columns) {
+        columns.insert(c.name.clone(), value_at(array.as_ref(), c.ty, row));
+    }
+    let mut events = Vec::new();
+    let mut rows = Vec::new();
+    for table in &job.dataset.event_tables {
+        for batch in EventReader::open(table)? {
+            let batch = batch?;
+            resolve_rows(patients, &batch.ids, &mut rows);
+            let strings = batch.codes.values().as_string_opt::<i32>();
+            for (i, &r) in rows.iter().enumerate() {
+                if r as usize != row {
+                    continue;
+                }
+                let key = batch.codes.keys().value(i) as usize;
+                let date = days_to_date(batch.dates.value(i))
+                    .ok_or_else(|| Error::Internal("event date out of range".into()))?;
+                events.push(EventRecord {
+                    table: table.name.clone(),
+                    code: strings
+                        .map(|c| c.value(key).to_string())
+                        .unwrap_or_default(),
+                    date,
+                    value: batch
+                        .values
+                        .as_ref()
+                        .and_then(|v| v.is_valid(i).then(|| v.value(i))),
+                });
+            }
+        }
+    }
+    let mut contacts = Vec::new();
+    if let Some(table) = &job.dataset.contacts {
+        for batch in ContactReader::open(table)? {
+            let batch = batch?;
+            resolve_rows(patients, &batch.ids, &mut rows);
+            for (i, &r) in rows.iter().enumerate() {
+                if r as usize == row {
+                    contacts.extend(days_to_date(batch.dates.value(i)));
+                }
+            }
+        }
+    }
+    Ok(PersonRecord {
+        patient_id: patient_id.to_string(),
+        columns,
+        events,
+        contacts,
+    })
+}

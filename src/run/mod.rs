@@ -1,0 +1,256 @@
+//! The run as a library call: [`RunConfig`] -> [`run`] -> [`RunSummary`].
+//!
+//! The CLI, the tests and any other front end call this; it checks the
+//! pack, reads the dataset, plans, executes, ranks and writes the run
+//! folder atomically. [`Job::load`] is the loading path it shares with
+//! [`explain`]: the same pack, dataset, as-of date and plan.
+
+pub mod explain;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::NaiveDate;
+
+use crate::dataset::{quality, Dataset, Patients};
+use crate::error::Error;
+use crate::list::{self, manifest, RunDir};
+use crate::pack::Pack;
+use crate::plan::Plan;
+
+pub use explain::{explain, ExplainConfig};
+
+/// What a nightly run is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunConfig {
+    /// The rule pack folder (holding pack.toml).
+    pub pack: PathBuf,
+    /// The dataset folder.
+    pub data: PathBuf,
+    /// Where runs are kept: the run is written to `out/<as-of>-<pack id>`
+    /// (or `out/<name>`).
+    pub out: PathBuf,
+    pub name: Option<String>,
+    /// Default: the dataset's extract date, else its latest event date.
+    pub as_of: Option<NaiveDate>,
+    /// An earlier run folder, to mark who is new and how tiers moved.
+    pub previous: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    pub threads: Option<usize>,
+    /// Recorded in the manifest.
+    pub command_line: Vec<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The run folder, renamed into place.
+    pub dir: PathBuf,
+    pub as_of: NaiveDate,
+    pub in_population: u64,
+    pub listed: usize,
+    pub practices: usize,
+    /// Per stage, in milliseconds (also in the manifest).
+    pub timings_ms: BTreeMap<String, u64>,
+}
+
+/// A pack and a dataset loaded and planned for one as-of date.
+#[derive(Debug)]
+pub struct Job {
+    pub pack: Pack,
+    pub dataset: Dataset,
+    pub patients: Patients,
+    pub as_of: NaiveDate,
+    /// Where the as-of date came from (for the manifest).
+    pub as_of_source: &'static str,
+    pub plan: Plan,
+}
+
+/// Stage timings, in the order the stages ran.
+struct Stopwatch {
+    lap: Instant,
+    timings: BTreeMap<String, u64>,
+}
+
+impl Stopwatch {
+    fn new() -> Stopwatch {
+        Stopwatch {
+            lap: Instant::now(),
+            timings: BTreeMap::new(),
+        }
+    }
+
+    fn lap(&mut self, stage: &str) -> u64 {
+        let ms = self.lap.elapsed().as_millis() as u64;
+        self.timings.insert(stage.to_string(), ms);
+        self.lap = Instant::now();
+        ms
+    }
+}
+
+impl Job {
+    /// Checks the pack, opens the dataset, settles the as-of date, reads
+    /// the patients and plans.
+    pub fn load(pack_dir: &Path, data: &Path, as_of: Option<NaiveDate>) -> Result<Job, Error> {
+        Self::load_timed(pack_dir, data, as_of, &mut Stopwatch::new())
+    }
+
+    fn load_timed(
+        pack_dir: &Path,
+        data: &Path,
+        as_of: Option<NaiveDate>,
+        watch: &mut Stopwatch,
+    ) -> Result<Job, Error> {
+        let pack = crate::pack::load(pack_dir)?;
+        watch.lap("pack");
+        let dataset = Dataset::open(data)?;
+        let (as_of, as_of_source) = match (as_of, dataset.meta.extract_date) {
+            (Some(d), _) => (d, "--as-of"),
+            (None, Some(d)) => (d, "dataset.toml extract_date"),
+            (None, None) => (
+                quality::latest_event_date(&dataset)?.ok_or_else(|| {
+                    Error::usage("the dataset has no events and no extract_date: give --as-of")
+                })?,
+                "latest event date",
+            ),
+        };
+        let patients = dataset.read_patients()?;
+        watch.lap("read_patients");
+        let plan = Plan::bind(&pack, &dataset, &patients, as_of)?;
+        Ok(Job {
+            pack,
+            dataset,
+            patients,
+            as_of,
+            as_of_source,
+            plan,
+        })
+    }
+}
+
+/// Runs the nightly batch and writes the run folder.
+pub fn run(config: &RunConfig) -> Result<RunSummary, Error> {
+    match config.threads {
+        Some(0) => Err(Error::usage("--threads must be at least 1")),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::Internal(format!("starting the worker threads: {e}")))?
+            .install(|| run_in_pool(config)),
+        None => run_in_pool(config),
+    }
+}
+
+fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
+    let started = Instant::now();
+    let mut watch = Stopwatch::new();
+    let job = Job::load_timed(&config.pack, &config.data, config.as_of, &mut watch)?;
+    let Job {
+        pack,
+        dataset,
+        patients,
+        as_of,
+        as_of_source,
+        plan,
+    } = &job;
+    let ms = |stage: &str| watch.timings.get(stage).copied().unwrap_or(0);
+    tracing::info!(stage = "pack", pack = %pack.meta.id, version = %pack.meta.version, ms = ms("pack"), "rule pack checked");
+    tracing::info!(stage = "patients", people = patients.len(), %as_of, ms = ms("read_patients"), "patients read");
+    let name = config
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{as_of}-{}", pack.meta.id));
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(Error::usage(format!(
+            "--name {name:?} is not a plain folder name"
+        )));
+    }
+    let outcomes = crate::exec::execute(plan, dataset, patients)?;
+    watch.lap("execute");
+
+    let previous = config
+        .previous
+        .as_deref()
+        .map(list::read_previous)
+        .transpose()?;
+    let lists = list::rank(pack, plan, patients, &outcomes, previous.as_ref());
+    let listed: usize = lists.iter().map(|l| l.entries.len()).sum();
+    tracing::info!(
+        stage = "rank",
+        practices = lists.len(),
+        listed,
+        ms = watch.lap("rank"),
+        "lists ranked"
+    );
+
+    let run = RunDir::create(&config.out.join(&name)).map_err(list::ListError::from)?;
+    list::write_lists(
+        &run,
+        pack,
+        plan,
+        patients,
+        &outcomes,
+        &lists,
+        previous.is_some(),
+    )?;
+    watch.lap("write_lists");
+    if std::env::var_os("STRATA_TEST_FAIL_AFTER_LISTS").is_some() {
+        // A test hook: fail half way through writing a run.
+        return Err(Error::Internal(
+            "failing on purpose after writing the lists (STRATA_TEST_FAIL_AFTER_LISTS)".into(),
+        ));
+    }
+
+    let inputs = dataset
+        .files()
+        .iter()
+        .map(|f| {
+            manifest::hash_file(f)
+                .map_err(|e| Error::Internal(format!("hashing {}: {e}", f.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    watch.lap("hash_inputs");
+    let (people, rules) = manifest::count_people(pack, &outcomes);
+    let mut timings = watch.timings;
+    timings.insert("total".into(), started.elapsed().as_millis() as u64);
+    let m = manifest::Manifest {
+        strata_version: env!("CARGO_PKG_VERSION"),
+        pack: manifest::PackInfo {
+            id: pack.meta.id.clone(),
+            title: pack.meta.title.clone(),
+            version: pack.meta.version.clone(),
+            content_hash: pack.content_hash.clone(),
+        },
+        as_of: as_of.to_string(),
+        as_of_source: (*as_of_source).into(),
+        command_line: config.command_line.clone(),
+        inputs,
+        people,
+        tiers_by_practice: manifest::tiers_by_practice(pack, &lists),
+        rules,
+        tables: outcomes.tables.clone(),
+        timings_ms: timings.clone(),
+    };
+    let mut json = serde_json::to_vec_pretty(&m)
+        .map_err(|e| Error::Internal(format!("encoding the manifest: {e}")))?;
+    json.push(b'\n');
+    run.write("manifest.json", &json)
+        .map_err(list::ListError::from)?;
+    let dir = run.commit().map_err(list::ListError::from)?;
+    tracing::info!(
+        stage = "done",
+        listed,
+        in_population = m.people.in_population,
+        ms = started.elapsed().as_millis() as u64,
+        "run written"
+    );
+    Ok(RunSummary {
+        dir,
+        as_of: *as_of,
+        in_population: m.people.in_population,
+        listed,
+        practices: lists.len(),
+        timings_ms: timings,
+    })
+}
