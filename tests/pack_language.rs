@@ -109,12 +109,42 @@ fn typed(v: &Value) -> String {
     }
 }
 
-/// Writes a one-feature pack with the file's codelists into `dir`.
-fn write_pack(dir: &Path, codelists: &toml::Table, feature: &str, rules: &[String]) {
+/// The pack type of a case column's TOML value.
+fn toml_type(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "string",
+        toml::Value::Integer(_) => "int",
+        toml::Value::Float(_) => "float",
+        toml::Value::Boolean(_) => "bool",
+        toml::Value::Datetime(_) => "date",
+        other => panic!("unsupported test value {other:?}"),
+    }
+}
+
+/// Writes a one-feature pack with the file's codelists into `dir`;
+/// `columns` beyond the input contract are declared in `[columns]`.
+fn write_pack_with(
+    dir: &Path,
+    codelists: &toml::Table,
+    feature: &str,
+    rules: &[String],
+    columns: Option<&toml::Table>,
+) {
     std::fs::create_dir_all(dir.join("codelists")).expect("mkdir");
     let mut toml = String::from(
         "[pack]\nid = \"expressions\"\ntitle = \"t\"\nversion = \"0\"\n\n[population]\nwhen = \"true\"\n\n",
     );
+    let declared: Vec<String> = columns
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| strata::contract::patient_column(k).is_none())
+        .map(|(k, v)| format!("{k} = \"{}\"\n", toml_type(v)))
+        .collect();
+    if !declared.is_empty() {
+        toml.push_str("[columns]\n");
+        toml.push_str(&declared.concat());
+        toml.push('\n');
+    }
     for (name, spec) in codelists {
         let (codes, table, mode) = match spec {
             toml::Value::Array(codes) => (codes.clone(), "events".to_string(), "exact".to_string()),
@@ -142,6 +172,92 @@ fn write_pack(dir: &Path, codelists: &toml::Table, feature: &str, rules: &[Strin
         ));
     }
     std::fs::write(dir.join("pack.toml"), toml).expect("write pack");
+}
+
+fn write_pack(dir: &Path, codelists: &toml::Table, feature: &str, rules: &[String]) {
+    write_pack_with(dir, codelists, feature, rules, None)
+}
+
+/// A CSV cell for a case value (CSV spelling of dates, quoted text).
+fn csv_cell(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("\"{}\"", s.replace('"', "\"\"")),
+        toml::Value::Float(f) if f.is_nan() => "NaN".into(),
+        toml::Value::Float(f) if f.is_infinite() => if *f > 0.0 { "inf" } else { "-inf" }.into(),
+        toml::Value::Float(f) => format!("{f:?}"),
+        other => toml_value(other).to_string(),
+    }
+}
+
+/// The case's person as a one-person dataset folder (CSV), for the engine.
+fn write_dataset(dir: &Path, case: &toml::Table) {
+    std::fs::create_dir_all(dir).expect("mkdir data");
+    let mut header = vec!["patient_id".to_string(), "practice_code".into()];
+    let mut row = vec!["1".to_string(), "A81001".into()];
+    let cols = case.get("columns").and_then(|c| c.as_table());
+    if !cols.is_some_and(|c| c.contains_key("date_of_birth")) {
+        header.push("date_of_birth".into());
+        row.push("1950-01-01".into());
+    }
+    for (k, v) in cols.into_iter().flatten() {
+        header.push(k.clone());
+        row.push(csv_cell(v));
+    }
+    std::fs::write(
+        dir.join("patients.csv"),
+        format!("{}\n{}\n", header.join(","), row.join(",")),
+    )
+    .expect("patients.csv");
+    let mut tables: BTreeMap<String, String> = BTreeMap::new();
+    for t in ["events", "admissions"] {
+        tables.insert(t.into(), "patient_id,code,date,value\n".into());
+    }
+    for e in case
+        .get("events")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let e = e.as_array().expect("event row");
+        let value = e.get(3).map(csv_cell).unwrap_or_default();
+        tables
+            .entry(e[0].as_str().expect("table").to_string())
+            .or_insert_with(|| "patient_id,code,date,value\n".into())
+            .push_str(&format!(
+                "1,{},{},{value}\n",
+                e[1].as_str().expect("code"),
+                e[2].as_datetime().expect("date")
+            ));
+    }
+    for (t, text) in tables {
+        std::fs::write(dir.join(format!("{t}.csv")), text).expect("event table");
+    }
+    let contacts: Vec<String> = case
+        .get("contacts")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+        .map(|c| format!("1,{}\n", c.as_datetime().expect("contact")))
+        .collect();
+    std::fs::write(
+        dir.join("contacts.csv"),
+        format!("patient_id,date\n{}", contacts.concat()),
+    )
+    .expect("contacts.csv");
+}
+
+/// Feature `x` of the one person, computed by the vectorised engine.
+fn engine_value(pack: &Pack, data: &Path, as_of: NaiveDate) -> Result<Value, String> {
+    let ds = strata::dataset::Dataset::open(data).map_err(|e| e.to_string())?;
+    let patients = ds.read_patients().map_err(|e| e.to_string())?;
+    let mut plan =
+        strata::plan::Plan::bind(pack, &ds, &patients, as_of).map_err(|e| e.to_string())?;
+    for f in &mut plan.physical.features {
+        f.keep = true;
+    }
+    let out = strata::exec::execute(&plan, &ds, &patients).map_err(|e| e.to_string())?;
+    let x = pack.feature_index("x").ok_or("no feature x")?;
+    Ok(out.feature_value(x, 0))
 }
 
 fn person_from(case: &toml::Table) -> PersonRecord {
@@ -203,7 +319,8 @@ fn expression_table() {
         let name = case["name"].as_str().expect("name");
         let expr = case["expr"].as_str().expect("expr");
         let dir = tmp.path().join(format!("case{i}"));
-        write_pack(&dir, codelists, expr, &[]);
+        let columns = case.get("columns").and_then(|c| c.as_table());
+        write_pack_with(&dir, codelists, expr, &[], columns);
         let pack = match pack::load(&dir) {
             Ok(p) => p,
             Err(e) => {
@@ -216,12 +333,27 @@ fn expression_table() {
         });
         let outcome = evaluate(&pack, &person_from(case), as_of);
         let x = pack.feature_index("x").expect("feature x");
-        let actual = typed(&outcome.features[x]);
         let expected = case["expect"].as_str().expect("expect");
-        if actual != expected {
+        let reference = typed(&outcome.features[x]);
+        if reference != expected {
             failures.push(format!(
-                "{name}: `{expr}` gave `{actual}`, expected `{expected}`"
+                "{name}: reference evaluator: `{expr}` gave `{reference}`, expected `{expected}`"
             ));
+        }
+        // The same case through the vectorised engine, from a dataset folder.
+        let engines = case.get("engines").and_then(|e| e.as_array());
+        if engines.is_some_and(|e| !e.iter().any(|x| x.as_str() == Some("engine"))) {
+            continue;
+        }
+        let data = tmp.path().join(format!("data{i}"));
+        write_dataset(&data, case);
+        match engine_value(&pack, &data, as_of) {
+            Ok(v) if typed(&v) == expected => {}
+            Ok(v) => failures.push(format!(
+                "{name}: engine: `{expr}` gave `{}`, expected `{expected}`",
+                typed(&v)
+            )),
+            Err(e) => failures.push(format!("{name}: engine failed: {e}")),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -160,9 +160,12 @@ pub fn floats(col: &ArrayRef, name: &str, site: &Site) -> Result<Float64Array, D
             for i in 0..text.len() {
                 match present(&text, i) {
                     None => b.append_null(),
+                    // NaN and infinities (as Parquet may also store them)
+                    // are read as no value, as the pack language treats them.
                     Some(v) => match v.parse::<f64>() {
                         Ok(x) if x.is_finite() => b.append_value(x),
-                        _ => return Err(site.bad(i, name, format!("{v:?} is not a number"))),
+                        Ok(_) => b.append_null(),
+                        Err(_) => return Err(site.bad(i, name, format!("{v:?} is not a number"))),
                     },
                 }
             }
