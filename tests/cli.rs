@@ -84,6 +84,75 @@ fn line_numbers_count_physical_lines_across_quoted_newlines() {
 }
 
 #[test]
+fn line_numbers_are_right_with_windows_line_ends() {
+    // Clinical systems write CRLF: a bad date on line 8 is line 8.
+    let mut text = String::from("\u{feff}patient_id,practice_code,date_of_birth\r\n");
+    for i in 1..=6 {
+        text.push_str(&format!("{i},L83001,1950-01-0{i}\r\n"));
+    }
+    text.push_str("7,L83001,31/02/1950\r\n");
+    assert_input_error(
+        &[("patients.csv", &text)],
+        r#"patients.csv:8: column date_of_birth: "31/02/1950" is not a date (expected YYYY-MM-DD)"#,
+    );
+    // And across a quoted field holding a CRLF.
+    assert_input_error(
+        &[(
+            "patients.csv",
+            "patient_id,practice_code,date_of_birth,note\r\n1,L83001,1950-01-01,\"two\r\nlines\"\r\n2,L83001,1950-02-30,x\r\n",
+        )],
+        r#"patients.csv:4: column date_of_birth: "1950-02-30" is not a date (expected YYYY-MM-DD)"#,
+    );
+}
+
+/// Runs the bundled tiny pack on a dataset; returns the outcome.
+fn run_tiny(data: &Path, out: &Path) -> Outcome {
+    strata_in_repo(&[
+        "run",
+        "--pack",
+        "tests/fixtures/tiny-pack",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--as-of",
+        "2020-03-23",
+    ])
+}
+
+#[test]
+fn a_bad_date_in_an_event_table_is_the_input_s_fault() {
+    let (dir, data) = dataset(&[
+        ("patients.csv", PATIENTS_OK),
+        (
+            "events.csv",
+            "patient_id,code,date\n1,60621009,2019-01-01\n1,60621009,2019-01-02\n1,60621009,2019-01-03\n2,60621009,2019-01-04\n2,60621009,2019-02-30\n",
+        ),
+    ]);
+    let out = run_tiny(&data, &dir.path().join("runs"));
+    assert_eq!(out.code, 2, "stderr: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(r#"error: events.csv:6: column date: "2019-02-30" is not a date"#),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("runs").join("2020-03-23-tiny").exists());
+}
+
+#[test]
+fn a_zero_byte_parquet_file_is_the_input_s_fault() {
+    let (dir, data) = dataset(&[("patients.csv", PATIENTS_OK), ("events.parquet", "")]);
+    let out = run_tiny(&data, &dir.path().join("runs"));
+    assert_eq!(out.code, 2, "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("error: events.parquet"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn missing_required_column() {
     assert_input_error(
         &[("patients.csv", "patient_id,date_of_birth\n1,1950-01-01\n")],

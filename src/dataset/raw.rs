@@ -258,9 +258,14 @@ impl CsvStream {
             path: table.path.clone(),
             source,
         })?;
+        // Records end at `\n` only, so the reader's line count is the
+        // physical line even with Windows line ends (with CRLF as the
+        // terminator the count runs one line short); the `\r` left at the
+        // end of a record's last field is trimmed with the other spaces.
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(file);
         let headers = reader
             .byte_headers()
