@@ -1,0 +1,11 @@
+//! Integration tests, in one test binary so the suite links against Arrow
+//! and Parquet once: the CLI as a user sees it, the engine against the
+//! reference evaluator, the pack language, whole runs, the physical plan
+//! and `strata synth`.
+
+mod cli;
+mod differential;
+mod pack_language;
+mod plan;
+mod run;
+mod synth;
