@@ -516,7 +516,8 @@ fn convert(file: &str, column: &str, raw: &ArrayRef, ty: Type) -> Result<ArrayRe
             }
             Arc::new(b.finish())
         }
-        _ => Arc::new(text.clone()),
+        // Text: trimmed, and an empty cell is NULL (as in contract columns).
+        _ => Arc::new(cells.map(|(_, v)| v).collect::<arrow::array::StringArray>()),
     })
 }
 

@@ -5,6 +5,7 @@
 
 mod cli;
 mod differential;
+mod library;
 mod pack_language;
 mod plan;
 mod run;
