@@ -1,10 +1,14 @@
 //! The vectorised engine against the row-at-a-time reference evaluator.
 //!
 //! proptest builds random populations (events on window edges, leap days,
-//! missing values, unknown codes) and random packs from a grammar of
-//! feature, rule and tier shapes; both evaluators must agree person by
-//! person on population, every feature value, every rule, the exact score,
-//! overrides, exclusions and the tier.
+//! missing values, unknown codes, ICD-10 admissions, declared columns of
+//! every type, extreme values: i64 limits, NaN, ±infinity, 1e308) written
+//! as CSV or Parquet, and random packs from a grammar of feature, rule and
+//! tier shapes (features using other features, simple CASE, `/`, prefix
+//! codelists on a second event table, points and thresholds with long
+//! decimals); both evaluators must agree person by person on population,
+//! every feature value, every rule, the exact score, overrides, exclusions,
+//! the tier and the reasons.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +30,9 @@ const CODELISTS: [(&str, &[&str]); 5] = [
     ("shield", &["1300561000000107"]),
     ("nonshield", &["1300591000000101"]),
 ];
+/// ICD-10 codelists on `admissions`, matched by prefix.
+const ADMISSION_CODELISTS: [(&str, &[&str]); 2] = [("mi", &["I21", "I22"]), ("circ", &["I"])];
+const ADMISSION_CODES: [&str; 5] = ["I21.0", "I219", "I22", "I50", "J44"];
 const OTHER_CODES: [&str; 2] = ["999999", "38341003"];
 const WINDOWS: [&str; 6] = [
     "ever",
@@ -44,7 +51,14 @@ struct Person {
     left: Option<NaiveDate>,
     died: Option<NaiveDate>,
     events: Vec<(String, NaiveDate, Option<f64>)>,
+    admissions: Vec<(String, NaiveDate)>,
     contacts: Vec<NaiveDate>,
+    /// Declared columns: bool, int, float, date, string.
+    flag: Option<bool>,
+    visits: Option<i64>,
+    weight: Option<f64>,
+    review: Option<NaiveDate>,
+    worker: Option<&'static str>,
 }
 
 fn d(s: &str) -> NaiveDate {
@@ -79,10 +93,40 @@ fn person(as_of: NaiveDate) -> impl Strategy<Value = Person> {
         }),
         (0usize..OTHER_CODES.len()).prop_map(|k| OTHER_CODES[k].to_string()),
     ];
-    let event = (
-        code,
+    let value = prop_oneof![
+        20 => (0i32..60).prop_map(|v| f64::from(v) / 2.0),
+        1 => Just(f64::NAN),
+        1 => Just(f64::INFINITY),
+        1 => Just(f64::NEG_INFINITY),
+    ];
+    let event = (code, near(as_of), prop::option::weighted(0.6, value));
+    let admission = (
+        (0usize..ADMISSION_CODES.len()).prop_map(|k| ADMISSION_CODES[k].to_string()),
         near(as_of),
-        prop::option::weighted(0.6, (0i32..60).prop_map(|v| f64::from(v) / 2.0)),
+    );
+    let declared = (
+        prop::option::weighted(0.8, any::<bool>()),
+        prop::option::weighted(
+            0.8,
+            prop_oneof![
+                10 => 0i64..8,
+                1 => Just(i64::MAX),
+                1 => Just(i64::MIN),
+                1 => Just(i64::MAX / 2 + 1),
+            ],
+        ),
+        prop::option::weighted(
+            0.8,
+            prop_oneof![
+                10 => (300i32..1200).prop_map(|v| f64::from(v) / 10.0),
+                1 => Just(f64::NAN),
+                1 => Just(f64::INFINITY),
+                1 => Just(-1e308),
+                1 => Just(1e308),
+            ],
+        ),
+        prop::option::weighted(0.7, near(as_of)),
+        prop::option::weighted(0.7, prop_oneof![Just("Ann"), Just("Bo"), Just("Cy")]),
     );
     (
         prop_oneof![
@@ -94,47 +138,105 @@ fn person(as_of: NaiveDate) -> impl Strategy<Value = Person> {
         prop::option::weighted(0.1, near(as_of)),
         prop::option::weighted(0.1, near(as_of)),
         prop::collection::vec(event, 0..12),
+        prop::collection::vec(admission, 0..3),
         prop::collection::vec(near(as_of), 0..3),
+        declared,
     )
-        .prop_map(|(dob, sex, imd, left, died, events, contacts)| Person {
-            dob,
-            sex,
-            imd,
-            left,
-            died,
-            events,
-            contacts,
-        })
+        .prop_map(
+            |(dob, sex, imd, left, died, events, admissions, contacts, declared)| Person {
+                dob,
+                sex,
+                imd,
+                left,
+                died,
+                events,
+                admissions,
+                contacts,
+                flag: declared.0,
+                visits: declared.1,
+                weight: declared.2,
+                review: declared.3,
+                worker: declared.4,
+            },
+        )
 }
 
-/// Feature shapes; `{a}`/`{b}` are codelists, `{w}` a window.
-const FEATURES: [&str; 16] = [
-    "has({a}, '{w}')",
-    "count({a}, '{w}')",
-    "count_distinct_codelists([{a}, {b}], '{w}')",
-    "last_date({a}, '{w}')",
-    "first_date({a})",
-    "last_value({a}, '{w}')",
-    "min_value({a})",
-    "max_value({a}, '{w}')",
-    "latest_of({a}, {b})",
-    "days_since(last_date({a}))",
-    "CASE WHEN count({a}) > 2 THEN 'many' WHEN has({a}, '{w}') THEN 'some' ELSE 'none' END",
-    "coalesce(last_value({a}), 0) + age / 10",
-    "imd_decile BETWEEN 1 AND 3",
-    "sex IN ('F', 'U') AND NOT has({a}, '{w}')",
-    "last_value({a}) IS NULL OR contacted('{w}')",
-    "age * 2 - count({a}) >= imd_decile",
+/// What a feature shape yields, which decides the rule conditions over it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Bool,
+    Num,
+    Date,
+    /// A CASE with 'some' among its results.
+    Case,
+    /// latest_of: a codelist name or NULL.
+    Name,
+}
+
+/// Feature shapes; `{a}`/`{b}` are codelists, `{w}` a window. Every pack
+/// also has the base features `adm` (admissions with an MI in a window),
+/// `anyadm` (any circulatory admission) and `load` (`visits` + `adm`), so
+/// shapes can use other features.
+const FEATURES: [(&str, Kind); 32] = [
+    ("has({a}, '{w}')", Kind::Bool),
+    ("count({a}, '{w}')", Kind::Num),
+    ("count_distinct_codelists([{a}, {b}], '{w}')", Kind::Num),
+    ("last_date({a}, '{w}')", Kind::Date),
+    ("first_date({a})", Kind::Date),
+    ("last_value({a}, '{w}')", Kind::Num),
+    ("min_value({a})", Kind::Num),
+    ("max_value({a}, '{w}')", Kind::Num),
+    ("latest_of({a}, {b})", Kind::Name),
+    ("days_since(last_date({a}))", Kind::Num),
+    (
+        "CASE WHEN count({a}) > 2 THEN 'many' WHEN has({a}, '{w}') THEN 'some' ELSE 'none' END",
+        Kind::Case,
+    ),
+    ("coalesce(last_value({a}), 0) + age / 10", Kind::Num),
+    ("imd_decile BETWEEN 1 AND 3", Kind::Bool),
+    ("sex IN ('F', 'U') AND NOT has({a}, '{w}')", Kind::Bool),
+    ("last_value({a}) IS NULL OR contacted('{w}')", Kind::Bool),
+    ("age * 2 - count({a}) >= imd_decile", Kind::Bool),
+    ("adm / 2", Kind::Num),
+    (
+        "CASE adm WHEN 0 THEN 'none' WHEN 1 THEN 'some' ELSE 'many' END",
+        Kind::Case,
+    ),
+    (
+        "CASE visits WHEN 1 THEN 'some' WHEN 2.0 THEN 'many' END",
+        Kind::Case,
+    ),
+    ("visits + 1", Kind::Num),
+    ("visits * 3 - adm", Kind::Num),
+    ("-visits", Kind::Num),
+    ("load / (visits - 2)", Kind::Num),
+    ("weight * 10 > 700", Kind::Bool),
+    ("weight / 2 + visits", Kind::Num),
+    ("coalesce(weight, visits, -1)", Kind::Num),
+    ("flag AND (anyadm OR has({a}, '{w}'))", Kind::Bool),
+    ("flag IS NULL OR days_since(review) > 365", Kind::Bool),
+    (
+        "worker IN ('Ann', 'Bo') OR worker = 'Cy' AND adm > 0",
+        Kind::Bool,
+    ),
+    ("review BETWEEN DATE '2019-01-01' AND as_of", Kind::Bool),
+    ("count(mi, '{w}') + count(circ)", Kind::Num),
+    ("first_date(circ) < last_date({a})", Kind::Bool),
 ];
 
 #[derive(Debug, Clone)]
 struct PackShape {
     population: usize,
     features: Vec<(usize, usize, usize, usize)>,
-    rules: Vec<(usize, u32, usize)>,
-    tiers: Vec<u32>,
+    /// (feature pick, points mantissa, condition kind, points scale)
+    rules: Vec<(usize, i64, usize, u32)>,
+    /// (threshold mantissa, scale)
+    tiers: Vec<(i64, u32)>,
     override_shield: bool,
     exclusion: Option<usize>,
+    /// The MI window of the base feature `adm`.
+    adm_window: usize,
+    parquet: bool,
 }
 
 fn pack_shape() -> impl Strategy<Value = PackShape> {
@@ -149,19 +251,48 @@ fn pack_shape() -> impl Strategy<Value = PackShape> {
             ),
             1..7,
         ),
-        prop::collection::vec((0usize..100, 0u32..500, 0usize..4), 1..6),
-        prop::collection::vec(0u32..400, 1..4),
+        prop::collection::vec(
+            (
+                0usize..100,
+                prop_oneof![5 => -50i64..500, 1 => -50_000_000_000i64..5_000_000_000_000],
+                0usize..4,
+                prop_oneof![Just(2u32), Just(10u32)],
+            ),
+            1..6,
+        ),
+        prop::collection::vec(
+            prop_oneof![
+                4 => (0i64..400).prop_map(|t| (t, 2u32)),
+                1 => (0i64..400_000_000_000).prop_map(|t| (t, 12u32)),
+            ],
+            1..4,
+        ),
         any::<bool>(),
         prop::option::of(0..WINDOWS.len()),
+        0..WINDOWS.len(),
+        any::<bool>(),
     )
         .prop_map(
-            |(population, features, rules, tiers, override_shield, exclusion)| PackShape {
+            |(
                 population,
                 features,
                 rules,
                 tiers,
                 override_shield,
                 exclusion,
+                adm_window,
+                parquet,
+            )| {
+                PackShape {
+                    population,
+                    features,
+                    rules,
+                    tiers,
+                    override_shield,
+                    exclusion,
+                    adm_window,
+                    parquet,
+                }
             },
         )
 }
@@ -173,6 +304,7 @@ fn write_pack(dir: &Path, shape: &PackShape) -> std::path::PathBuf {
     let mut t = String::from("[pack]\nid = \"random\"\ntitle = \"Random\"\nversion = \"1\"\n\n");
     let population = ["registered AND alive AND age >= 18", "age >= 40", "alive"][shape.population];
     writeln!(t, "[population]\nwhen = \"{population}\"\n").unwrap();
+    t.push_str("[columns]\nflag = \"bool\"\nvisits = \"int\"\nweight = \"float\"\nreview = \"date\"\nworker = \"string\"\n\n");
     for (name, codes) in CODELISTS {
         writeln!(t, "[codelists.{name}]\nfile = \"codelists/{name}.csv\"\n").unwrap();
         let mut csv = String::from("code,term\n");
@@ -181,51 +313,56 @@ fn write_pack(dir: &Path, shape: &PackShape) -> std::path::PathBuf {
         }
         std::fs::write(root.join(format!("codelists/{name}.csv")), csv).unwrap();
     }
+    for (name, codes) in ADMISSION_CODELISTS {
+        writeln!(
+            t,
+            "[codelists.{name}]\nfile = \"codelists/{name}.csv\"\ntable = \"admissions\"\nmatch = \"prefix\"\n"
+        )
+        .unwrap();
+        let mut csv = String::from("code\n");
+        for c in codes {
+            writeln!(csv, "{c}").unwrap();
+        }
+        std::fs::write(root.join(format!("codelists/{name}.csv")), csv).unwrap();
+    }
     t.push_str("[features]\n");
+    writeln!(t, "adm = \"count(mi, '{}')\"", WINDOWS[shape.adm_window]).unwrap();
+    t.push_str("anyadm = \"has(circ)\"\nload = \"visits + adm\"\n");
     for (i, &(f, a, b, w)) in shape.features.iter().enumerate() {
         let b = if a == b { (b + 1) % CODELISTS.len() } else { b };
         let expr = FEATURES[f]
+            .0
             .replace("{a}", CODELISTS[a].0)
             .replace("{b}", CODELISTS[b].0)
             .replace("{w}", WINDOWS[w]);
-        writeln!(t, "f{i} = \"{}\"", expr.replace('"', "\\\"")).unwrap();
+        writeln!(t, "f{i} = '''{expr}'''").unwrap();
     }
     t.push('\n');
     let n = shape.features.len();
-    for (r, &(pick, points, kind)) in shape.rules.iter().enumerate() {
+    for (r, &(pick, points, kind, scale)) in shape.rules.iter().enumerate() {
         let f = pick % n;
-        let cond = match (FEATURES[shape.features[f].0], kind) {
-            (e, _)
-                if e.starts_with("has")
-                    || e.starts_with("imd")
-                    || e.starts_with("sex")
-                    || e.contains(" IS NULL")
-                    || e.contains(">= imd") =>
-            {
-                format!("f{f}")
-            }
-            (e, _) if e.starts_with("CASE") => format!("f{f} = 'some'"),
-            (e, _) if e.starts_with("latest_of") => format!("f{f} IS NOT NULL"),
-            (e, k) if e.contains("date(") && !e.starts_with("days") => {
-                if k % 2 == 0 {
-                    format!("f{f} IS NOT NULL")
-                } else {
-                    format!("f{f} IS NULL")
-                }
-            }
-            (_, 0) => format!("f{f} > 2"),
-            (_, 1) => format!("f{f} >= 1 AND age >= 50"),
-            (_, 2) => format!("f{f} < 10 OR imd_decile <= 2"),
-            _ => format!("f{f} <> 0"),
+        let cond = match (FEATURES[shape.features[f].0].1, kind) {
+            (Kind::Bool, _) => format!("f{f}"),
+            (Kind::Case, _) => format!("f{f} = 'some'"),
+            (Kind::Name, _) => format!("f{f} IS NOT NULL"),
+            (Kind::Date, k) if k % 2 == 0 => format!("f{f} IS NOT NULL"),
+            (Kind::Date, _) => format!("f{f} IS NULL"),
+            (Kind::Num, 0) => format!("f{f} > 2"),
+            (Kind::Num, 1) => format!("f{f} >= 1 AND age >= 50"),
+            (Kind::Num, 2) => format!("f{f} < 10 OR imd_decile <= 2"),
+            (Kind::Num, _) => format!("f{f} <> 0"),
         };
-        let points = Decimal::new(i64::from(points), 2);
+        let points = Decimal::new(points, scale);
         writeln!(t, "[[rules]]\nid = \"r{r}\"\nwhen = \"{cond}\"\npoints = \"{points}\"\nreason = \"rule {r}: {{f{f}}}\"\n").unwrap();
     }
-    let mut thresholds = shape.tiers.clone();
+    let mut thresholds: Vec<Decimal> = shape
+        .tiers
+        .iter()
+        .map(|&(m, scale)| Decimal::new(m, scale))
+        .collect();
     thresholds.sort_unstable_by(|a, b| b.cmp(a));
     thresholds.dedup();
-    for (k, &th) in thresholds.iter().enumerate() {
-        let th = Decimal::new(i64::from(th), 2);
+    for (k, th) in thresholds.iter().enumerate() {
         writeln!(
             t,
             "[[tiers]]\nid = \"t{k}\"\nlabel = \"Tier {k}\"\nwhen = \"score >= {th}\"\n"
@@ -242,47 +379,197 @@ fn write_pack(dir: &Path, shape: &PackShape) -> std::path::PathBuf {
     root
 }
 
-fn write_data(dir: &Path, people: &[Person], as_of: NaiveDate) -> std::path::PathBuf {
+fn days(d: NaiveDate) -> i32 {
+    (d - d_epoch()).num_days() as i32
+}
+
+fn d_epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+}
+
+fn write_parquet(path: &Path, columns: Vec<(&str, arrow::array::ArrayRef)>) {
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+/// Writes the population as a dataset folder, in CSV or Parquet.
+fn write_data(
+    dir: &Path,
+    people: &[Person],
+    as_of: NaiveDate,
+    parquet: bool,
+) -> std::path::PathBuf {
+    use arrow::array::{BooleanArray, Date32Array, Float64Array, Int64Array, StringArray};
+    use std::sync::Arc;
     let root = dir.join("data");
     std::fs::create_dir_all(&root).unwrap();
-    let opt = |x: Option<NaiveDate>| x.map(|d| d.to_string()).unwrap_or_default();
-    let mut p = String::from(
-        "patient_id,practice_code,date_of_birth,sex,imd_decile,registration_end,date_of_death\n",
-    );
-    let mut e = String::from("patient_id,code,date,value\n");
     let mut c = String::from("patient_id,date,outcome\n");
     for (i, x) in people.iter().enumerate() {
-        let imd = x.imd.map(|v| v.to_string()).unwrap_or_default();
-        writeln!(
-            p,
-            "P{i},L8300{},{},{},{imd},{},{}",
-            i % 2,
-            x.dob,
-            x.sex,
-            opt(x.left),
-            opt(x.died)
-        )
-        .unwrap();
-        for (code, date, value) in &x.events {
-            writeln!(
-                e,
-                "P{i},{code},{date},{}",
-                value.map(|v| v.to_string()).unwrap_or_default()
-            )
-            .unwrap();
-        }
         for date in &x.contacts {
             writeln!(c, "P{i},{date},spoke").unwrap();
         }
     }
-    std::fs::write(root.join("patients.csv"), p).unwrap();
-    std::fs::write(root.join("events.csv"), e).unwrap();
     std::fs::write(root.join("contacts.csv"), c).unwrap();
     std::fs::write(
         root.join("dataset.toml"),
         format!("extract_date = {as_of}\n"),
     )
     .unwrap();
+    let events: Vec<(usize, &String, NaiveDate, Option<f64>)> = people
+        .iter()
+        .enumerate()
+        .flat_map(|(i, x)| x.events.iter().map(move |(c, d, v)| (i, c, *d, *v)))
+        .collect();
+    let admissions: Vec<(usize, &String, NaiveDate)> = people
+        .iter()
+        .enumerate()
+        .flat_map(|(i, x)| x.admissions.iter().map(move |(c, d)| (i, c, *d)))
+        .collect();
+    if parquet {
+        let ids = |n: &mut dyn Iterator<Item = usize>| -> arrow::array::ArrayRef {
+            Arc::new(StringArray::from_iter_values(n.map(|i| format!("P{i}"))))
+        };
+        write_parquet(
+            &root.join("patients.parquet"),
+            vec![
+                ("patient_id", ids(&mut (0..people.len()))),
+                (
+                    "practice_code",
+                    Arc::new(StringArray::from_iter_values(
+                        (0..people.len()).map(|i| format!("L8300{}", i % 2)),
+                    )),
+                ),
+                (
+                    "date_of_birth",
+                    Arc::new(Date32Array::from_iter_values(
+                        people.iter().map(|x| days(x.dob)),
+                    )),
+                ),
+                (
+                    "sex",
+                    Arc::new(StringArray::from_iter_values(people.iter().map(|x| x.sex))),
+                ),
+                (
+                    "imd_decile",
+                    Arc::new(Int64Array::from_iter(
+                        people.iter().map(|x| x.imd.map(i64::from)),
+                    )),
+                ),
+                (
+                    "registration_end",
+                    Arc::new(Date32Array::from_iter(
+                        people.iter().map(|x| x.left.map(days)),
+                    )),
+                ),
+                (
+                    "date_of_death",
+                    Arc::new(Date32Array::from_iter(
+                        people.iter().map(|x| x.died.map(days)),
+                    )),
+                ),
+                (
+                    "flag",
+                    Arc::new(BooleanArray::from_iter(people.iter().map(|x| x.flag))),
+                ),
+                (
+                    "visits",
+                    Arc::new(Int64Array::from_iter(people.iter().map(|x| x.visits))),
+                ),
+                (
+                    "weight",
+                    Arc::new(Float64Array::from_iter(people.iter().map(|x| x.weight))),
+                ),
+                (
+                    "review",
+                    Arc::new(Date32Array::from_iter(
+                        people.iter().map(|x| x.review.map(days)),
+                    )),
+                ),
+                (
+                    "worker",
+                    Arc::new(StringArray::from_iter(people.iter().map(|x| x.worker))),
+                ),
+            ],
+        );
+        write_parquet(
+            &root.join("events.parquet"),
+            vec![
+                ("patient_id", ids(&mut events.iter().map(|e| e.0))),
+                (
+                    "code",
+                    Arc::new(StringArray::from_iter_values(
+                        events.iter().map(|e| e.1.as_str()),
+                    )),
+                ),
+                (
+                    "date",
+                    Arc::new(Date32Array::from_iter_values(
+                        events.iter().map(|e| days(e.2)),
+                    )),
+                ),
+                (
+                    "value",
+                    Arc::new(Float64Array::from_iter(events.iter().map(|e| e.3))),
+                ),
+            ],
+        );
+        write_parquet(
+            &root.join("admissions.parquet"),
+            vec![
+                ("patient_id", ids(&mut admissions.iter().map(|e| e.0))),
+                (
+                    "code",
+                    Arc::new(StringArray::from_iter_values(
+                        admissions.iter().map(|e| e.1.as_str()),
+                    )),
+                ),
+                (
+                    "date",
+                    Arc::new(Date32Array::from_iter_values(
+                        admissions.iter().map(|e| days(e.2)),
+                    )),
+                ),
+            ],
+        );
+        return root;
+    }
+    let opt = |x: Option<NaiveDate>| x.map(|d| d.to_string()).unwrap_or_default();
+    let mut p = String::from(
+        "patient_id,practice_code,date_of_birth,sex,imd_decile,registration_end,date_of_death,flag,visits,weight,review,worker\n",
+    );
+    for (i, x) in people.iter().enumerate() {
+        let imd = x.imd.map(|v| v.to_string()).unwrap_or_default();
+        writeln!(
+            p,
+            "P{i},L8300{},{},{},{imd},{},{},{},{},{},{},{}",
+            i % 2,
+            x.dob,
+            x.sex,
+            opt(x.left),
+            opt(x.died),
+            x.flag.map(|b| if b { "yes" } else { "N" }).unwrap_or(""),
+            x.visits.map(|v| v.to_string()).unwrap_or_default(),
+            x.weight.map(|v| format!("{v:?}")).unwrap_or_default(),
+            opt(x.review),
+            x.worker.unwrap_or(""),
+        )
+        .unwrap();
+    }
+    let mut e = String::from("patient_id,code,date,value\n");
+    for (i, code, date, value) in &events {
+        let value = value.map(|v| v.to_string()).unwrap_or_default();
+        writeln!(e, "P{i},{code},{date},{value}").unwrap();
+    }
+    let mut a = String::from("patient_id,code,date\n");
+    for (i, code, date) in &admissions {
+        writeln!(a, "P{i},{code},{date}").unwrap();
+    }
+    std::fs::write(root.join("patients.csv"), p).unwrap();
+    std::fs::write(root.join("events.csv"), e).unwrap();
+    std::fs::write(root.join("admissions.csv"), a).unwrap();
     root
 }
 
@@ -305,19 +592,34 @@ fn record(i: usize, x: &Person) -> PersonRecord {
     );
     columns.insert("registration_end".into(), date(x.left));
     columns.insert("date_of_death".into(), date(x.died));
+    columns.insert("flag".into(), x.flag.map_or(Value::Null, Value::Bool));
+    columns.insert("visits".into(), x.visits.map_or(Value::Null, Value::Int));
+    columns.insert("weight".into(), x.weight.map_or(Value::Null, Value::Float));
+    columns.insert("review".into(), date(x.review));
+    columns.insert(
+        "worker".into(),
+        x.worker.map_or(Value::Null, |w| Value::Str(w.into())),
+    );
+    let mut events: Vec<EventRecord> = x
+        .events
+        .iter()
+        .map(|(code, date, value)| EventRecord {
+            table: "events".into(),
+            code: code.clone(),
+            date: *date,
+            value: *value,
+        })
+        .collect();
+    events.extend(x.admissions.iter().map(|(code, date)| EventRecord {
+        table: "admissions".into(),
+        code: code.clone(),
+        date: *date,
+        value: None,
+    }));
     PersonRecord {
         patient_id: format!("P{i}"),
         columns,
-        events: x
-            .events
-            .iter()
-            .map(|(code, date, value)| EventRecord {
-                table: "events".into(),
-                code: code.clone(),
-                date: *date,
-                value: *value,
-            })
-            .collect(),
+        events,
         contacts: x.contacts.clone(),
     }
 }
@@ -334,7 +636,7 @@ fn check(as_of: NaiveDate, people: Vec<Person>, shape: PackShape) -> Result<(), 
             )))
         }
     };
-    let data = write_data(dir.path(), &people, as_of);
+    let data = write_data(dir.path(), &people, as_of, shape.parquet);
     let ds = Dataset::open(&data).unwrap();
     let patients = ds.read_patients().unwrap();
     let mut plan = Plan::bind(&pack, &ds, &patients, as_of).unwrap();
