@@ -25,7 +25,7 @@ pub fn arrow_type(ty: Type) -> DataType {
 
 /// A decimal as the engine's scaled integer (exact for up to 10 places).
 pub fn decimal_to_scaled(d: Decimal) -> Option<i128> {
-    let mut d = d;
+    let mut d = d.normalize();
     if d.scale() > DECIMAL_SCALE as u32 {
         return None;
     }
@@ -33,6 +33,11 @@ pub fn decimal_to_scaled(d: Decimal) -> Option<i128> {
     Some(d.mantissa())
 }
 
+/// The decimal of a scaled integer. Scores are bounded by the checker
+/// (points within ±10^12), so they always fit; a value that does not fit
+/// a decimal saturates rather than panics.
 pub fn scaled_to_decimal(v: i128) -> Decimal {
-    Decimal::from_i128_with_scale(v, DECIMAL_SCALE as u32).normalize()
+    Decimal::try_from_i128_with_scale(v, DECIMAL_SCALE as u32)
+        .unwrap_or(if v < 0 { Decimal::MIN } else { Decimal::MAX })
+        .normalize()
 }

@@ -211,18 +211,39 @@ pub(super) fn rules(
 /// Points as written, exactly: `1.34` or `2e1`.
 fn points(sink: &mut Sink<'_>, p: &Sp<String>) -> Option<Decimal> {
     let parsed = Decimal::from_str_exact(&p.value).or_else(|_| Decimal::from_scientific(&p.value));
+    let bad = |sink: &mut Sink<'_>, message: String| {
+        sink.error(ErrorCode::InvalidValue, p.span.clone(), message);
+        None
+    };
     match parsed {
+        // The engine keeps scores as exact decimals with 10 places; more
+        // would be rounded, so it is refused here rather than at run time.
+        Ok(d) if d.normalize().scale() > MAX_POINTS_DECIMALS => bad(
+            sink,
+            format!(
+                "points `{}` have more than {MAX_POINTS_DECIMALS} decimal places",
+                p.value
+            ),
+        ),
+        Ok(d) if d.abs() > Decimal::from(MAX_POINTS) => bad(
+            sink,
+            format!(
+                "points `{}` are beyond ±{MAX_POINTS} (scores must stay exact)",
+                p.value
+            ),
+        ),
         Ok(d) => Some(d),
-        Err(_) => {
-            sink.error(
-                ErrorCode::InvalidValue,
-                p.span.clone(),
-                format!("points `{}` is not a decimal number", p.value),
-            );
-            None
-        }
+        Err(_) => bad(
+            sink,
+            format!("points `{}` is not a decimal number", p.value),
+        ),
     }
 }
+
+/// The most decimal places points may have (the engine's score scale).
+pub const MAX_POINTS_DECIMALS: u32 = 10;
+/// The largest magnitude of one rule's points.
+pub const MAX_POINTS: i64 = 1_000_000_000_000;
 
 /// Parses `text {feature} text`; `{{` and `}}` stand for braces.
 fn template(
@@ -575,6 +596,26 @@ mod tests {
         assert_eq!(read("1.34"), (Some("1.34".into()), vec![]));
         assert_eq!(read("2e1"), (Some("20".into()), vec![]));
         assert_eq!(read("-0.5"), (Some("-0.5".into()), vec![]));
+        assert_eq!(read("0.0000000001"), (Some("0.0000000001".into()), vec![]));
+        // Trailing zeros do not count as places.
+        assert_eq!(
+            read("1.500000000000"),
+            (Some("1.500000000000".into()), vec![])
+        );
+        assert_eq!(
+            read("0.12345678901"),
+            (
+                None,
+                vec!["E005 `\"0.12345678901\"`: points `0.12345678901` have more than 10 decimal places".to_string()]
+            )
+        );
+        assert_eq!(
+            read("2e12"),
+            (
+                None,
+                vec!["E005 `\"2e12\"`: points `2e12` are beyond ±1000000000000 (scores must stay exact)".to_string()]
+            )
+        );
         assert_eq!(
             read("lots"),
             (
