@@ -121,11 +121,12 @@ impl Dataset {
                 .position(|t| t.name == name)
                 .map(|i| tables.remove(i))
         };
-        let patients =
-            take(&mut tables, "patients").ok_or_else(|| DatasetError::MissingPatients {
+        let patients = take(&mut tables, crate::contract::PATIENTS).ok_or_else(|| {
+            DatasetError::MissingPatients {
                 dir: dir.to_path_buf(),
-            })?;
-        let contacts = take(&mut tables, "contacts");
+            }
+        })?;
+        let contacts = take(&mut tables, crate::contract::CONTACTS);
         let meta = read_meta(dir)?;
         Ok(Dataset {
             dir: dir.to_path_buf(),

@@ -85,56 +85,33 @@ fn mismatch(what: &str) -> EvalError {
 }
 
 macro_rules! accessor {
-    ($name:ident, $t:ty, $variant:ident, $value:ident, $what:expr) => {
+    ($name:ident, $t:ty, $variant:ident, $value:ident, $what:expr, $convert:expr) => {
         pub fn $name(&self) -> Result<Acc<'_, $t>, EvalError> {
             match self {
                 Datum::Column(Column::$variant(v)) => Ok(Acc::Col(v)),
                 Datum::Column(Column::Null(_)) | Datum::Scalar(Value::Null) => Ok(Acc::Const(None)),
-                Datum::Scalar(Value::$value(x)) => Ok(Acc::Const(Some(convert_scalar(x)))),
+                Datum::Scalar(Value::$value(x)) => Ok(Acc::Const(Some($convert(x)))),
                 _ => Err(mismatch($what)),
             }
         }
     };
 }
 
-trait ScalarInto<T> {
-    fn into_engine(&self) -> T;
-}
-impl ScalarInto<bool> for bool {
-    fn into_engine(&self) -> bool {
-        *self
-    }
-}
-impl ScalarInto<i64> for i64 {
-    fn into_engine(&self) -> i64 {
-        *self
-    }
-}
-impl ScalarInto<f64> for f64 {
-    fn into_engine(&self) -> f64 {
-        *self
-    }
-}
-impl ScalarInto<Decimal> for Decimal {
-    fn into_engine(&self) -> Decimal {
-        *self
-    }
-}
-impl ScalarInto<i32> for chrono::NaiveDate {
-    fn into_engine(&self) -> i32 {
-        date_to_days(*self)
-    }
-}
-fn convert_scalar<S: ScalarInto<T>, T>(s: &S) -> T {
-    s.into_engine()
-}
-
 impl Datum {
-    accessor!(bools, bool, Bool, Bool, "true/false");
-    accessor!(ints, i64, Int, Int, "int");
-    accessor!(floats, f64, Float, Float, "float");
-    accessor!(decimals, Decimal, Decimal, Decimal, "decimal");
-    accessor!(dates, i32, Date, Date, "date");
+    accessor!(bools, bool, Bool, Bool, "true/false", |x: &bool| *x);
+    accessor!(ints, i64, Int, Int, "int", |x: &i64| *x);
+    accessor!(floats, f64, Float, Float, "float", |x: &f64| *x);
+    accessor!(
+        decimals,
+        Decimal,
+        Decimal,
+        Decimal,
+        "decimal",
+        |x: &Decimal| *x
+    );
+    accessor!(dates, i32, Date, Date, "date", |d: &chrono::NaiveDate| {
+        date_to_days(*d)
+    });
 
     pub fn strs(&self) -> Result<StrAcc<'_>, EvalError> {
         match self {

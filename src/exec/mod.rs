@@ -226,7 +226,9 @@ fn evaluate_chunk(
         rules.push(BooleanArray::from(state));
     }
 
-    let latest: Vec<(Vec<Option<i32>>, Vec<Option<i32>>)> = plan
+    // Per override: latest include and exclude code dates of each person.
+    type LatestDates = (Vec<Option<i32>>, Vec<Option<i32>>);
+    let latest: Vec<LatestDates> = plan
         .overrides
         .iter()
         .map(|o| {

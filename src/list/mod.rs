@@ -17,6 +17,7 @@ use arrow::array::{
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema};
 
+use crate::contract;
 use crate::dataset::columns::{days_to_date, PatientIds};
 use crate::dataset::Patients;
 use crate::exec::column::value_at;
@@ -96,7 +97,7 @@ pub fn read_previous(run: &Path) -> Result<PreviousTiers, ListError> {
     for batch in reader {
         let batch = batch.map_err(|e| err(e.to_string()))?;
         let (Some(ids), Some(tiers)) = (
-            batch.column_by_name("patient_id"),
+            batch.column_by_name(contract::PATIENT_ID),
             batch.column_by_name("tier"),
         ) else {
             return Err(err("no patient_id and tier columns".into()));
@@ -247,15 +248,15 @@ fn cell(v: &Value) -> String {
 pub fn headings(pack: &Pack, with_previous: bool) -> Vec<String> {
     let mut h: Vec<String> = [
         "rank",
-        "patient_id",
-        "practice_code",
-        "pcn_code",
+        contract::PATIENT_ID,
+        contract::PRACTICE_CODE,
+        contract::PCN_CODE,
         "tier",
         "tier_label",
         "score",
         "age",
-        "sex",
-        "imd_decile",
+        contract::SEX,
+        contract::IMD_DECILE,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -399,9 +400,12 @@ fn write_parquet(
             entries.iter().map(|e| e.rank as i32).collect::<Vec<_>>(),
         )),
     );
-    push("patient_id", pick(patients.ids.as_array().as_ref())?);
-    push("practice_code", pick(&patients.practice_code)?);
-    push("pcn_code", pick(&patients.pcn_code)?);
+    push(
+        contract::PATIENT_ID,
+        pick(patients.ids.as_array().as_ref())?,
+    );
+    push(contract::PRACTICE_CODE, pick(&patients.practice_code)?);
+    push(contract::PCN_CODE, pick(&patients.pcn_code)?);
     push(
         "tier",
         Arc::new(StringArray::from_iter_values(
@@ -440,8 +444,8 @@ fn write_parquet(
                 .collect::<Vec<_>>(),
         )),
     );
-    push("sex", pick(&patients.sex)?);
-    push("imd_decile", pick(&patients.imd_decile)?);
+    push(contract::SEX, pick(&patients.sex)?);
+    push(contract::IMD_DECILE, pick(&patients.imd_decile)?);
     for &f in &pack.list.display {
         let column = match &outcomes.features[f] {
             Some(a) => pick(a.as_ref())?,

@@ -321,16 +321,16 @@ impl<'a> Context<'a> {
             Expr::Column { name, ty } => self.column(name, *ty),
             Expr::Feature { index, .. } => features.get(*index).cloned().unwrap_or(Value::Null),
             Expr::Age => self
-                .date_column("date_of_birth")
+                .date_column(crate::contract::DATE_OF_BIRTH)
                 .and_then(|dob| age_on(dob, self.as_of))
                 .map_or(Value::Null, Value::Int),
             Expr::AsOf => Value::Date(self.as_of),
             Expr::Registered => Value::Bool(
-                self.date_column("registration_end")
+                self.date_column(crate::contract::REGISTRATION_END)
                     .is_none_or(|d| d > self.as_of),
             ),
             Expr::Alive => Value::Bool(
-                self.date_column("date_of_death")
+                self.date_column(crate::contract::DATE_OF_DEATH)
                     .is_none_or(|d| d > self.as_of),
             ),
             Expr::Score => score.map_or(Value::Null, Value::Decimal),

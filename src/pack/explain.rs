@@ -44,7 +44,7 @@ fn write_explain(
         pack.meta.id, pack.meta.version
     )?;
     let column = |name: &str| person.columns.get(name).cloned().unwrap_or(Value::Null);
-    let age = match column("date_of_birth") {
+    let age = match column(crate::contract::DATE_OF_BIRTH) {
         Value::Date(dob) => age_on(dob, as_of).map_or("unknown".to_string(), |a| a.to_string()),
         _ => "unknown".to_string(),
     };

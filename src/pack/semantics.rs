@@ -106,7 +106,7 @@ pub fn arithmetic_type(op: BinaryOp, left: Type, right: Type) -> Type {
 /// first, ties in pack order. `fired` holds rule indices in pack order.
 pub fn reason_order<K: Ord>(mut fired: Vec<usize>, points: impl Fn(usize) -> K) -> Vec<usize> {
     // A stable sort keeps pack order among equal points.
-    fired.sort_by(|&a, &b| points(b).cmp(&points(a)));
+    fired.sort_by_key(|&r| std::cmp::Reverse(points(r)));
     fired
 }
 

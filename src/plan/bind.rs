@@ -118,10 +118,8 @@ impl PhysicalPlan {
     /// (points beyond 10 decimal places).
     pub fn compile(pack: &Pack, as_of: NaiveDate) -> Result<PhysicalPlan, PlanError> {
         let mut lw = Lowering::new(pack, as_of);
-        // The columns every run reads come first, so indices are stable.
-        for c in [contract::DATE_OF_BIRTH] {
-            lw.column(c, Type::Date);
-        }
+        // The date of birth (age, list columns) is always column 0.
+        lw.column(contract::DATE_OF_BIRTH, Type::Date);
         let population = lw.condition(&pack.population);
         let keep = features_read_after_evaluation(pack);
         let features = pack

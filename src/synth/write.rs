@@ -24,7 +24,12 @@ use super::practices::Practice;
 use super::{OutputFormat, SynthError};
 
 /// Table names, in the order chunks carry them.
-pub const TABLES: [&str; 4] = ["patients", "events", "admissions", "contacts"];
+pub const TABLES: [&str; 4] = [
+    crate::contract::PATIENTS,
+    crate::contract::EVENTS,
+    "admissions",
+    crate::contract::CONTACTS,
+];
 
 /// Rows per Parquet row group (a million events is ~10 MB encoded).
 const ROW_GROUP_ROWS: usize = 1 << 20;
@@ -47,33 +52,36 @@ impl EncodedChunk {
 }
 
 fn patients_schema() -> SchemaRef {
+    use crate::contract::*;
     Arc::new(Schema::new(vec![
-        Field::new("patient_id", DataType::Int64, false),
-        Field::new("practice_code", DataType::Utf8, false),
-        Field::new("pcn_code", DataType::Utf8, false),
-        Field::new("date_of_birth", DataType::Date32, false),
-        Field::new("sex", DataType::Utf8, false),
-        Field::new("lsoa_code", DataType::Utf8, false),
-        Field::new("imd_decile", DataType::Int32, false),
-        Field::new("registration_end", DataType::Date32, true),
-        Field::new("date_of_death", DataType::Date32, true),
+        Field::new(PATIENT_ID, DataType::Int64, false),
+        Field::new(PRACTICE_CODE, DataType::Utf8, false),
+        Field::new(PCN_CODE, DataType::Utf8, false),
+        Field::new(DATE_OF_BIRTH, DataType::Date32, false),
+        Field::new(SEX, DataType::Utf8, false),
+        Field::new(LSOA_CODE, DataType::Utf8, false),
+        Field::new(IMD_DECILE, DataType::Int32, false),
+        Field::new(REGISTRATION_END, DataType::Date32, true),
+        Field::new(DATE_OF_DEATH, DataType::Date32, true),
     ]))
 }
 
 fn events_schema() -> SchemaRef {
+    use crate::contract::{CODE, DATE, PATIENT_ID, VALUE};
     Arc::new(Schema::new(vec![
-        Field::new("patient_id", DataType::Int64, false),
-        Field::new("code", DataType::Utf8, false),
-        Field::new("date", DataType::Date32, false),
-        Field::new("value", DataType::Float64, true),
+        Field::new(PATIENT_ID, DataType::Int64, false),
+        Field::new(CODE, DataType::Utf8, false),
+        Field::new(DATE, DataType::Date32, false),
+        Field::new(VALUE, DataType::Float64, true),
     ]))
 }
 
 fn contacts_schema() -> SchemaRef {
+    use crate::contract::{DATE, OUTCOME, PATIENT_ID};
     Arc::new(Schema::new(vec![
-        Field::new("patient_id", DataType::Int64, false),
-        Field::new("date", DataType::Date32, false),
-        Field::new("outcome", DataType::Utf8, false),
+        Field::new(PATIENT_ID, DataType::Int64, false),
+        Field::new(DATE, DataType::Date32, false),
+        Field::new(OUTCOME, DataType::Utf8, false),
     ]))
 }
 
@@ -242,14 +250,14 @@ fn csv_header(table: usize) -> &'static str {
 fn properties(table: usize) -> WriterProperties {
     let dictionary_columns: &[&str] = match table {
         0 => &[
-            "practice_code",
-            "pcn_code",
-            "sex",
-            "lsoa_code",
-            "imd_decile",
+            crate::contract::PRACTICE_CODE,
+            crate::contract::PCN_CODE,
+            crate::contract::SEX,
+            crate::contract::LSOA_CODE,
+            crate::contract::IMD_DECILE,
         ],
-        3 => &["outcome"],
-        _ => &["code"],
+        3 => &[crate::contract::OUTCOME],
+        _ => &[crate::contract::CODE],
     };
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))

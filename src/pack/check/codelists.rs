@@ -29,7 +29,7 @@ pub(super) fn check(
         // `lives_alone`.
         let named = identifier(sink, &rc.name, "codelist");
         let table = match &rc.table {
-            None => Some("events".to_string()),
+            None => Some(crate::contract::EVENTS.to_string()),
             Some(t) => event_table(sink, t),
         };
         let match_mode = match &rc.match_mode {
@@ -61,7 +61,7 @@ fn event_table(sink: &mut Sink<'_>, t: &Sp<String>) -> Option<String> {
         && t.value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid || t.value == "patients" || t.value == "contacts" {
+    if !valid || t.value == crate::contract::PATIENTS || t.value == crate::contract::CONTACTS {
         sink.error(
             ErrorCode::InvalidValue,
             t.span.clone(),

@@ -20,17 +20,11 @@ use crate::pack::expr::{Expr, Type, Value};
 use crate::pack::raw::Sp;
 
 /// Patient columns every dataset has (or that read as NULL when absent),
-/// with their types. `patient_id` is deliberately not available to rules.
-pub const PATIENT_COLUMNS: [(&str, Type); 8] = [
-    ("practice_code", Type::Str),
-    ("pcn_code", Type::Str),
-    ("date_of_birth", Type::Date),
-    ("sex", Type::Str),
-    ("lsoa_code", Type::Str),
-    ("imd_decile", Type::Int),
-    ("registration_end", Type::Date),
-    ("date_of_death", Type::Date),
-];
+/// with their types, from the input contract. `patient_id` is deliberately
+/// not available to rules.
+pub fn patient_columns() -> impl Iterator<Item = (&'static str, Type)> {
+    crate::contract::readable_patient_columns()
+}
 
 /// Names with a built-in meaning in expressions.
 pub const BUILTINS: [&str; 5] = ["age", "as_of", "registered", "alive", "score"];

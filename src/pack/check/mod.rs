@@ -44,7 +44,7 @@ use super::diag::{Diagnostic, ErrorCode, SourceFile};
 use super::model::Pack;
 use super::raw::RawPack;
 
-pub use convert::{BUILTINS, PATIENT_COLUMNS};
+pub use convert::{patient_columns, BUILTINS};
 pub use functions::FUNCTIONS;
 pub use source::StringOrigin;
 
@@ -199,7 +199,7 @@ mod testing {
 
     use super::convert::{Converter, FeatureSlot, Scope};
     use super::source::{parse_sql, SqlSource};
-    use super::{Sink, PATIENT_COLUMNS};
+    use super::{patient_columns, Sink};
     use crate::pack::diag::{Diagnostic, SourceFile};
     use crate::pack::expr::{Expr, Type};
     use crate::pack::model::Pack;
@@ -291,10 +291,8 @@ mod testing {
             ("broken".to_string(), FeatureSlot::Failed),
         ]
         .into();
-        let mut columns: BTreeMap<String, Type> = PATIENT_COLUMNS
-            .iter()
-            .map(|(n, t)| (n.to_string(), *t))
-            .collect();
+        let mut columns: BTreeMap<String, Type> =
+            patient_columns().map(|(n, t)| (n.to_string(), t)).collect();
         columns.insert("carer".into(), Type::Bool);
         let scope = Scope {
             features: &features,

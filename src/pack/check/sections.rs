@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 
-use super::convert::{condition, Scope, BUILTINS, PATIENT_COLUMNS};
+use super::convert::{condition, patient_columns, Scope, BUILTINS};
 use super::Sink;
 use crate::pack::diag::{did_you_mean, ErrorCode};
 use crate::pack::expr::{Expr, Type, Value};
@@ -26,10 +26,10 @@ pub(super) fn builtin_names() -> BTreeMap<String, &'static str> {
     for b in BUILTINS {
         taken.insert(b.to_string(), "a builtin");
     }
-    for (name, _) in PATIENT_COLUMNS {
+    for (name, _) in patient_columns() {
         taken.insert(name.to_string(), "a patient column");
     }
-    taken.insert("patient_id".into(), "the patient identifier");
+    taken.insert(crate::contract::PATIENT_ID.into(), "the patient identifier");
     taken
 }
 
@@ -137,10 +137,8 @@ pub(super) fn columns(
     taken: &mut BTreeMap<String, &'static str>,
 ) -> (Vec<ColumnDecl>, BTreeMap<String, Type>) {
     let mut columns = Vec::new();
-    let mut types: BTreeMap<String, Type> = PATIENT_COLUMNS
-        .iter()
-        .map(|(n, t)| (n.to_string(), *t))
-        .collect();
+    let mut types: BTreeMap<String, Type> =
+        patient_columns().map(|(n, t)| (n.to_string(), t)).collect();
     for (name, ty) in declared {
         if !identifier(sink, name, "column") || !unique(sink, taken, name, "a declared column") {
             continue;
