@@ -224,11 +224,32 @@ pub fn rank(
         .collect()
 }
 
+/// The last tie-break: patient ids in the same order whether they were
+/// stored as integers (Parquet) or as text (CSV). See [`compare_id_text`].
 fn compare_ids(ids: &PatientIds, a: usize, b: usize) -> Ordering {
     match ids {
         PatientIds::Int(x) => x.value(a).cmp(&x.value(b)),
-        PatientIds::Text(x) => x.value(a).cmp(x.value(b)),
+        PatientIds::Text(x) => compare_id_text(x.value(a), x.value(b)),
     }
+}
+
+/// Text ids that are integers written plainly (`42`, `-7`; not `042` or
+/// `+7`) compare as numbers, before any other id; other ids compare byte
+/// by byte. So `9` < `10` < `A1` whether the file stored the ids as
+/// integers or as text.
+pub fn compare_id_text(a: &str, b: &str) -> Ordering {
+    match (plain_integer(a), plain_integer(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// The integer an id spells exactly as an integer prints, if any.
+fn plain_integer(s: &str) -> Option<i64> {
+    let n: i64 = s.parse().ok()?;
+    (n.to_string() == s).then_some(n)
 }
 
 fn age_of(patients: &Patients, i: usize, plan: &Plan) -> Option<i64> {
@@ -493,4 +514,22 @@ fn write_parquet(
     w.write(&batch).map_err(|e| werr(e.to_string()))?;
     w.close().map_err(|e| werr(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod id_order_tests {
+    use super::compare_id_text;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn text_ids_order_as_integer_ids_do() {
+        assert_eq!(compare_id_text("9", "10"), Less);
+        assert_eq!(compare_id_text("-3", "2"), Less);
+        assert_eq!(compare_id_text("10", "A1"), Less);
+        assert_eq!(compare_id_text("B", "A1"), Greater);
+        // Not plain integers: compared as text.
+        assert_eq!(compare_id_text("010", "9"), Greater);
+        assert_eq!(compare_id_text("010", "09"), Less);
+        assert_eq!(compare_id_text("42", "42"), Equal);
+    }
 }

@@ -364,3 +364,49 @@ fn errors_say_whose_fault_they_are() {
     let e = strata::run(&cfg).expect_err("output root is a file");
     assert_eq!(e.blame(), Blame::Input, "{e}");
 }
+
+#[test]
+fn csv_and_parquet_ids_break_ties_the_same_way() {
+    use arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray};
+    use std::sync::Arc;
+    // Three people tied on tier and score; ids 9, 10 and 100.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let events = "patient_id,code,date\n100,105529008,2019-01-01\n10,105529008,2019-01-01\n9,105529008,2019-01-01\n";
+    let csv = write(
+        &tmp.path().join("csv"),
+        &[
+            (
+                "patients.csv",
+                "patient_id,practice_code,date_of_birth\n100,L83001,1980-01-01\n10,L83001,1980-01-01\n9,L83001,1980-01-01\n",
+            ),
+            ("events.csv", events),
+        ],
+    );
+    let parquet = write(&tmp.path().join("parquet"), &[("events.csv", events)]);
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("patient_id", Arc::new(Int64Array::from(vec![100, 10, 9]))),
+        (
+            "practice_code",
+            Arc::new(StringArray::from(vec!["L83001"; 3])),
+        ),
+        ("date_of_birth", Arc::new(Date32Array::from(vec![3652; 3]))),
+    ];
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns).expect("batch");
+    let file = std::fs::File::create(parquet.join("patients.parquet")).expect("file");
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+    let runs = tmp.path().join("runs");
+    let pack = fixture("tiny-pack");
+    let order = |data: &Path, name: &str| -> Vec<String> {
+        let s = strata::run(&config(&pack, data, &runs, name)).expect("run");
+        std::fs::read_to_string(s.dir.join("lists/L83001.csv"))
+            .expect("list")
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(order(&csv, "csv"), ["9", "10", "100"]);
+    assert_eq!(order(&parquet, "parquet"), ["9", "10", "100"]);
+}

@@ -309,6 +309,35 @@ fn sample_data_golden_list() {
     assert_eq!(practices, ["L82106.csv", "L82124.csv", "L82205.csv"]);
 }
 
+/// Rows of the sample list derived by hand from the pack (see
+/// tests/golden/README.md for each derivation), so a regenerated golden
+/// file cannot silently change them.
+const HAND_DERIVED: [(usize, &str); 4] = [
+    (1, "1,2031662768158,L82106,U82904,tier-1,Tier 1: call this week,12,100,F,4,4,yes,yes,yes,4,Lives alone; 4 long-term conditions; Housebound; Moderate or severe frailty; Aged 80 or over"),
+    (6, "6,1445648446612,L82106,U82904,tier-1,Tier 1: call this week,10,87,M,5,3,yes,no,yes,5,On the shielded patient list (clinically extremely vulnerable); Lives alone; 3 long-term conditions; Moderate or severe frailty; Aged 80 or over"),
+    (102, "102,1730227490427,L82106,U82904,tier-2,Tier 2: call within two weeks,7,98,M,4,0,yes,no,yes,4,Lives alone; Moderate or severe frailty; Aged 80 or over"),
+    (1104, "1104,1109088369086,L82106,U82904,tier-3,Tier 3: call when capacity allows,3,18,F,4,0,yes,no,no,4,Lives alone"),
+];
+
+#[test]
+fn sample_data_hand_derived_rows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let summary = strata::run(&strata::RunConfig {
+        pack: root.join("rules/proactive-care"),
+        data: root.join("sample-data"),
+        out: dir.path().to_path_buf(),
+        ..strata::RunConfig::default()
+    })
+    .unwrap();
+    let list = std::fs::read_to_string(summary.dir.join("lists/L82106.csv")).unwrap();
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 1105);
+    for (rank, row) in HAND_DERIVED {
+        assert_eq!(lines[rank], row, "rank {rank}");
+    }
+}
+
 #[test]
 fn thread_count_does_not_change_a_byte_on_a_larger_population() {
     // 150,000 people: several Parquet row groups decoded in parallel,
