@@ -7,6 +7,7 @@
 //! exact `rust_decimal` values, so the score and literals next to it are
 //! compared exactly as written.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -37,10 +38,11 @@ pub enum Column {
     Null(usize),
 }
 
-/// An evaluated expression: one value per person, or one for everybody.
+/// An evaluated expression: one value per person (owned, or borrowed from
+/// the chunk's columns and features), or one value for everybody.
 #[derive(Debug, Clone)]
-pub enum Datum {
-    Column(Column),
+pub enum Datum<'a> {
+    Column(Cow<'a, Column>),
     Scalar(Value),
 }
 
@@ -88,8 +90,12 @@ macro_rules! accessor {
     ($name:ident, $t:ty, $variant:ident, $value:ident, $what:expr, $convert:expr) => {
         pub fn $name(&self) -> Result<Acc<'_, $t>, EvalError> {
             match self {
-                Datum::Column(Column::$variant(v)) => Ok(Acc::Col(v)),
-                Datum::Column(Column::Null(_)) | Datum::Scalar(Value::Null) => Ok(Acc::Const(None)),
+                Datum::Column(c) => match c.as_ref() {
+                    Column::$variant(v) => Ok(Acc::Col(v)),
+                    Column::Null(_) => Ok(Acc::Const(None)),
+                    _ => Err(mismatch($what)),
+                },
+                Datum::Scalar(Value::Null) => Ok(Acc::Const(None)),
                 Datum::Scalar(Value::$value(x)) => Ok(Acc::Const(Some($convert(x)))),
                 _ => Err(mismatch($what)),
             }
@@ -97,7 +103,15 @@ macro_rules! accessor {
     };
 }
 
-impl Datum {
+impl<'a> Datum<'a> {
+    pub fn owned(c: Column) -> Datum<'a> {
+        Datum::Column(Cow::Owned(c))
+    }
+
+    pub fn borrowed(c: &'a Column) -> Datum<'a> {
+        Datum::Column(Cow::Borrowed(c))
+    }
+
     accessor!(bools, bool, Bool, Bool, "true/false", |x: &bool| *x);
     accessor!(ints, i64, Int, Int, "int", |x: &i64| *x);
     accessor!(floats, f64, Float, Float, "float", |x: &f64| *x);
@@ -115,8 +129,12 @@ impl Datum {
 
     pub fn strs(&self) -> Result<StrAcc<'_>, EvalError> {
         match self {
-            Datum::Column(Column::Str(a)) => Ok(StrAcc::Col(a)),
-            Datum::Column(Column::Null(_)) | Datum::Scalar(Value::Null) => Ok(StrAcc::Const(None)),
+            Datum::Column(c) => match c.as_ref() {
+                Column::Str(a) => Ok(StrAcc::Col(a)),
+                Column::Null(_) => Ok(StrAcc::Const(None)),
+                _ => Err(mismatch("string")),
+            },
+            Datum::Scalar(Value::Null) => Ok(StrAcc::Const(None)),
             Datum::Scalar(Value::Str(s)) => Ok(StrAcc::Const(Some(s.as_str()))),
             _ => Err(mismatch("string")),
         }
@@ -137,7 +155,7 @@ impl Datum {
     /// The datum as a column of `len` rows.
     pub fn into_column(self, ty: Type, len: usize) -> Column {
         match self {
-            Datum::Column(c) => c,
+            Datum::Column(c) => c.into_owned(),
             Datum::Scalar(v) => Column::repeat(&v, ty, len),
         }
     }

@@ -37,16 +37,36 @@ pub struct Chunk<'a> {
     pub start: usize,
     pub len: usize,
     pub as_of: NaiveDate,
-    /// The plan's patient columns, full length.
-    pub columns: &'a [ArrayRef],
-    pub column_types: &'a [Type],
+    /// The plan's patient columns for this chunk, each converted once.
+    pub columns: &'a [Column],
+    /// Age at the as-of date for this chunk (an int column), when the plan reads it.
+    pub ages: Option<&'a Column>,
     pub accs: &'a [AccColumn],
     /// Latest contact on or before the as-of date, full length.
     pub last_contact: &'a [i32],
     /// Chunk-local columns of the features evaluated so far.
     pub features: &'a [Column],
-    /// The chunk's scores (tier conditions only).
-    pub score: Option<&'a [Option<Decimal>]>,
+    /// The chunk's scores, a decimal column (tier conditions only).
+    pub score: Option<&'a Column>,
+}
+
+/// Whole years at `as_of` for rows `start .. start + len` of a date-of-birth column.
+pub fn ages(
+    dob: &ArrayRef,
+    as_of: NaiveDate,
+    start: usize,
+    len: usize,
+) -> Result<Column, EvalError> {
+    let dob = dob
+        .as_any()
+        .downcast_ref::<Date32Array>()
+        .ok_or_else(|| internal("date of birth is not a date column"))?
+        .slice(start, len);
+    Ok(Column::Int(
+        dob.iter()
+            .map(|d| age_on(days_to_date(d?)?, as_of))
+            .collect(),
+    ))
 }
 
 /// Applies `f` row by row where both sides are present (NULL otherwise).
@@ -85,15 +105,15 @@ fn holds(op: BinaryOp, ord: Ordering) -> bool {
 
 /// A column computed for `n` rows: a scalar when `n` is 1 and both
 /// operands were scalars.
-fn finish(c: Column, scalar: bool) -> Datum {
+fn finish<'a>(c: Column, scalar: bool) -> Datum<'a> {
     if scalar {
         Datum::Scalar(c.value(0))
     } else {
-        Datum::Column(c)
+        Datum::owned(c)
     }
 }
 
-impl Chunk<'_> {
+impl<'a> Chunk<'a> {
     fn rows(&self, scalar: bool) -> usize {
         if scalar {
             1
@@ -179,52 +199,39 @@ impl Chunk<'_> {
     }
 
     /// Evaluates `e` for this chunk.
-    pub fn eval(&self, e: &PhysicalExpr) -> Result<Datum, EvalError> {
+    pub fn eval(&self, e: &PhysicalExpr) -> Result<Datum<'a>, EvalError> {
         use PhysicalExpr as P;
         Ok(match e {
             P::Literal { value, .. } => Datum::Scalar(match value {
                 Value::Float(x) if !x.is_finite() => Value::Null,
                 v => v.clone(),
             }),
-            P::Column { index, ty, .. } => {
-                let a = self
-                    .columns
+            P::Column { index, .. } => Datum::borrowed(
+                self.columns
                     .get(*index)
-                    .ok_or_else(|| internal("column out of range"))?;
-                Datum::Column(Column::from_arrow_slice(a, *ty, self.start, self.len)?)
-            }
-            P::Feature { index, .. } => Datum::Column(
+                    .ok_or_else(|| internal("column out of range"))?,
+            ),
+            P::Feature { index, .. } => Datum::borrowed(
                 self.features
                     .get(*index)
-                    .cloned()
                     .ok_or_else(|| internal("feature evaluated out of order"))?,
             ),
-            P::Age { date_of_birth } => {
-                let dob = self
-                    .columns
-                    .get(*date_of_birth)
-                    .and_then(|a| a.as_any().downcast_ref::<Date32Array>())
-                    .ok_or_else(|| internal("date of birth is not a date column"))?
-                    .slice(self.start, self.len);
-                Datum::Column(Column::Int(
-                    dob.iter()
-                        .map(|d| age_on(days_to_date(d?)?, self.as_of))
-                        .collect(),
-                ))
-            }
-            P::Score => Datum::Column(Column::Decimal(
+            P::Age { .. } => Datum::borrowed(
+                self.ages
+                    .ok_or_else(|| internal("ages not computed for this chunk"))?,
+            ),
+            P::Score => Datum::borrowed(
                 self.score
-                    .ok_or_else(|| internal("score used outside a tier condition"))?
-                    .to_vec(),
-            )),
-            P::Aggregate(agg) => Datum::Column(self.aggregate(agg)?),
-            P::Contacted { since } => Datum::Column(Column::Bool(
+                    .ok_or_else(|| internal("score used outside a tier condition"))?,
+            ),
+            P::Aggregate(agg) => Datum::owned(self.aggregate(agg)?),
+            P::Contacted { since } => Datum::owned(Column::Bool(
                 self.last_contact[self.range()]
                     .iter()
                     .map(|&d| Some(d != NO_MAX_DATE && d >= *since))
                     .collect(),
             )),
-            P::LastContact => Datum::Column(Column::Date(
+            P::LastContact => Datum::owned(Column::Date(
                 self.last_contact[self.range()]
                     .iter()
                     .map(|&d| (d != NO_MAX_DATE).then_some(d))
@@ -241,7 +248,7 @@ impl Chunk<'_> {
                         Some(false) => out.append_value(&second.1),
                     }
                 }
-                Datum::Column(Column::Str(out.finish()))
+                Datum::owned(Column::Str(out.finish()))
             }
             P::Not(x) => {
                 let v = self.eval(x)?;
@@ -304,7 +311,7 @@ impl Chunk<'_> {
                             .or(has_else.then_some(branches.len()))
                     })
                     .collect();
-                Datum::Column(gather(*ty, &picks, &values)?)
+                Datum::owned(gather(*ty, &picks, &values)?)
             }
             P::InSet {
                 expr,
@@ -353,14 +360,14 @@ impl Chunk<'_> {
                 finish(Column::Bool(out), s)
             }
             P::Coalesce { args, ty } => {
-                let values: Vec<Datum> = args
+                let values: Vec<Datum<'a>> = args
                     .iter()
                     .map(|a| self.eval(a))
                     .collect::<Result<_, _>>()?;
                 let picks: Vec<Option<usize>> = (0..self.len)
                     .map(|i| values.iter().position(|v| v.is_valid(i)))
                     .collect();
-                Datum::Column(gather(*ty, &picks, &values)?)
+                Datum::owned(gather(*ty, &picks, &values)?)
             }
             P::DaysSince(x) => {
                 let v = self.eval(x)?;
@@ -401,7 +408,7 @@ impl Chunk<'_> {
         left: &PhysicalExpr,
         right: &PhysicalExpr,
         ty: Type,
-    ) -> Result<Datum, EvalError> {
+    ) -> Result<Datum<'a>, EvalError> {
         let (l, r) = (self.eval(left)?, self.eval(right)?);
         let s = l.is_scalar() && r.is_scalar();
         let n = self.rows(s);
@@ -439,7 +446,7 @@ impl Chunk<'_> {
         op: BinaryOp,
         left: &PhysicalExpr,
         right: &PhysicalExpr,
-    ) -> Result<Datum, EvalError> {
+    ) -> Result<Datum<'a>, EvalError> {
         let (l, r) = (self.eval(left)?, self.eval(right)?);
         let s = l.is_scalar() && r.is_scalar();
         let n = self.rows(s);
@@ -448,7 +455,9 @@ impl Chunk<'_> {
             Type::Bool => zip2(n, l.bools()?, r.bools()?, |a, b| cmp(Some(a.cmp(&b)))),
             Type::Int => zip2(n, l.ints()?, r.ints()?, |a, b| cmp(Some(a.cmp(&b)))),
             Type::Float => zip2(n, l.floats()?, r.floats()?, |a, b| cmp(a.partial_cmp(&b))),
-            Type::Decimal => zip2(n, l.decimals()?, r.decimals()?, |a, b| cmp(Some(a.cmp(&b)))),
+            Type::Decimal => zip2(n, l.decimals()?, r.decimals()?, |a, b| {
+                cmp(Some(decimal_order(a, b)))
+            }),
             Type::Date => zip2(n, l.dates()?, r.dates()?, |a, b| cmp(Some(a.cmp(&b)))),
             Type::Str => {
                 let (a, b) = (l.strs()?, r.strs()?);
@@ -462,6 +471,18 @@ impl Chunk<'_> {
             Type::Null => vec![None; n],
         };
         Ok(finish(Column::Bool(out), s))
+    }
+}
+
+/// The order of two decimals; at the same scale (the score against a
+/// literal held at the score's scale) the mantissas decide, without
+/// rescaling.
+#[inline]
+fn decimal_order(a: Decimal, b: Decimal) -> Ordering {
+    if a.scale() == b.scale() {
+        a.mantissa().cmp(&b.mantissa())
+    } else {
+        a.cmp(&b)
     }
 }
 
@@ -483,7 +504,7 @@ fn kleene(and: bool, a: Option<bool>, b: Option<bool>) -> Option<bool> {
 }
 
 /// Row `i` takes row `i` of `values[picks[i]]` (NULL where no pick).
-fn gather(ty: Type, picks: &[Option<usize>], values: &[Datum]) -> Result<Column, EvalError> {
+fn gather(ty: Type, picks: &[Option<usize>], values: &[Datum<'_>]) -> Result<Column, EvalError> {
     fn pick<T: Copy>(picks: &[Option<usize>], accs: &[Acc<'_, T>]) -> Vec<Option<T>> {
         picks
             .iter()
@@ -522,7 +543,7 @@ fn gather(ty: Type, picks: &[Option<usize>], values: &[Datum]) -> Result<Column,
 }
 
 /// Per row: Some(true) TRUE, Some(false) FALSE, None NULL.
-pub fn tri_state(d: Datum, len: usize) -> Result<Vec<Option<bool>>, EvalError> {
+pub fn tri_state(d: Datum<'_>, len: usize) -> Result<Vec<Option<bool>>, EvalError> {
     Ok(match d.into_column(Type::Bool, len) {
         Column::Bool(v) => v,
         Column::Null(n) => vec![None; n],
@@ -531,7 +552,7 @@ pub fn tri_state(d: Datum, len: usize) -> Result<Vec<Option<bool>>, EvalError> {
 }
 
 /// TRUE rows of a condition (NULL and FALSE are not true).
-pub fn true_mask(d: Datum, len: usize) -> Result<Vec<bool>, EvalError> {
+pub fn true_mask(d: Datum<'_>, len: usize) -> Result<Vec<bool>, EvalError> {
     Ok(tri_state(d, len)?
         .into_iter()
         .map(|b| b == Some(true))

@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use crate::dataset::{Dataset, DatasetError, Patients};
 use crate::pack::semantics::{self, Facts};
 use crate::pack::{Pack, Type, Value};
-use crate::plan::types::scaled_to_decimal;
+use crate::plan::types::{scaled_to_decimal, DECIMAL_SCALE};
 use crate::plan::Plan;
 use column::{value_at, Column};
 use eval::{tri_state, true_mask, Chunk, EvalError};
@@ -186,13 +186,29 @@ fn evaluate_chunk(
     start: usize,
     len: usize,
 ) -> Result<ChunkOutcome, EvalError> {
-    let column_types: Vec<Type> = plan.physical.columns.iter().map(|c| c.ty).collect();
+    // Each patient column converted once per chunk, however often it is read.
+    let columns: Vec<Column> = plan
+        .columns
+        .iter()
+        .zip(&plan.physical.columns)
+        .map(|(a, c)| Column::from_arrow_slice(a, c.ty, start, len))
+        .collect::<Result<_, _>>()?;
+    let ages = if plan.reads_age {
+        Some(eval::ages(
+            &plan.columns[plan.date_of_birth],
+            plan.as_of,
+            start,
+            len,
+        )?)
+    } else {
+        None
+    };
     let base = Chunk {
         start,
         len,
         as_of: plan.as_of,
-        columns: &plan.columns,
-        column_types: &column_types,
+        columns: &columns,
+        ages: ages.as_ref(),
         accs: &scanned.accs,
         last_contact: &scanned.last_contact,
         features: &[],
@@ -239,8 +255,14 @@ fn evaluate_chunk(
         })
         .collect::<Result<_, EvalError>>()?;
     let exclusions = first_true(&chunk, &plan.exclusions)?;
-    let decimal_score: Vec<Option<Decimal>> =
-        score.iter().map(|&s| Some(scaled_to_decimal(s))).collect();
+    let decimal_score = Column::Decimal(if plan.reads_score {
+        score
+            .iter()
+            .map(|&s| Decimal::try_from_i128_with_scale(s, DECIMAL_SCALE as u32).ok())
+            .collect()
+    } else {
+        Vec::new()
+    });
     let tiers = first_true(
         &Chunk {
             score: Some(&decimal_score),

@@ -111,6 +111,12 @@ pub struct PhysicalPlan {
     pub order: Vec<(OrderKeyPlan, bool)>,
     /// Whether an expression reads the contacts table.
     pub needs_contacts: bool,
+    /// Index of the date-of-birth column (always planned).
+    pub date_of_birth: usize,
+    /// Whether an expression reads `age` (computed once per chunk).
+    pub reads_age: bool,
+    /// Whether a tier or exclusion reads `score`.
+    pub reads_score: bool,
 }
 
 impl PhysicalPlan {
@@ -119,10 +125,10 @@ impl PhysicalPlan {
     pub fn compile(pack: &Pack, as_of: NaiveDate) -> Result<PhysicalPlan, PlanError> {
         let mut lw = Lowering::new(pack, as_of);
         // The date of birth (age, list columns) is always column 0.
-        lw.column(contract::DATE_OF_BIRTH, Type::Date);
+        let date_of_birth = lw.column(contract::DATE_OF_BIRTH, Type::Date);
         let population = lw.condition(&pack.population);
         let keep = features_read_after_evaluation(pack);
-        let features = pack
+        let features: Vec<PlannedFeature> = pack
             .features
             .iter()
             .zip(keep)
@@ -147,12 +153,12 @@ impl PhysicalPlan {
                 })
             })
             .collect::<Result<Vec<_>, PlanError>>()?;
-        let tiers = pack
+        let tiers: Vec<PhysicalExpr> = pack
             .tiers
             .iter()
             .map(|t| lw.condition(&t.condition))
             .collect();
-        let exclusions = pack
+        let exclusions: Vec<PhysicalExpr> = pack
             .exclusions
             .iter()
             .map(|x| lw.condition(&x.condition))
@@ -202,6 +208,20 @@ impl PhysicalPlan {
             })
             .collect();
         let scan = ScanPlan::build(&defs, lw.accs.clone());
+        let reads = |exprs: &[&PhysicalExpr], what: fn(&PhysicalExpr) -> bool| {
+            let mut found = false;
+            for e in exprs {
+                e.walk(&mut |x| found |= what(x));
+            }
+            found
+        };
+        let mut all: Vec<&PhysicalExpr> = vec![&population];
+        all.extend(features.iter().map(|f: &PlannedFeature| &f.expr));
+        all.extend(rules.iter().map(|r: &PlannedRule| &r.condition));
+        all.extend(tiers.iter());
+        all.extend(exclusions.iter());
+        let reads_age = reads(&all, |x| matches!(x, PhysicalExpr::Age { .. }));
+        let reads_score = reads(&all, |x| matches!(x, PhysicalExpr::Score));
         Ok(PhysicalPlan {
             as_of,
             as_of_days: date_to_days(as_of),
@@ -215,6 +235,9 @@ impl PhysicalPlan {
             overrides,
             order,
             needs_contacts: lw.needs_contacts,
+            date_of_birth,
+            reads_age,
+            reads_score,
         })
     }
 }

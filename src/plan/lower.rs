@@ -95,6 +95,27 @@ fn null(ty: Type) -> PhysicalExpr {
     }
 }
 
+/// A decimal literal written with fewer places than the score keeps, held
+/// at the score's scale (the same number: `8` as `8.0000000000`), so that
+/// comparing it with the score per person needs no rescaling.
+fn at_score_scale(e: PhysicalExpr) -> PhysicalExpr {
+    match e {
+        PhysicalExpr::Literal {
+            value: Value::Decimal(d),
+            ty,
+        } if d.scale() < super::types::DECIMAL_SCALE as u32 => {
+            let mut scaled = d;
+            scaled.rescale(super::types::DECIMAL_SCALE as u32);
+            let value = if scaled == d { scaled } else { d };
+            PhysicalExpr::Literal {
+                value: Value::Decimal(value),
+                ty,
+            }
+        }
+        other => other,
+    }
+}
+
 /// `e` in type `to`: unchanged when it already has it, a folded literal,
 /// or an explicit `Cast`.
 pub fn coerce(e: PhysicalExpr, to: Type) -> PhysicalExpr {
@@ -206,8 +227,8 @@ impl<'a> Lowering<'a> {
             Some(Type::Null) | None => null(Type::Bool),
             Some(t) => PhysicalExpr::Compare {
                 op,
-                left: Box::new(coerce(l, t)),
-                right: Box::new(coerce(r, t)),
+                left: Box::new(at_score_scale(coerce(l, t))),
+                right: Box::new(at_score_scale(coerce(r, t))),
             },
         }
     }

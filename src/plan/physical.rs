@@ -236,7 +236,7 @@ pub fn literal_text(v: &Value) -> String {
         Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
         Value::Int(i) => i.to_string(),
         Value::Float(x) => format!("{x:?}"),
-        Value::Decimal(d) => d.to_string(),
+        Value::Decimal(d) => d.normalize().to_string(),
         Value::Str(s) => format!("'{}'", s.replace('\'', "''")),
         Value::Date(d) => format!("DATE '{}'", d.format("%Y-%m-%d")),
     }
