@@ -16,6 +16,7 @@ use arrow::array::{
 };
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema};
+use rayon::prelude::*;
 
 use crate::contract;
 use crate::dataset::columns::{days_to_date, PatientIds};
@@ -165,8 +166,11 @@ pub fn rank(
         }
     };
     let tier_pos = |id: &str| pack.tiers.iter().position(|t| t.id == id);
-    by_practice
-        .into_iter()
+    // Each practice's list is ranked on its own, in parallel; the order of
+    // the lists (by practice code) and of each list does not depend on it.
+    let practices: Vec<(&str, Vec<usize>)> = by_practice.into_iter().collect();
+    practices
+        .into_par_iter()
         .map(|(practice, people)| {
             // Order keys are computed once per person, not once per comparison.
             let mut keyed: Vec<(usize, Vec<Value>)> = people
@@ -257,14 +261,6 @@ fn age_of(patients: &Patients, i: usize, plan: &Plan) -> Option<i64> {
     days_to_date(d).and_then(|dob| age_on(dob, plan.as_of))
 }
 
-/// A cell of a spreadsheet list: unknown values are left empty.
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
 /// The column headings of a list, in order.
 pub fn headings(pack: &Pack, with_previous: bool) -> Vec<String> {
     let mut h: Vec<String> = [
@@ -308,69 +304,112 @@ pub fn write_lists(
 ) -> Result<(), ListError> {
     run.subdir("lists")?;
     let heads = headings(pack, with_previous);
-    for list in lists {
-        let rel = format!("lists/{}.csv", safe_file_name(&list.practice_code));
-        let file = run.file(&rel)?;
-        let mut w = csv::Writer::from_writer(file);
-        let werr = |e: csv::Error| ListError::Write {
-            file: rel.clone(),
-            message: e.to_string(),
-        };
-        w.write_record(&heads).map_err(werr)?;
-        for e in &list.entries {
-            let i = e.person;
-            let mut row: Vec<String> = vec![
-                e.rank.to_string(),
-                patients.ids.text(i),
-                list.practice_code.clone(),
-                text_at(&patients.pcn_code, i),
-                pack.tiers[e.tier as usize].id.clone(),
-                pack.tiers[e.tier as usize].label.clone(),
-                outcomes.score_decimal(i).to_string(),
-                age_of(patients, i, plan)
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-                patients.sex.value(i).to_string(),
-                if patients.imd_decile.is_valid(i) {
-                    patients.imd_decile.value(i).to_string()
-                } else {
-                    String::new()
-                },
-            ];
-            row.extend(
-                pack.list
-                    .display
-                    .iter()
-                    .map(|&f| cell(&outcomes.feature_value(f, i))),
-            );
-            row.push(e.reasons.clone());
-            if with_previous {
-                let change = e.change.unwrap_or(TierChange::New);
-                row.push(
-                    if change == TierChange::New {
-                        "yes"
-                    } else {
-                        "no"
-                    }
-                    .into(),
-                );
-                row.push(change.as_str().into());
-            }
-            w.write_record(&row).map_err(werr)?;
-        }
-        w.flush().map_err(|e| ListError::Write {
-            file: rel.clone(),
-            message: e.to_string(),
-        })?;
-    }
+    // One file per practice, written in parallel.
+    lists.par_iter().try_for_each(|list| {
+        write_practice_list(
+            run,
+            &heads,
+            pack,
+            plan,
+            patients,
+            outcomes,
+            list,
+            with_previous,
+        )
+    })?;
     write_parquet(run, pack, plan, patients, outcomes, lists, with_previous)
 }
 
-fn text_at(a: &StringArray, i: usize) -> String {
+/// Writes `lists/<practice>.csv`: cells formatted into one reused buffer.
+#[allow(clippy::too_many_arguments)]
+fn write_practice_list(
+    run: &RunDir,
+    heads: &[String],
+    pack: &Pack,
+    plan: &Plan,
+    patients: &Patients,
+    outcomes: &Outcomes,
+    list: &PracticeList,
+    with_previous: bool,
+) -> Result<(), ListError> {
+    use std::fmt::Write as _;
+    let rel = format!("lists/{}.csv", safe_file_name(&list.practice_code));
+    let file = run.file(&rel)?;
+    let mut w = csv::Writer::from_writer(file);
+    let werr = |e: csv::Error| ListError::Write {
+        file: rel.clone(),
+        message: e.to_string(),
+    };
+    w.write_record(heads).map_err(werr)?;
+    let mut cell_text = String::new();
+    for e in &list.entries {
+        let i = e.person;
+        let mut field = |w: &mut csv::Writer<_>, f: &dyn Fn(&mut String)| {
+            cell_text.clear();
+            f(&mut cell_text);
+            w.write_field(cell_text.as_bytes())
+        };
+        let tier = &pack.tiers[e.tier as usize];
+        field(&mut w, &|s| {
+            let _ = write!(s, "{}", e.rank);
+        })
+        .map_err(werr)?;
+        field(&mut w, &|s| patients.ids.write_text(i, s)).map_err(werr)?;
+        w.write_field(&list.practice_code).map_err(werr)?;
+        w.write_field(text_at(&patients.pcn_code, i))
+            .map_err(werr)?;
+        w.write_field(&tier.id).map_err(werr)?;
+        w.write_field(&tier.label).map_err(werr)?;
+        field(&mut w, &|s| {
+            let _ = write!(s, "{}", outcomes.score_decimal(i));
+        })
+        .map_err(werr)?;
+        field(&mut w, &|s| {
+            if let Some(a) = age_of(patients, i, plan) {
+                let _ = write!(s, "{a}");
+            }
+        })
+        .map_err(werr)?;
+        w.write_field(patients.sex.value(i)).map_err(werr)?;
+        field(&mut w, &|s| {
+            if patients.imd_decile.is_valid(i) {
+                let _ = write!(s, "{}", patients.imd_decile.value(i));
+            }
+        })
+        .map_err(werr)?;
+        for &f in &pack.list.display {
+            field(&mut w, &|s| {
+                let v = outcomes.feature_value(f, i);
+                if !v.is_null() {
+                    let _ = write!(s, "{v}");
+                }
+            })
+            .map_err(werr)?;
+        }
+        w.write_field(&e.reasons).map_err(werr)?;
+        if with_previous {
+            let change = e.change.unwrap_or(TierChange::New);
+            w.write_field(if change == TierChange::New {
+                "yes"
+            } else {
+                "no"
+            })
+            .map_err(werr)?;
+            w.write_field(change.as_str()).map_err(werr)?;
+        }
+        w.write_record(None::<&[u8]>).map_err(werr)?;
+    }
+    w.flush().map_err(|e| ListError::Write {
+        file: rel.clone(),
+        message: e.to_string(),
+    })
+}
+
+fn text_at(a: &StringArray, i: usize) -> &str {
     if a.is_valid(i) {
-        a.value(i).to_string()
+        a.value(i)
     } else {
-        String::new()
+        ""
     }
 }
 
