@@ -410,3 +410,52 @@ fn csv_and_parquet_ids_break_ties_the_same_way() {
     assert_eq!(order(&csv, "csv"), ["9", "10", "100"]);
     assert_eq!(order(&parquet, "parquet"), ["9", "10", "100"]);
 }
+
+#[test]
+fn more_than_64_codelists_on_one_event_table() {
+    // 109 three-character ICD-10 categories, as the Hospital Frailty Risk
+    // Score needs, each its own prefix codelist on `admissions`.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut pack = String::from(
+        "[pack]\nid = \"many\"\ntitle = \"t\"\nversion = \"1\"\n\n[population]\nwhen = \"true\"\n\n",
+    );
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut names = Vec::new();
+    for k in 0..109 {
+        let name = format!("c{k:03}");
+        pack.push_str(&format!(
+            "[codelists.{name}]\nfile = \"codelists/{name}.csv\"\ntable = \"admissions\"\nmatch = \"prefix\"\n\n"
+        ));
+        files.push((format!("codelists/{name}.csv"), format!("code\nA{k:02}\n")));
+        names.push(name);
+    }
+    pack.push_str(&format!(
+        "[features]\ncategories = \"count_distinct_codelists([{}])\"\n\n",
+        names.join(", ")
+    ));
+    pack.push_str("[[rules]]\nid = \"any\"\nwhen = \"categories >= 1\"\npoints = \"1\"\nreason = \"{categories} categories\"\n\n[[tiers]]\nid = \"t\"\nlabel = \"T\"\nwhen = \"score > 0\"\n");
+    let mut pack_files: Vec<(&str, &str)> = vec![("pack.toml", &pack)];
+    pack_files.extend(files.iter().map(|(a, b)| (a.as_str(), b.as_str())));
+    let pack = write(&tmp.path().join("pack"), &pack_files);
+    // Person 1 has categories A00, A64, A99 (A640 and A64.1 are one category), person 2 A55 only.
+    let data = write(
+        &tmp.path().join("data"),
+        &[
+            (
+                "patients.csv",
+                "patient_id,practice_code,date_of_birth\n1,L83001,1950-01-01\n2,L83001,1950-01-01\n",
+            ),
+            (
+                "admissions.csv",
+                "patient_id,code,date\n1,A00.1,2019-01-01\n1,A640,2019-01-01\n1,A64.1,2019-02-01\n1,A99,2019-03-01\n2,A55,2019-03-01\n",
+            ),
+        ],
+    );
+    let summary = strata::run(&config(&pack, &data, &tmp.path().join("runs"), "run")).expect("run");
+    assert_eq!(
+        std::fs::read_to_string(summary.dir.join("lists/L83001.csv")).expect("list"),
+        "rank,patient_id,practice_code,pcn_code,tier,tier_label,score,age,sex,imd_decile,reasons\n\
+         1,1,L83001,,t,T,1,70,U,,3 categories\n\
+         2,2,L83001,,t,T,1,70,U,,1 categories\n"
+    );
+}
