@@ -44,18 +44,21 @@ pub struct EventReader {
 
 impl EventReader {
     pub fn open(table: &TableFile) -> Result<EventReader, DatasetError> {
-        Self::open_part(table, None)
+        Self::open_part(table, None, true)
     }
 
-    /// Opens the whole table, or only the given Parquet row groups.
+    /// Opens the whole table, or only the given Parquet row groups; without
+    /// `with_value` the `value` column is neither decoded nor checked.
     pub fn open_part(
         table: &TableFile,
         row_groups: Option<Vec<usize>>,
+        with_value: bool,
     ) -> Result<EventReader, DatasetError> {
-        let wanted = [PATIENT_ID, CODE, DATE, VALUE];
+        let all = [PATIENT_ID, CODE, DATE, VALUE];
+        let wanted = if with_value { &all[..] } else { &all[..3] };
         let raw = match row_groups {
-            None => RawTable::open(table, &wanted, &[CODE])?,
-            Some(groups) => RawTable::open_row_groups(table, &wanted, &[CODE], groups)?,
+            None => RawTable::open(table, wanted, &[CODE])?,
+            Some(groups) => RawTable::open_row_groups(table, wanted, &[CODE], groups)?,
         };
         let file = table.display_name();
         for required in crate::contract::EVENT_REQUIRED {
@@ -67,7 +70,7 @@ impl EventReader {
                 });
             }
         }
-        let has_value = raw.file_columns().iter().any(|c| c == VALUE);
+        let has_value = with_value && raw.file_columns().iter().any(|c| c == VALUE);
         Ok(EventReader {
             file,
             raw,

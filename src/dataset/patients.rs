@@ -6,6 +6,7 @@
 //! that name them.
 
 use hashbrown::HashMap;
+use rayon::prelude::*;
 
 use arrow::array::{Array, ArrayRef, Date32Array, Int32Array, StringArray};
 use arrow::compute::concat;
@@ -123,68 +124,33 @@ impl Patients {
             }
         }
         let wanted: Vec<&str> = all.iter().map(String::as_str).collect();
-        let mut raw = RawTable::open(table, &wanted, &[])?;
-
-        let mut parts: Vec<Part> = Vec::new();
-        while let Some(batch) = raw.next_batch()? {
-            let site = Site {
-                file: &file,
-                locator: &batch.locator,
+        let read_part = |groups: Option<Vec<usize>>| -> Result<Vec<Part>, DatasetError> {
+            let mut raw = match groups {
+                Some(g) => RawTable::open_row_groups(table, &wanted, &[], g)?,
+                None => RawTable::open(table, &wanted, &[])?,
             };
-            let col = |name: &str| batch.batch.column_by_name(name).cloned();
-            let n = batch.batch.num_rows();
-            let req = |name: &str| {
-                col(name).ok_or_else(|| DatasetError::MissingColumn {
-                    file: file.clone(),
-                    column: crate::contract::patient_column(name).map_or(PATIENT_ID, |c| c.name),
-                    found: all.join(", "),
-                })
-            };
-            let opt_text = |name: &str| -> Result<StringArray, DatasetError> {
-                match col(name) {
-                    Some(c) => columns::texts(&c, name, &site, false),
-                    None => Ok(StringArray::new_null(n)),
-                }
-            };
-            let opt_date = |name: &str| -> Result<Date32Array, DatasetError> {
-                match col(name) {
-                    Some(c) => columns::dates(&c, name, &site, false),
-                    None => Ok(Date32Array::new_null(n)),
-                }
-            };
-            let sex = match col(SEX) {
-                Some(c) => columns::sexes(&c, SEX, &site)?,
-                None => StringArray::from(vec!["U"; n]),
-            };
-            let lsoa_code = opt_text(LSOA_CODE)?;
-            // Without an imd_decile column, derive it from the 2011 LSOA
-            // through the bundled IMD 2019 lookup.
-            let imd_decile = match col(IMD_DECILE) {
-                Some(c) => columns::deciles(&c, IMD_DECILE, &site)?,
-                None => lsoa_code
-                    .iter()
-                    .map(|l| l.and_then(crate::reference::imd_decile).map(i32::from))
-                    .collect(),
-            };
-            parts.push(Part {
-                ids: columns::patient_ids(&req(PATIENT_ID)?, PATIENT_ID, &site)?,
-                practice_code: columns::texts(&req(PRACTICE_CODE)?, PRACTICE_CODE, &site, true)?,
-                pcn_code: opt_text(PCN_CODE)?,
-                date_of_birth: columns::dates(&req(DATE_OF_BIRTH)?, DATE_OF_BIRTH, &site, true)?,
-                sex,
-                lsoa_code,
-                imd_decile,
-                registration_end: opt_date(REGISTRATION_END)?,
-                date_of_death: opt_date(DATE_OF_DEATH)?,
-                extras: all
-                    .iter()
-                    .filter(|c| crate::contract::patient_column(c).is_none())
-                    .filter_map(|c| col(c).map(|a| (c.clone(), a)))
-                    .collect(),
-                locator: batch.locator.clone(),
-                rows: n,
-            });
-        }
+            let mut parts = Vec::new();
+            while let Some(batch) = raw.next_batch()? {
+                parts.push(to_part(&file, &all, batch)?);
+            }
+            Ok(parts)
+        };
+        // Parquet row groups are decoded in parallel; the first error in
+        // file order is the one reported.
+        let groups = super::raw::row_group_sizes(table)?.len();
+        let parts: Vec<Part> = if table.format == super::Format::Parquet && groups > 1 {
+            let results: Vec<Result<Vec<Part>, DatasetError>> = (0..groups)
+                .into_par_iter()
+                .map(|g| read_part(Some(vec![g])))
+                .collect();
+            let mut parts = Vec::new();
+            for r in results {
+                parts.extend(r?);
+            }
+            parts
+        } else {
+            read_part(None)?
+        };
         if parts.iter().all(|p| p.rows == 0) {
             return Err(DatasetError::EmptyPatients { file });
         }
@@ -268,6 +234,67 @@ impl Patients {
             file,
         })
     }
+}
+
+/// One batch of the patients table typed into a [`Part`].
+fn to_part(file: &str, all: &[String], batch: super::raw::RawBatch) -> Result<Part, DatasetError> {
+    let site = Site {
+        file,
+        locator: &batch.locator,
+    };
+    let col = |name: &str| batch.batch.column_by_name(name).cloned();
+    let n = batch.batch.num_rows();
+    let req = |name: &str| {
+        col(name).ok_or_else(|| DatasetError::MissingColumn {
+            file: file.to_string(),
+            column: crate::contract::patient_column(name).map_or(PATIENT_ID, |c| c.name),
+            found: all.join(", "),
+        })
+    };
+    let opt_text = |name: &str| -> Result<StringArray, DatasetError> {
+        match col(name) {
+            Some(c) => columns::texts(&c, name, &site, false),
+            None => Ok(StringArray::new_null(n)),
+        }
+    };
+    let opt_date = |name: &str| -> Result<Date32Array, DatasetError> {
+        match col(name) {
+            Some(c) => columns::dates(&c, name, &site, false),
+            None => Ok(Date32Array::new_null(n)),
+        }
+    };
+    let sex = match col(SEX) {
+        Some(c) => columns::sexes(&c, SEX, &site)?,
+        None => StringArray::from(vec!["U"; n]),
+    };
+    let lsoa_code = opt_text(LSOA_CODE)?;
+    // Without an imd_decile column, derive it from the 2011 LSOA
+    // through the bundled IMD 2019 lookup.
+    let imd_decile = match col(IMD_DECILE) {
+        Some(c) => columns::deciles(&c, IMD_DECILE, &site)?,
+        None => lsoa_code
+            .iter()
+            .map(|l| l.and_then(crate::reference::imd_decile).map(i32::from))
+            .collect(),
+    };
+    Ok(Part {
+        ids: columns::patient_ids(&req(PATIENT_ID)?, PATIENT_ID, &site)?,
+        practice_code: columns::texts(&req(PRACTICE_CODE)?, PRACTICE_CODE, &site, true)?,
+        pcn_code: opt_text(PCN_CODE)?,
+        date_of_birth: columns::dates(&req(DATE_OF_BIRTH)?, DATE_OF_BIRTH, &site, true)?,
+        sex,
+        lsoa_code,
+        imd_decile,
+        registration_end: opt_date(REGISTRATION_END)?,
+        date_of_death: opt_date(DATE_OF_DEATH)?,
+        extras: all
+            .iter()
+            .filter(|c| crate::contract::patient_column(c).is_none())
+            .filter_map(|c| col(c).map(|a| (c.clone(), a)))
+            .collect(),
+        locator: batch.locator.clone(),
+        rows: n,
+    })
 }
 
 /// One batch's worth of typed patient columns, before concatenation.

@@ -238,7 +238,8 @@ fn scan_table(
             let outputs: Vec<PartOutput> = chunk
                 .par_iter()
                 .map(|&g| {
-                    let mut reader = EventReader::open_part(file, Some(vec![g]))?;
+                    let mut reader =
+                        EventReader::open_part(file, Some(vec![g]), table.reads_values)?;
                     let mut out = PartOutput::new(n_shards);
                     while let Some(batch) = reader.next_batch()? {
                         out.absorb(table, patients, &batch, as_of_days);
@@ -250,7 +251,7 @@ fn scan_table(
         }
     } else {
         // CSV: decoding is sequential; matching runs in parallel per round of batches.
-        let mut reader = EventReader::open(file)?;
+        let mut reader = EventReader::open_part(file, None, table.reads_values)?;
         loop {
             let mut batches = Vec::with_capacity(round);
             while batches.len() < round {

@@ -65,6 +65,9 @@ pub struct TableScan {
     /// For each match set: (accumulator index, lower date bound) to feed.
     pub accs_by_set: Vec<Vec<(usize, i32)>>,
     uses: Vec<bool>,
+    /// Whether an accumulator of this table keeps event values (else the
+    /// scan does not decode the `value` column).
+    pub reads_values: bool,
 }
 
 impl TableScan {
@@ -228,7 +231,15 @@ impl ScanPlan {
                     .collect()
             })
             .collect();
+        let reads_values = accs.iter().any(|a| {
+            codelists[a.codelist].table == table
+                && matches!(
+                    a.kind,
+                    AccKind::LastValue | AccKind::MinValue | AccKind::MaxValue
+                )
+        });
         TableScan {
+            reads_values,
             table: table.to_string(),
             codelists: used,
             exact: exact_ids,
