@@ -40,11 +40,29 @@ pub struct Patients {
     index: PatientIndex,
 }
 
-/// Finds a person's row from an event's patient id.
+/// Finds a person's row from an event's patient id: hash maps split into
+/// shards by id, so they are built in parallel.
 #[derive(Debug)]
 enum PatientIndex {
-    Int(HashMap<i64, u32>),
-    Text(HashMap<Box<str>, u32>),
+    Int(Vec<HashMap<i64, u32>>),
+    Text(Vec<HashMap<Box<str>, u32>>),
+}
+
+/// Shards of the patient index (a power of two).
+const INDEX_SHARDS: usize = 16;
+
+#[inline]
+fn int_shard(id: i64) -> usize {
+    ((id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize & (INDEX_SHARDS - 1)
+}
+
+#[inline]
+fn text_shard(id: &str) -> usize {
+    // FNV-1a over the bytes.
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h >> 60) as usize & (INDEX_SHARDS - 1)
 }
 
 /// A typed patient column by contract name, for the planner.
@@ -68,8 +86,11 @@ impl Patients {
     #[inline]
     pub fn row_of_int(&self, id: i64) -> Option<u32> {
         match &self.index {
-            PatientIndex::Int(map) => map.get(&id).copied(),
-            PatientIndex::Text(map) => map.get(id.to_string().as_str()).copied(),
+            PatientIndex::Int(maps) => maps[int_shard(id)].get(&id).copied(),
+            PatientIndex::Text(maps) => {
+                let id = id.to_string();
+                maps[text_shard(&id)].get(id.as_str()).copied()
+            }
         }
     }
 
@@ -77,12 +98,15 @@ impl Patients {
     #[inline]
     pub fn row_of_text(&self, id: &str) -> Option<u32> {
         match &self.index {
-            PatientIndex::Int(map) => id
+            PatientIndex::Int(maps) => id
                 .trim()
                 .parse::<i64>()
                 .ok()
-                .and_then(|i| map.get(&i).copied()),
-            PatientIndex::Text(map) => map.get(id.trim()).copied(),
+                .and_then(|i| maps[int_shard(i)].get(&i).copied()),
+            PatientIndex::Text(maps) => {
+                let id = id.trim();
+                maps[text_shard(id)].get(id).copied()
+            }
         }
     }
 
@@ -330,24 +354,64 @@ fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIn
         at: locate(parts, row),
         first: locate(parts, first as usize),
     };
+    let capacity = ids.len() / INDEX_SHARDS + ids.len() / 64 + 16;
+    // Each shard takes its ids in row order, so the duplicate reported (the
+    // earliest second occurrence over all shards) is the one a single map
+    // would report.
+    fn first_duplicate<K>(
+        shards: &[(HashMap<K, u32>, Option<(usize, u32)>)],
+    ) -> Option<(usize, u32)> {
+        shards
+            .iter()
+            .filter_map(|(_, d)| *d)
+            .min_by_key(|(row, _)| *row)
+    }
     match ids {
         PatientIds::Int(a) => {
-            let mut map = HashMap::with_capacity(a.len());
-            for (row, id) in a.values().iter().enumerate() {
-                if let Some(first) = map.insert(*id, row as u32) {
-                    return Err(duplicate(row, first));
-                }
+            let values = a.values();
+            let shards: Vec<(HashMap<i64, u32>, Option<(usize, u32)>)> = (0..INDEX_SHARDS)
+                .into_par_iter()
+                .map(|s| {
+                    let mut map = HashMap::with_capacity(capacity);
+                    for (row, &id) in values.iter().enumerate() {
+                        if int_shard(id) == s {
+                            if let Some(first) = map.insert(id, row as u32) {
+                                return (map, Some((row, first)));
+                            }
+                        }
+                    }
+                    (map, None)
+                })
+                .collect();
+            if let Some((row, first)) = first_duplicate(&shards) {
+                return Err(duplicate(row, first));
             }
-            Ok(PatientIndex::Int(map))
+            Ok(PatientIndex::Int(
+                shards.into_iter().map(|(m, _)| m).collect(),
+            ))
         }
         PatientIds::Text(a) => {
-            let mut map: HashMap<Box<str>, u32> = HashMap::with_capacity(a.len());
-            for row in 0..a.len() {
-                if let Some(first) = map.insert(a.value(row).into(), row as u32) {
-                    return Err(duplicate(row, first));
-                }
+            let shards: Vec<(HashMap<Box<str>, u32>, Option<(usize, u32)>)> = (0..INDEX_SHARDS)
+                .into_par_iter()
+                .map(|s| {
+                    let mut map: HashMap<Box<str>, u32> = HashMap::with_capacity(capacity);
+                    for row in 0..a.len() {
+                        let id = a.value(row);
+                        if text_shard(id) == s {
+                            if let Some(first) = map.insert(id.into(), row as u32) {
+                                return (map, Some((row, first)));
+                            }
+                        }
+                    }
+                    (map, None)
+                })
+                .collect();
+            if let Some((row, first)) = first_duplicate(&shards) {
+                return Err(duplicate(row, first));
             }
-            Ok(PatientIndex::Text(map))
+            Ok(PatientIndex::Text(
+                shards.into_iter().map(|(m, _)| m).collect(),
+            ))
         }
     }
 }
