@@ -348,6 +348,10 @@ fn locate(parts: &[Part], mut row: usize) -> Location {
     Location::Row(0)
 }
 
+/// One shard of the index being built, with its first duplicate id (the
+/// row of the second occurrence and of the first).
+type Shard<K> = (HashMap<K, u32>, Option<(usize, u32)>);
+
 fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIndex, DatasetError> {
     let duplicate = |row: usize, first: u32| DatasetError::DuplicatePatient {
         file: file.to_string(),
@@ -358,9 +362,7 @@ fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIn
     // Each shard takes its ids in row order, so the duplicate reported (the
     // earliest second occurrence over all shards) is the one a single map
     // would report.
-    fn first_duplicate<K>(
-        shards: &[(HashMap<K, u32>, Option<(usize, u32)>)],
-    ) -> Option<(usize, u32)> {
+    fn first_duplicate<K>(shards: &[Shard<K>]) -> Option<(usize, u32)> {
         shards
             .iter()
             .filter_map(|(_, d)| *d)
@@ -369,7 +371,7 @@ fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIn
     match ids {
         PatientIds::Int(a) => {
             let values = a.values();
-            let shards: Vec<(HashMap<i64, u32>, Option<(usize, u32)>)> = (0..INDEX_SHARDS)
+            let shards: Vec<Shard<i64>> = (0..INDEX_SHARDS)
                 .into_par_iter()
                 .map(|s| {
                     let mut map = HashMap::with_capacity(capacity);
@@ -391,7 +393,7 @@ fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIn
             ))
         }
         PatientIds::Text(a) => {
-            let shards: Vec<(HashMap<Box<str>, u32>, Option<(usize, u32)>)> = (0..INDEX_SHARDS)
+            let shards: Vec<Shard<Box<str>>> = (0..INDEX_SHARDS)
                 .into_par_iter()
                 .map(|s| {
                     let mut map: HashMap<Box<str>, u32> = HashMap::with_capacity(capacity);
