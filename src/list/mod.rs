@@ -304,20 +304,27 @@ pub fn write_lists(
 ) -> Result<(), ListError> {
     run.subdir("lists")?;
     let heads = headings(pack, with_previous);
-    // One file per practice, written in parallel.
-    lists.par_iter().try_for_each(|list| {
-        write_practice_list(
-            run,
-            &heads,
-            pack,
-            plan,
-            patients,
-            outcomes,
-            list,
-            with_previous,
-        )
-    })?;
-    write_parquet(run, pack, plan, patients, outcomes, lists, with_previous)
+    // One file per practice, written in parallel, while list.parquet is
+    // encoded alongside.
+    let (csv, parquet) = rayon::join(
+        || {
+            lists.par_iter().try_for_each(|list| {
+                write_practice_list(
+                    run,
+                    &heads,
+                    pack,
+                    plan,
+                    patients,
+                    outcomes,
+                    list,
+                    with_previous,
+                )
+            })
+        },
+        || write_parquet(run, pack, plan, patients, outcomes, lists, with_previous),
+    );
+    csv?;
+    parquet
 }
 
 /// Writes `lists/<practice>.csv`: cells formatted into one reused buffer.
