@@ -325,7 +325,9 @@ fn assemble(
     let cat = |arrays: Vec<&dyn Array>| {
         concat(&arrays).map_err(|e| EvalError::Internal(format!("concatenating chunks: {e}")))
     };
+    // Each feature and rule column is concatenated on its own, in parallel.
     let features = (0..plan.features.len())
+        .into_par_iter()
         .map(|f| {
             if chunks.iter().any(|c| c.features[f].is_none()) {
                 return Ok(None);
@@ -338,6 +340,7 @@ fn assemble(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let rules = (0..plan.rules.len())
+        .into_par_iter()
         .map(|r| {
             cat(chunks.iter().map(|c| &c.rules[r] as &dyn Array).collect())
                 .map(|a| a.as_boolean().clone())

@@ -143,14 +143,17 @@ pub fn rank(
     outcomes: &Outcomes,
     previous: Option<&PreviousTiers>,
 ) -> Vec<PracticeList> {
+    // Who is listed is found in parallel; people stay in patients-table order.
+    let listed: Vec<usize> = (0..outcomes.len())
+        .into_par_iter()
+        .filter(|&i| outcomes.listed(i))
+        .collect();
     let mut by_practice: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for i in 0..outcomes.len() {
-        if outcomes.listed(i) {
-            by_practice
-                .entry(patients.practice_code.value(i))
-                .or_default()
-                .push(i);
-        }
+    for i in listed {
+        by_practice
+            .entry(patients.practice_code.value(i))
+            .or_default()
+            .push(i);
     }
     let order = &plan.order;
     let key = |i: usize, by: &OrderKeyPlan| -> Value {
