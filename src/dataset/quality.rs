@@ -42,17 +42,33 @@ impl Findings {
 
 /// Row ids of an event batch resolved to patients-table rows (`u32::MAX`:
 /// unknown). Consecutive equal ids (tables grouped by patient) are looked up
-/// once.
+/// once; and when a new id is the one on the patients row after the last
+/// one found (events in the patients table's order), it is taken from
+/// there without a hash probe. Either way the id itself is compared, so
+/// any order gives the same rows.
 pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
     out.clear();
+    out.reserve(ids.len());
     match ids {
         PatientIds::Int(a) => {
+            let table: &[i64] = match &patients.ids {
+                PatientIds::Int(p) => p.values(),
+                PatientIds::Text(_) => &[],
+            };
             let mut last: Option<(i64, u32)> = None;
+            let mut next = 0usize;
             for &id in a.values().iter() {
                 let row = match last {
                     Some((l, r)) if l == id => r,
                     _ => {
-                        let r = patients.row_of_int(id).unwrap_or(u32::MAX);
+                        let r = if table.get(next) == Some(&id) {
+                            next as u32
+                        } else {
+                            patients.row_of_int(id).unwrap_or(u32::MAX)
+                        };
+                        if r != u32::MAX {
+                            next = r as usize + 1;
+                        }
                         last = Some((id, r));
                         r
                     }
@@ -61,13 +77,24 @@ pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
             }
         }
         PatientIds::Text(a) => {
+            let table = match &patients.ids {
+                PatientIds::Text(p) => Some(p),
+                PatientIds::Int(_) => None,
+            };
             let mut last: Option<(&str, u32)> = None;
+            let mut next = 0usize;
             for i in 0..a.len() {
                 let id = a.value(i);
                 let row = match last {
                     Some((l, r)) if l == id => r,
                     _ => {
-                        let r = patients.row_of_text(id).unwrap_or(u32::MAX);
+                        let r = match table {
+                            Some(t) if next < t.len() && t.value(next) == id.trim() => next as u32,
+                            _ => patients.row_of_text(id).unwrap_or(u32::MAX),
+                        };
+                        if r != u32::MAX {
+                            next = r as usize + 1;
+                        }
                         last = Some((id, r));
                         r
                     }

@@ -558,8 +558,10 @@ fn write_data(
         )
         .unwrap();
     }
+    // CSV events come last person first (Parquet ones in patients order), so
+    // both ways of finding a person's row are compared with the reference.
     let mut e = String::from("patient_id,code,date,value\n");
-    for (i, code, date, value) in &events {
+    for (i, code, date, value) in events.iter().rev() {
         let value = value.map(|v| v.to_string()).unwrap_or_default();
         writeln!(e, "P{i},{code},{date},{value}").unwrap();
     }
