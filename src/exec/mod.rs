@@ -153,7 +153,11 @@ pub fn execute(plan: &Plan, ds: &Dataset, patients: &Patients) -> Result<Outcome
         .par_iter()
         .map(|&start| evaluate_chunk(plan, &scanned, start, CHUNK.min(n - start)))
         .collect::<Result<_, _>>()?;
-    let out = assemble(plan, chunks, scanned.tables)?;
+    // The accumulators are no longer needed: free them before the chunk
+    // outputs are put together (the run's peak memory).
+    let ScanResult { accs, tables, .. } = scanned;
+    drop(accs);
+    let out = assemble(plan, chunks, tables)?;
     tracing::info!(
         stage = "evaluate",
         people = n,
