@@ -59,11 +59,15 @@ fn stages(c: &mut Criterion) {
             .flat_map(|c| c.codes.iter().cloned())
             .chain((0..1000).map(|i| format!("{}", 100_000_000 + i)))
             .collect();
+        group.throughput(Throughput::Elements(codes.len() as u64));
         group.bench_with_input(
             BenchmarkId::new("match_sets", people),
             &codes,
             |b, codes| b.iter(|| codes.iter().map(|c| table.match_set(c) as u64).sum::<u64>()),
         );
+
+        // The other stages: throughput in people.
+        group.throughput(Throughput::Elements(people));
 
         group.bench_with_input(BenchmarkId::new("scan_and_evaluate", people), &f, |b, f| {
             b.iter(|| strata::exec::execute(&f.plan, &f.ds, &f.patients).expect("execute"))
