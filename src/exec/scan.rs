@@ -3,7 +3,7 @@
 //!
 //! Work is split in rounds. In a round, parts of a table (Parquet row groups,
 //! or CSV batches) are decoded in parallel; each part maps its code
-//! dictionary to codelist bitsets once, then walks its rows keeping only
+//! dictionary to codelist match sets once, then walks its rows keeping only
 //! events whose code is in some codelist and whose date is on or before the
 //! as-of date. Those hits are bucketed by person shard. Then every shard
 //! applies its hits to its own slice of the per-person accumulators, again in
@@ -286,7 +286,7 @@ impl PartOutput {
         }
     }
 
-    /// Matches one batch: codes to codelist bitsets, rows to persons.
+    /// Matches one batch: codes to codelist match sets, rows to persons.
     fn absorb(
         &mut self,
         table: &TableScan,

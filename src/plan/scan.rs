@@ -1,5 +1,5 @@
 //! The scan plan: which accumulators the event scan keeps per person, and
-//! how each event table's codes map to codelist bitsets.
+//! how each event table's codes map to match sets (the sets of codelists a code belongs to).
 
 use hashbrown::HashMap;
 
