@@ -101,9 +101,17 @@ impl Outcomes {
         if fired.is_empty() {
             return out;
         }
-        let values: Vec<Value> = (0..pack.features.len())
-            .map(|f| self.feature_value(f, i))
-            .collect();
+        // Only the features the fired rules' reasons name are looked up.
+        let mut values = vec![Value::Null; pack.features.len()];
+        for &r in &fired {
+            for segment in &pack.rules[r].reason.segments {
+                if let crate::pack::Segment::Feature(f) = *segment {
+                    if values[f].is_null() {
+                        values[f] = self.feature_value(f, i);
+                    }
+                }
+            }
+        }
         out.extend(
             semantics::reason_order(fired, |r| plan.rules[r].points)
                 .into_iter()
