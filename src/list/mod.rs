@@ -115,6 +115,47 @@ pub fn read_previous(run: &Path) -> Result<PreviousTiers, ListError> {
     Ok(out)
 }
 
+/// One ordering key of one person, typed for comparison.
+#[derive(Debug, Clone)]
+enum SortKey {
+    Null,
+    /// Ints, dates (days), booleans and scaled scores.
+    Num(i128),
+    Float(f64),
+    Other(Value),
+}
+
+impl SortKey {
+    fn of(v: Value) -> SortKey {
+        match v {
+            Value::Null => SortKey::Null,
+            Value::Bool(b) => SortKey::Num(i128::from(b)),
+            Value::Int(i) => SortKey::Num(i128::from(i)),
+            Value::Date(d) => SortKey::Num(i128::from(crate::dataset::columns::date_to_days(d))),
+            Value::Float(x) => SortKey::Float(x),
+            other => SortKey::Other(other),
+        }
+    }
+
+    /// NULL last whatever the direction; otherwise ascending or descending.
+    fn compare(&self, other: &SortKey, descending: bool) -> Ordering {
+        let o = match (self, other) {
+            (SortKey::Null, SortKey::Null) => return Ordering::Equal,
+            (SortKey::Null, _) => return Ordering::Greater,
+            (_, SortKey::Null) => return Ordering::Less,
+            (SortKey::Num(a), SortKey::Num(b)) => a.cmp(b),
+            (SortKey::Float(a), SortKey::Float(b)) => a.total_cmp(b),
+            (SortKey::Other(a), SortKey::Other(b)) => compare_values(a, b),
+            _ => Ordering::Equal,
+        };
+        if descending {
+            o.reverse()
+        } else {
+            o
+        }
+    }
+}
+
 fn compare_values(a: &Value, b: &Value) -> Ordering {
     use Value::*;
     match (a, b) {
@@ -156,16 +197,19 @@ pub fn rank(
             .push(i);
     }
     let order = &plan.order;
-    let key = |i: usize, by: &OrderKeyPlan| -> Value {
+    let key = |i: usize, by: &OrderKeyPlan| -> SortKey {
         match *by {
-            OrderKeyPlan::Score => Value::Decimal(outcomes.score_decimal(i)),
-            OrderKeyPlan::Age(_) => age_of(patients, i, plan)
-                .map(Value::Int)
-                .unwrap_or(Value::Null),
-            OrderKeyPlan::Feature(f) => outcomes.feature_value(f, i),
-            OrderKeyPlan::Column(c) => {
-                value_at(plan.columns[c].as_ref(), plan.physical.columns[c].ty, i)
+            // Scores share one scale, so the scaled integers order them exactly.
+            OrderKeyPlan::Score => SortKey::Num(outcomes.score[i]),
+            OrderKeyPlan::Age(_) => {
+                age_of(patients, i, plan).map_or(SortKey::Null, |a| SortKey::Num(i128::from(a)))
             }
+            OrderKeyPlan::Feature(f) => SortKey::of(outcomes.feature_value(f, i)),
+            OrderKeyPlan::Column(c) => SortKey::of(value_at(
+                plan.columns[c].as_ref(),
+                plan.physical.columns[c].ty,
+                i,
+            )),
         }
     };
     let tier_pos = |id: &str| pack.tiers.iter().position(|t| t.id == id);
@@ -175,33 +219,38 @@ pub fn rank(
     practices
         .into_par_iter()
         .map(|(practice, people)| {
-            // Order keys are computed once per person, not once per comparison.
-            let mut keyed: Vec<(usize, Vec<Value>)> = people
-                .into_iter()
-                .map(|i| (i, order.iter().map(|(k, _)| key(i, k)).collect()))
+            // Order keys are computed once per person into one flat table
+            // (a row of `order.len()` keys per person), not per comparison.
+            let width = order.len();
+            let keys: Vec<SortKey> = people
+                .iter()
+                .flat_map(|&i| order.iter().map(move |(k, _)| key(i, k)))
                 .collect();
-            keyed.sort_by(|(a, ka), (b, kb)| {
-                let ta = outcomes.tier[*a].unwrap_or(u16::MAX);
-                let tb = outcomes.tier[*b].unwrap_or(u16::MAX);
+            let mut positions: Vec<usize> = (0..people.len()).collect();
+            // The patient id makes the order total, so an unstable sort is
+            // deterministic.
+            positions.sort_unstable_by(|&x, &y| {
+                let (a, b) = (people[x], people[y]);
+                let ta = outcomes.tier[a].unwrap_or(u16::MAX);
+                let tb = outcomes.tier[b].unwrap_or(u16::MAX);
                 ta.cmp(&tb)
                     .then_with(|| {
+                        let (ka, kb) = (&keys[x * width..][..width], &keys[y * width..][..width]);
                         for (((_, descending), va), vb) in order.iter().zip(ka).zip(kb) {
-                            let o = match (va.is_null(), vb.is_null()) {
-                                (false, false) if *descending => compare_values(vb, va),
-                                _ => compare_values(va, vb),
-                            };
+                            let o = va.compare(vb, *descending);
                             if o != Ordering::Equal {
                                 return o;
                             }
                         }
                         Ordering::Equal
                     })
-                    .then_with(|| compare_ids(&patients.ids, *a, *b))
+                    .then_with(|| compare_ids(&patients.ids, a, b))
             });
-            let entries = keyed
+            let entries = positions
                 .into_iter()
+                .map(|x| people[x])
                 .enumerate()
-                .map(|(r, (person, _))| {
+                .map(|(r, person)| {
                     let tier = outcomes.tier[person].unwrap_or(0);
                     let change = previous.map(|prev| match prev.get(&patients.ids.text(person)) {
                         None => TierChange::New,
