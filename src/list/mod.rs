@@ -437,13 +437,7 @@ fn write_practice_list(
         })
         .map_err(werr)?;
         for &f in &pack.list.display {
-            field(&mut w, &|s| {
-                let v = outcomes.feature_value(f, i);
-                if !v.is_null() {
-                    let _ = write!(s, "{v}");
-                }
-            })
-            .map_err(werr)?;
+            field(&mut w, &|s| outcomes.write_feature(f, i, s)).map_err(werr)?;
         }
         w.write_field(&e.reasons).map_err(werr)?;
         if with_previous {
