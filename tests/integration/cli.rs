@@ -417,6 +417,27 @@ fn check_accepts_the_bundled_pack() {
 }
 
 #[test]
+fn check_prints_the_physical_plan() {
+    let out = strata_in_repo(&[
+        "check",
+        "--plan",
+        "--as-of",
+        "2020-03-23",
+        "tests/fixtures/tiny-pack",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plans/tiny.txt"))
+            .expect("tests/plans/tiny.txt");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "tests/fixtures/tiny-pack: ok (tiny 1: 4 codelists, 3 features, 3 rules, 2 tiers)\n{plan}"
+        )
+    );
+}
+
+#[test]
 fn explain_gives_the_golden_audit_trail() {
     let explain = |id: &str| {
         let out = strata_in_repo(&[
