@@ -64,6 +64,19 @@ pub enum Value {
 }
 
 impl Value {
+    /// The type of this value (`Null` for NULL).
+    pub fn ty(&self) -> Type {
+        match self {
+            Value::Null => Type::Null,
+            Value::Bool(_) => Type::Bool,
+            Value::Int(_) => Type::Int,
+            Value::Float(_) => Type::Float,
+            Value::Decimal(_) => Type::Decimal,
+            Value::Str(_) => Type::Str,
+            Value::Date(_) => Type::Date,
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
@@ -357,15 +370,7 @@ impl Expr {
     /// The type of the value this expression yields.
     pub fn ty(&self) -> Type {
         match self {
-            Expr::Literal(v) => match v {
-                Value::Null => Type::Null,
-                Value::Bool(_) => Type::Bool,
-                Value::Int(_) => Type::Int,
-                Value::Float(_) => Type::Float,
-                Value::Decimal(_) => Type::Decimal,
-                Value::Str(_) => Type::Str,
-                Value::Date(_) => Type::Date,
-            },
+            Expr::Literal(v) => v.ty(),
             Expr::Column { ty, .. } | Expr::Feature { ty, .. } => *ty,
             Expr::Age => Type::Int,
             Expr::AsOf => Type::Date,

@@ -372,9 +372,7 @@ impl Plan {
         }
         // Declared columns must exist even when no expression reads them.
         for decl in &pack.columns {
-            if contract::patient_column(&decl.name).is_none()
-                && !patients.extras.iter().any(|(n, _)| *n == decl.name)
-            {
+            if patients.column(&decl.name).is_none() {
                 return Err(PlanError::MissingColumn {
                     file: patients.file.clone(),
                     column: decl.name.clone(),
@@ -406,25 +404,19 @@ impl Plan {
 /// columns as the reader typed them, declared extras converted from what
 /// the file stored (CSV extras arrive as text). Non-finite floats (NaN,
 /// ±infinity) read as NULL.
-fn bind_column(patients: &Patients, c: &PlannedColumn) -> Result<ArrayRef, PlanError> {
-    let raw: ArrayRef = match c.name.as_str() {
-        contract::PRACTICE_CODE => Arc::new(patients.practice_code.clone()),
-        contract::PCN_CODE => Arc::new(patients.pcn_code.clone()),
-        contract::SEX => Arc::new(patients.sex.clone()),
-        contract::LSOA_CODE => Arc::new(patients.lsoa_code.clone()),
-        contract::DATE_OF_BIRTH => Arc::new(patients.date_of_birth.clone()),
-        contract::REGISTRATION_END => Arc::new(patients.registration_end.clone()),
-        contract::DATE_OF_DEATH => Arc::new(patients.date_of_death.clone()),
-        contract::IMD_DECILE => Arc::new(patients.imd_decile.clone()),
-        name => match patients.extras.iter().find(|(n, _)| n == name) {
-            Some((_, a)) => a.clone(),
-            None => {
-                return Err(PlanError::MissingColumn {
-                    file: patients.file.clone(),
-                    column: name.to_string(),
-                })
-            }
-        },
+pub fn bind_column(patients: &Patients, c: &PlannedColumn) -> Result<ArrayRef, PlanError> {
+    use crate::dataset::patients::PatientColumn;
+    let raw: ArrayRef = match patients.column(&c.name) {
+        Some(PatientColumn::Text(a)) => Arc::new(a.clone()),
+        Some(PatientColumn::Date(a)) => Arc::new(a.clone()),
+        Some(PatientColumn::Int(a)) => Arc::new(a.clone()),
+        Some(PatientColumn::Extra(a)) => a.clone(),
+        None => {
+            return Err(PlanError::MissingColumn {
+                file: patients.file.clone(),
+                column: c.name.clone(),
+            })
+        }
     };
     convert(&patients.file, &c.name, &raw, c.ty)
 }

@@ -71,21 +71,9 @@ pub fn widen_value(v: &Value, to: Type) -> Option<Value> {
         (Value::Int(i), Type::Float) => Value::Float(*i as f64),
         (Value::Int(i), Type::Decimal) => Value::Decimal(Decimal::from(*i)),
         (Value::Decimal(d), Type::Float) => Value::Float(d.to_f64()?),
-        (v, t) if value_type(v) == t => v.clone(),
+        (v, t) if v.ty() == t => v.clone(),
         _ => return None,
     })
-}
-
-fn value_type(v: &Value) -> Type {
-    match v {
-        Value::Null => Type::Null,
-        Value::Bool(_) => Type::Bool,
-        Value::Int(_) => Type::Int,
-        Value::Float(_) => Type::Float,
-        Value::Decimal(_) => Type::Decimal,
-        Value::Str(_) => Type::Str,
-        Value::Date(_) => Type::Date,
-    }
 }
 
 fn null(ty: Type) -> PhysicalExpr {
@@ -128,7 +116,7 @@ pub fn coerce(e: PhysicalExpr, to: Type) -> PhysicalExpr {
             Some(value) => PhysicalExpr::Literal { value, ty: to },
             None => PhysicalExpr::Cast {
                 expr: Box::new(PhysicalExpr::Literal {
-                    ty: value_type(&value),
+                    ty: value.ty(),
                     value,
                 }),
                 to,

@@ -17,6 +17,8 @@ use crate::dataset::quality::resolve_rows;
 use crate::error::Error;
 use crate::exec::column::value_at;
 use crate::pack::{EventRecord, PersonRecord};
+use crate::plan::bind::bind_column;
+use crate::plan::lower::PlannedColumn;
 
 /// Whom to explain, with which pack and data.
 #[derive(Debug, Clone, Default)]
@@ -70,21 +72,12 @@ fn person_record(job: &Job, row: usize, patient_id: &str) -> Result<PersonRecord
     // Every patient column a pack may read, in its pack type.
     let mut columns = BTreeMap::new();
     for (name, ty) in contract::readable_patient_columns() {
-        let array: arrow::array::ArrayRef = match name {
-            contract::PRACTICE_CODE => std::sync::Arc::new(patients.practice_code.clone()),
-            contract::PCN_CODE => std::sync::Arc::new(patients.pcn_code.clone()),
-            contract::SEX => std::sync::Arc::new(patients.sex.clone()),
-            contract::LSOA_CODE => std::sync::Arc::new(patients.lsoa_code.clone()),
-            contract::DATE_OF_BIRTH => std::sync::Arc::new(patients.date_of_birth.clone()),
-            contract::REGISTRATION_END => std::sync::Arc::new(patients.registration_end.clone()),
-            contract::DATE_OF_DEATH => std::sync::Arc::new(patients.date_of_death.clone()),
-            contract::IMD_DECILE => {
-                arrow::compute::cast(&patients.imd_decile, &arrow::datatypes::DataType::Int64)
-                    .map_err(|e| Error::Internal(format!("reading imd_decile: {e}")))?
-            }
-            _ => continue,
+        let planned = PlannedColumn {
+            name: name.to_string(),
+            ty,
         };
-        columns.insert(name.to_string(), value_at(array.as_ref(), ty, row));
+        let array = bind_column(patients, &planned)?;
+        columns.insert(planned.name, value_at(array.as_ref(), ty, row));
     }
     // Declared columns as the planner converted them.
     for (c, array) in job.plan.physical.columns.iter().zip(&job.plan.columns) {

@@ -31,7 +31,7 @@ pub(super) fn article(t: Type) -> String {
 
 /// Whether values of types `a` and `b` can be compared.
 fn comparable_types(a: Type, b: Type) -> bool {
-    a == Type::Null || b == Type::Null || a == b || (a.is_numeric() && b.is_numeric())
+    crate::pack::semantics::common_type(a, b).is_some()
 }
 
 /// Whether arithmetic takes a value of type `t`.
