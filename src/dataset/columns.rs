@@ -274,17 +274,6 @@ impl PatientIds {
         }
     }
 
-    /// Appends id `i` as text to `out`, without allocating.
-    pub fn write_text(&self, i: usize, out: &mut String) {
-        use std::fmt::Write as _;
-        match self {
-            PatientIds::Int(a) => {
-                let _ = write!(out, "{}", a.value(i));
-            }
-            PatientIds::Text(a) => out.push_str(a.value(i)),
-        }
-    }
-
     pub fn as_array(&self) -> ArrayRef {
         match self {
             PatientIds::Int(a) => Arc::new(a.clone()),

@@ -84,52 +84,23 @@ impl Outcomes {
         }
     }
 
-    /// Appends feature `f` of person `i` as a list cell shows it (as
-    /// [`Value`]'s `Display` would, NULL as nothing), straight from the array.
+    /// Appends feature `f` of person `i` as a list cell shows it: the
+    /// value's `Display`, NULL as nothing; text is copied straight from
+    /// its array rather than through an owned [`Value`].
     pub fn write_feature(&self, f: usize, i: usize, out: &mut String) {
-        use arrow::datatypes::{Date32Type, Float64Type, Int64Type};
         use std::fmt::Write as _;
-        let Some(a) = &self.features[f] else {
-            return;
-        };
-        if a.is_null(i) {
-            return;
+        if let (Some(a), Type::Str) = (&self.features[f], self.feature_types[f]) {
+            if let Some(text) = a.as_string_opt::<i32>() {
+                if text.is_valid(i) {
+                    out.push_str(text.value(i));
+                }
+                return;
+            }
         }
-        let _ = match self.feature_types[f] {
-            Type::Bool => match a.as_boolean_opt() {
-                Some(b) => {
-                    out.push_str(if b.value(i) { "yes" } else { "no" });
-                    Ok(())
-                }
-                None => Ok(()),
-            },
-            Type::Int => match a.as_primitive_opt::<Int64Type>() {
-                Some(x) => write!(out, "{}", x.value(i)),
-                None => Ok(()),
-            },
-            Type::Float => match a.as_primitive_opt::<Float64Type>() {
-                Some(x) => write!(out, "{}", x.value(i)),
-                None => Ok(()),
-            },
-            Type::Str => match a.as_string_opt::<i32>() {
-                Some(x) => {
-                    out.push_str(x.value(i));
-                    Ok(())
-                }
-                None => Ok(()),
-            },
-            Type::Date => match a
-                .as_primitive_opt::<Date32Type>()
-                .and_then(|x| crate::dataset::columns::days_to_date(x.value(i)))
-            {
-                Some(d) => {
-                    use chrono::Datelike;
-                    write!(out, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
-                }
-                None => Ok(()),
-            },
-            Type::Decimal | Type::Null => write!(out, "{}", self.feature_value(f, i)),
-        };
+        let v = self.feature_value(f, i);
+        if !v.is_null() {
+            let _ = write!(out, "{v}");
+        }
     }
 
     pub fn score_decimal(&self, i: usize) -> Decimal {

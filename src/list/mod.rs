@@ -391,7 +391,6 @@ fn write_practice_list(
     list: &PracticeList,
     with_previous: bool,
 ) -> Result<(), ListError> {
-    use std::fmt::Write as _;
     let rel = format!("lists/{}.csv", safe_file_name(&list.practice_code));
     let file = run.file(&rel)?;
     let mut w = csv::Writer::from_writer(file);
@@ -400,44 +399,33 @@ fn write_practice_list(
         message: e.to_string(),
     };
     w.write_record(heads).map_err(werr)?;
-    let mut cell_text = String::new();
+    let mut buf = String::new();
     for e in &list.entries {
         let i = e.person;
-        let mut field = |w: &mut csv::Writer<_>, f: &dyn Fn(&mut String)| {
-            cell_text.clear();
-            f(&mut cell_text);
-            w.write_field(cell_text.as_bytes())
-        };
         let tier = &pack.tiers[e.tier as usize];
-        field(&mut w, &|s| {
-            let _ = write!(s, "{}", e.rank);
-        })
+        w.write_field(shown(&mut buf, Some(e.rank))).map_err(werr)?;
+        match &patients.ids {
+            PatientIds::Int(ids) => w.write_field(shown(&mut buf, Some(ids.value(i)))),
+            PatientIds::Text(ids) => w.write_field(ids.value(i)),
+        }
         .map_err(werr)?;
-        field(&mut w, &|s| patients.ids.write_text(i, s)).map_err(werr)?;
         w.write_field(&list.practice_code).map_err(werr)?;
         w.write_field(text_at(&patients.pcn_code, i))
             .map_err(werr)?;
         w.write_field(&tier.id).map_err(werr)?;
         w.write_field(&tier.label).map_err(werr)?;
-        field(&mut w, &|s| {
-            let _ = write!(s, "{}", outcomes.score_decimal(i));
-        })
-        .map_err(werr)?;
-        field(&mut w, &|s| {
-            if let Some(a) = age_of(patients, i, plan) {
-                let _ = write!(s, "{a}");
-            }
-        })
-        .map_err(werr)?;
+        w.write_field(shown(&mut buf, Some(outcomes.score_decimal(i))))
+            .map_err(werr)?;
+        w.write_field(shown(&mut buf, age_of(patients, i, plan)))
+            .map_err(werr)?;
         w.write_field(patients.sex.value(i)).map_err(werr)?;
-        field(&mut w, &|s| {
-            if patients.imd_decile.is_valid(i) {
-                let _ = write!(s, "{}", patients.imd_decile.value(i));
-            }
-        })
-        .map_err(werr)?;
+        let imd = &patients.imd_decile;
+        w.write_field(shown(&mut buf, imd.is_valid(i).then(|| imd.value(i))))
+            .map_err(werr)?;
         for &f in &pack.list.display {
-            field(&mut w, &|s| outcomes.write_feature(f, i, s)).map_err(werr)?;
+            buf.clear();
+            outcomes.write_feature(f, i, &mut buf);
+            w.write_field(&buf).map_err(werr)?;
         }
         w.write_field(&e.reasons).map_err(werr)?;
         if with_previous {
@@ -456,6 +444,16 @@ fn write_practice_list(
         file: rel.clone(),
         message: e.to_string(),
     })
+}
+
+/// A cell's text formatted into a reused buffer; nothing for `None`.
+fn shown(buf: &mut String, v: Option<impl std::fmt::Display>) -> &str {
+    use std::fmt::Write as _;
+    buf.clear();
+    if let Some(v) = v {
+        let _ = write!(buf, "{v}");
+    }
+    buf
 }
 
 fn text_at(a: &StringArray, i: usize) -> &str {
