@@ -18,6 +18,7 @@ use chrono::{Days, Months, NaiveDate};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
+use crate::common::write_parquet;
 use strata::dataset::Dataset;
 use strata::exec::{execute, Forced};
 use strata::pack::{self, EventRecord, PersonRecord, RuleResult, Value};
@@ -385,14 +386,6 @@ fn days(d: NaiveDate) -> i32 {
 
 fn d_epoch() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
-}
-
-fn write_parquet(path: &Path, columns: Vec<(&str, arrow::array::ArrayRef)>) {
-    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns).unwrap();
-    let file = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
 }
 
 /// Writes the population as a dataset folder, in CSV or Parquet.

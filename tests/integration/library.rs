@@ -4,14 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::common::{fixture, write_parquet};
 use strata::plan::PlanError;
 use strata::{Blame, Error, RunConfig};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 fn write(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     std::fs::create_dir_all(dir).expect("mkdir");
@@ -259,11 +254,7 @@ fn a_declared_column_stored_as_another_type_in_parquet() {
         ("last_review", Arc::new(Date32Array::from(vec![18000]))),
         ("keyworker", Arc::new(StringArray::from(vec!["Ann"]))),
     ];
-    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns).expect("batch");
-    let file = std::fs::File::create(data.join("patients.parquet")).expect("file");
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-    w.write(&batch).expect("write");
-    w.close().expect("close");
+    write_parquet(&data.join("patients.parquet"), columns);
     let result = strata::run(&config(&pack, &data, &tmp.path().join("runs"), "run"));
     match result {
         Err(e @ Error::Plan(PlanError::ColumnType { .. })) => {
@@ -391,11 +382,7 @@ fn csv_and_parquet_ids_break_ties_the_same_way() {
         ),
         ("date_of_birth", Arc::new(Date32Array::from(vec![3652; 3]))),
     ];
-    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns).expect("batch");
-    let file = std::fs::File::create(parquet.join("patients.parquet")).expect("file");
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-    w.write(&batch).expect("write");
-    w.close().expect("close");
+    write_parquet(&parquet.join("patients.parquet"), columns);
     let runs = tmp.path().join("runs");
     let pack = fixture("tiny-pack");
     let order = |data: &Path, name: &str| -> Vec<String> {

@@ -4,6 +4,7 @@
 //! and `strata synth`.
 
 mod cli;
+mod common;
 mod differential;
 mod library;
 mod pack_language;

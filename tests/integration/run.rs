@@ -1,14 +1,10 @@
 //! `strata run` end to end on small fixtures: exact lists, thread
 //! invariance, atomic runs, private files, and logs free of patient ids.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use crate::common::fixture;
 
 struct Outcome {
     code: i32,
