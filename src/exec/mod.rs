@@ -84,23 +84,36 @@ impl Outcomes {
         }
     }
 
-    /// Appends feature `f` of person `i` as a list cell shows it: the
-    /// value's `Display`, NULL as nothing; text is copied straight from
-    /// its array rather than through an owned [`Value`].
+    /// Appends feature `f` of person `i` as a list cell shows it: as the
+    /// value's `Display` writes it, NULL as nothing. The common types are
+    /// written straight from their arrays (this runs for every cell of
+    /// every list); the others go through [`Value`].
     pub fn write_feature(&self, f: usize, i: usize, out: &mut String) {
+        use arrow::datatypes::{Float64Type, Int64Type};
         use std::fmt::Write as _;
-        if let (Some(a), Type::Str) = (&self.features[f], self.feature_types[f]) {
-            if let Some(text) = a.as_string_opt::<i32>() {
-                if text.is_valid(i) {
-                    out.push_str(text.value(i));
-                }
-                return;
+        let Some(a) = &self.features[f] else {
+            return;
+        };
+        if a.is_null(i) {
+            return;
+        }
+        let _ = match self.feature_types[f] {
+            Type::Bool if a.as_boolean_opt().is_some() => {
+                out.push_str(crate::pack::expr::yes_no(a.as_boolean().value(i)));
+                Ok(())
             }
-        }
-        let v = self.feature_value(f, i);
-        if !v.is_null() {
-            let _ = write!(out, "{v}");
-        }
+            Type::Int if a.as_primitive_opt::<Int64Type>().is_some() => {
+                write!(out, "{}", a.as_primitive::<Int64Type>().value(i))
+            }
+            Type::Float if a.as_primitive_opt::<Float64Type>().is_some() => {
+                write!(out, "{}", a.as_primitive::<Float64Type>().value(i))
+            }
+            Type::Str if a.as_string_opt::<i32>().is_some() => {
+                out.push_str(a.as_string::<i32>().value(i));
+                Ok(())
+            }
+            _ => write!(out, "{}", self.feature_value(f, i)),
+        };
     }
 
     pub fn score_decimal(&self, i: usize) -> Decimal {

@@ -95,13 +95,21 @@ impl Value {
     }
 }
 
+/// How a true/false value reads in lists, reasons and `explain`.
+pub fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
 /// How values appear in reason texts and in `explain`.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Null => f.write_str("unknown"),
-            Value::Bool(true) => f.write_str("yes"),
-            Value::Bool(false) => f.write_str("no"),
+            Value::Bool(b) => f.write_str(yes_no(*b)),
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => write!(f, "{x}"),
             Value::Decimal(d) => write!(f, "{}", d.normalize()),
