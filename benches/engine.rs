@@ -70,10 +70,15 @@ fn stages(c: &mut Criterion) {
         group.throughput(Throughput::Elements(people));
 
         group.bench_with_input(BenchmarkId::new("scan_and_evaluate", people), &f, |b, f| {
-            b.iter(|| strata::exec::execute(&f.plan, &f.ds, &f.patients).expect("execute"))
+            b.iter(|| {
+                strata::exec::execute(&f.plan, &f.ds, &f.patients, strata::exec::Keep::Listed)
+                    .expect("execute")
+            })
         });
 
-        let outcomes = strata::exec::execute(&f.plan, &f.ds, &f.patients).expect("execute");
+        let outcomes =
+            strata::exec::execute(&f.plan, &f.ds, &f.patients, strata::exec::Keep::Listed)
+                .expect("execute");
         group.bench_with_input(BenchmarkId::new("rank", people), &f, |b, f| {
             b.iter(|| list::rank(&f.pack, &f.plan, &f.patients, &outcomes, None))
         });

@@ -5,7 +5,7 @@
 //! Columns beyond the contract are kept as stored (CSV: text) for rule packs
 //! that name them.
 
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use arrow::array::{Array, ArrayRef, Date32Array, Int32Array, StringArray};
@@ -40,29 +40,36 @@ pub struct Patients {
     index: PatientIndex,
 }
 
-/// Finds a person's row from an event's patient id: hash maps split into
-/// shards by id, so they are built in parallel.
+/// Finds a person's row from an event's patient id: hash tables of row
+/// numbers (4 bytes a person; the ids themselves stay in `ids`), split into
+/// shards by hash so they are built in parallel.
 #[derive(Debug)]
-enum PatientIndex {
-    Int(Vec<HashMap<i64, u32>>),
-    Text(Vec<HashMap<Box<str>, u32>>),
+struct PatientIndex {
+    shards: Vec<HashTable<u32>>,
 }
 
 /// Shards of the patient index (a power of two).
 const INDEX_SHARDS: usize = 16;
 
+/// A 64-bit hash of an integer id (folded multiply: every bit mixes).
 #[inline]
-fn int_shard(id: i64) -> usize {
-    ((id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize & (INDEX_SHARDS - 1)
+fn int_hash(id: i64) -> u64 {
+    let m = u128::from(id as u64) * 0x9E37_79B9_7F4A_7C15_u128;
+    (m as u64) ^ ((m >> 64) as u64)
 }
 
+/// A 64-bit hash of a text id (FNV-1a, then mixed like an integer id).
 #[inline]
-fn text_shard(id: &str) -> usize {
-    // FNV-1a over the bytes.
+fn text_hash(id: &str) -> u64 {
     let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
-    (h >> 60) as usize & (INDEX_SHARDS - 1)
+    int_hash(h as i64)
+}
+
+#[inline]
+fn shard_of(hash: u64) -> usize {
+    (hash >> 60) as usize & (INDEX_SHARDS - 1)
 }
 
 /// A typed patient column by contract name, for the planner.
@@ -85,29 +92,65 @@ impl Patients {
     /// Row of the person with this integer id.
     #[inline]
     pub fn row_of_int(&self, id: i64) -> Option<u32> {
-        match &self.index {
-            PatientIndex::Int(maps) => maps[int_shard(id)].get(&id).copied(),
-            PatientIndex::Text(maps) => {
-                let id = id.to_string();
-                maps[text_shard(&id)].get(id.as_str()).copied()
+        match &self.ids {
+            PatientIds::Int(a) => {
+                let ids = a.values();
+                let h = int_hash(id);
+                self.index.shards[shard_of(h)]
+                    .find(h, |&r| ids[r as usize] == id)
+                    .copied()
             }
+            PatientIds::Text(_) => self.row_of_text(&id.to_string()),
         }
     }
 
     /// Row of the person with this text id.
     #[inline]
     pub fn row_of_text(&self, id: &str) -> Option<u32> {
-        match &self.index {
-            PatientIndex::Int(maps) => id
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .and_then(|i| maps[int_shard(i)].get(&i).copied()),
-            PatientIndex::Text(maps) => {
-                let id = id.trim();
-                maps[text_shard(id)].get(id).copied()
+        let id = id.trim();
+        match &self.ids {
+            PatientIds::Int(_) => id.parse::<i64>().ok().and_then(|i| self.row_of_int(i)),
+            PatientIds::Text(a) => {
+                let h = text_hash(id);
+                self.index.shards[shard_of(h)]
+                    .find(h, |&r| a.value(r as usize) == id)
+                    .copied()
             }
         }
+    }
+
+    /// Bytes held by the table and its index (buffers' capacity).
+    pub fn memory_bytes(&self) -> usize {
+        let ids = match &self.ids {
+            PatientIds::Int(a) => a.get_array_memory_size(),
+            PatientIds::Text(a) => a.get_array_memory_size(),
+        };
+        let columns: [&dyn Array; 8] = [
+            &self.practice_code,
+            &self.pcn_code,
+            &self.date_of_birth,
+            &self.sex,
+            &self.lsoa_code,
+            &self.imd_decile,
+            &self.registration_end,
+            &self.date_of_death,
+        ];
+        let index: usize = self
+            .index
+            .shards
+            .iter()
+            .map(|t| t.capacity() * std::mem::size_of::<u32>() * 9 / 8)
+            .sum();
+        ids + columns
+            .iter()
+            .map(|c| c.get_array_memory_size())
+            .sum::<usize>()
+            + self
+                .extras
+                .iter()
+                .map(|(_, a)| a.get_array_memory_size())
+                .sum::<usize>()
+            + index
     }
 
     /// A column by name: contract columns typed, extras as stored.
@@ -348,72 +391,80 @@ fn locate(parts: &[Part], mut row: usize) -> Location {
     Location::Row(0)
 }
 
-/// One shard of the index being built, with its first duplicate id (the
-/// row of the second occurrence and of the first).
-type Shard<K> = (HashMap<K, u32>, Option<(usize, u32)>);
-
 fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIndex, DatasetError> {
-    let duplicate = |row: usize, first: u32| DatasetError::DuplicatePatient {
-        file: file.to_string(),
-        at: locate(parts, row),
-        first: locate(parts, first as usize),
-    };
-    let capacity = ids.len() / INDEX_SHARDS + ids.len() / 64 + 16;
-    // Each shard takes its ids in row order, so the duplicate reported (the
-    // earliest second occurrence over all shards) is the one a single map
-    // would report.
-    fn first_duplicate<K>(shards: &[Shard<K>]) -> Option<(usize, u32)> {
-        shards
-            .iter()
-            .filter_map(|(_, d)| *d)
-            .min_by_key(|(row, _)| *row)
+    let n = ids.len();
+    let capacity = n / INDEX_SHARDS + n / 64 + 16;
+    // Each shard takes its ids in row order and stops at its first repeat,
+    // so the duplicate reported (the earliest second occurrence over all
+    // shards) is the one a single table would report.
+    fn shard<F: Fn(usize) -> u64, E: Fn(u32, usize) -> bool>(
+        s: usize,
+        n: usize,
+        capacity: usize,
+        hash: F,
+        eq: E,
+    ) -> Built {
+        let mut table = HashTable::with_capacity(capacity);
+        for row in 0..n {
+            let h = hash(row);
+            if shard_of(h) != s {
+                continue;
+            }
+            match table.entry(h, |&r| eq(r, row), |&r| hash(r as usize)) {
+                hashbrown::hash_table::Entry::Occupied(first) => {
+                    let first = *first.get();
+                    return (table, Some((row, first)));
+                }
+                hashbrown::hash_table::Entry::Vacant(slot) => {
+                    slot.insert(row as u32);
+                }
+            }
+        }
+        (table, None)
     }
-    match ids {
+    /// A built shard and its first repeated id (row, and row first seen).
+    type Built = (HashTable<u32>, Option<(usize, u32)>);
+    let built: Vec<Built> = match ids {
         PatientIds::Int(a) => {
-            let values = a.values();
-            let shards: Vec<Shard<i64>> = (0..INDEX_SHARDS)
+            let v = a.values();
+            (0..INDEX_SHARDS)
                 .into_par_iter()
                 .map(|s| {
-                    let mut map = HashMap::with_capacity(capacity);
-                    for (row, &id) in values.iter().enumerate() {
-                        if int_shard(id) == s {
-                            if let Some(first) = map.insert(id, row as u32) {
-                                return (map, Some((row, first)));
-                            }
-                        }
-                    }
-                    (map, None)
+                    shard(
+                        s,
+                        n,
+                        capacity,
+                        |r| int_hash(v[r]),
+                        |r, row| v[r as usize] == v[row],
+                    )
                 })
-                .collect();
-            if let Some((row, first)) = first_duplicate(&shards) {
-                return Err(duplicate(row, first));
-            }
-            Ok(PatientIndex::Int(
-                shards.into_iter().map(|(m, _)| m).collect(),
-            ))
+                .collect()
         }
-        PatientIds::Text(a) => {
-            let shards: Vec<Shard<Box<str>>> = (0..INDEX_SHARDS)
-                .into_par_iter()
-                .map(|s| {
-                    let mut map: HashMap<Box<str>, u32> = HashMap::with_capacity(capacity);
-                    for row in 0..a.len() {
-                        let id = a.value(row);
-                        if text_shard(id) == s {
-                            if let Some(first) = map.insert(id.into(), row as u32) {
-                                return (map, Some((row, first)));
-                            }
-                        }
-                    }
-                    (map, None)
-                })
-                .collect();
-            if let Some((row, first)) = first_duplicate(&shards) {
-                return Err(duplicate(row, first));
-            }
-            Ok(PatientIndex::Text(
-                shards.into_iter().map(|(m, _)| m).collect(),
-            ))
-        }
+        PatientIds::Text(a) => (0..INDEX_SHARDS)
+            .into_par_iter()
+            .map(|s| {
+                shard(
+                    s,
+                    n,
+                    capacity,
+                    |r| text_hash(a.value(r)),
+                    |r, row| a.value(r as usize) == a.value(row),
+                )
+            })
+            .collect(),
+    };
+    if let Some((row, first)) = built
+        .iter()
+        .filter_map(|(_, d)| *d)
+        .min_by_key(|(row, _)| *row)
+    {
+        return Err(DatasetError::DuplicatePatient {
+            file: file.to_string(),
+            at: locate(parts, row),
+            first: locate(parts, first as usize),
+        });
     }
+    Ok(PatientIndex {
+        shards: built.into_iter().map(|(t, _)| t).collect(),
+    })
 }

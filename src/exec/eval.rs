@@ -143,18 +143,17 @@ impl<'a> Chunk<'a> {
         }
     }
 
-    fn flags(&self, a: usize) -> Result<&[u8], EvalError> {
+    /// This chunk's flags of an `Any` accumulator, person by person.
+    fn flags(&self, a: usize) -> Result<impl Iterator<Item = bool> + '_, EvalError> {
         match self.acc(a)? {
-            AccColumn::Any(v) => Ok(&v[self.range()]),
+            AccColumn::Any(v) => Ok(self.range().map(move |i| AccColumn::any(v, i))),
             _ => Err(internal("expected an any accumulator")),
         }
     }
 
     fn aggregate(&self, agg: &Aggregate) -> Result<Column, EvalError> {
         Ok(match agg {
-            Aggregate::Has { acc } => {
-                Column::Bool(self.flags(*acc)?.iter().map(|&c| Some(c > 0)).collect())
-            }
+            Aggregate::Has { acc } => Column::Bool(self.flags(*acc)?.map(Some).collect()),
             Aggregate::Count { acc } => match self.acc(*acc)? {
                 AccColumn::Count(v) => Column::Int(
                     v[self.range()]
@@ -167,8 +166,8 @@ impl<'a> Chunk<'a> {
             Aggregate::CountDistinct { accs } => {
                 let mut total = vec![0i64; self.len];
                 for &a in accs {
-                    for (t, &n) in total.iter_mut().zip(self.flags(a)?) {
-                        *t += i64::from(n > 0);
+                    for (t, has) in total.iter_mut().zip(self.flags(a)?) {
+                        *t += i64::from(has);
                     }
                 }
                 Column::Int(total.into_iter().map(Some).collect())

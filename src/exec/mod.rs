@@ -11,6 +11,8 @@ pub mod column;
 pub mod eval;
 pub mod scan;
 
+use std::sync::Arc;
+
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::concat;
 use rayon::prelude::*;
@@ -38,12 +40,93 @@ pub enum ExecError {
     Eval(#[from] EvalError),
 }
 
-/// Everything the engine decided, one entry per person (patients-table order).
+/// Whose outcomes [`execute`] keeps once everyone has been evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Only people on a list (what a run writes); counts cover everyone.
+    Listed,
+    /// Everyone, slot = patients-table row (for tests and audits).
+    Everyone,
+}
+
+/// Counts over everyone evaluated, for the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub in_population: u64,
+    pub listed: u64,
+    /// In the population, not forced out or excluded, and in no tier.
+    pub not_in_any_tier: u64,
+    pub forced_in: u64,
+    /// Per override: people it forced out.
+    pub forced_out: Vec<u64>,
+    /// Per exclusion: people it excluded (not forced out first).
+    pub excluded: Vec<u64>,
+    /// Per rule, among the population: fired, and NULL (missing data).
+    pub rule_fired: Vec<u64>,
+    pub rule_unknown: Vec<u64>,
+}
+
+impl Tally {
+    fn new(plan: &Plan) -> Tally {
+        Tally {
+            forced_out: vec![0; plan.overrides.len()],
+            excluded: vec![0; plan.exclusions.len()],
+            rule_fired: vec![0; plan.rules.len()],
+            rule_unknown: vec![0; plan.rules.len()],
+            ..Tally::default()
+        }
+    }
+
+    fn add(&mut self, o: &Tally) {
+        self.in_population += o.in_population;
+        self.listed += o.listed;
+        self.not_in_any_tier += o.not_in_any_tier;
+        self.forced_in += o.forced_in;
+        let sum = |a: &mut Vec<u64>, b: &[u64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        sum(&mut self.forced_out, &o.forced_out);
+        sum(&mut self.excluded, &o.excluded);
+        sum(&mut self.rule_fired, &o.rule_fired);
+        sum(&mut self.rule_unknown, &o.rule_unknown);
+    }
+
+    /// Counts one person's decision.
+    fn count(&mut self, d: &semantics::Decision) {
+        if !d.in_population {
+            return;
+        }
+        self.in_population += 1;
+        match d.forced {
+            Some((o, Forced::Out)) => {
+                self.forced_out[o] += 1;
+                return;
+            }
+            Some((_, Forced::In)) => self.forced_in += 1,
+            None => {}
+        }
+        if let Some(x) = d.excluded_by {
+            self.excluded[x] += 1;
+        } else if d.tier.is_some() {
+            self.listed += 1;
+        } else {
+            self.not_in_any_tier += 1;
+        }
+    }
+}
+
+/// Everything the engine decided about the people it kept (see [`Keep`]),
+/// one slot each in patients-table order, plus counts over everyone.
 #[derive(Debug)]
 pub struct Outcomes {
+    /// The patients-table row of each slot; `None` when every person is
+    /// kept (slot = row).
+    people: Option<Vec<u32>>,
+    /// People evaluated (the patients table's rows).
+    pub in_table: usize,
+    pub tally: Tally,
     pub in_population: Vec<bool>,
-    /// Feature arrays (full length) in the pack's feature order; `None` for
-    /// features nothing reads after evaluation (see `PlannedFeature::keep`).
+    /// Feature arrays (one entry per slot) in the pack's feature order;
+    /// `None` for features nothing reads after evaluation (see
+    /// `PlannedFeature::keep`).
     pub features: Vec<Option<ArrayRef>>,
     pub feature_types: Vec<Type>,
     /// Per rule: TRUE fired, FALSE not, NULL unknown (missing data).
@@ -58,6 +141,7 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
+    /// Slots kept.
     pub fn len(&self) -> usize {
         self.in_population.len()
     }
@@ -66,7 +150,24 @@ impl Outcomes {
         self.in_population.is_empty()
     }
 
-    /// Whether person `i` is on a contact list.
+    /// The patients-table row of slot `s`.
+    #[inline]
+    pub fn person(&self, s: usize) -> usize {
+        match &self.people {
+            Some(p) => p[s] as usize,
+            None => s,
+        }
+    }
+
+    /// The slot of patients-table row `row`, if that person was kept.
+    pub fn slot_of(&self, row: usize) -> Option<usize> {
+        match &self.people {
+            Some(p) => p.binary_search(&(row as u32)).ok(),
+            None => (row < self.len()).then_some(row),
+        }
+    }
+
+    /// Whether the person in slot `i` is on a contact list.
     pub fn listed(&self, i: usize) -> bool {
         semantics::Decision {
             in_population: self.in_population[i],
@@ -153,8 +254,10 @@ impl Outcomes {
     }
 }
 
-/// One chunk's decisions, before concatenation.
+/// One chunk's decisions about the people it kept, before concatenation.
 struct ChunkOutcome {
+    people: Vec<u32>,
+    tally: Tally,
     in_population: Vec<bool>,
     features: Vec<Option<ArrayRef>>,
     rules: Vec<BooleanArray>,
@@ -165,7 +268,12 @@ struct ChunkOutcome {
 }
 
 /// Runs a bound plan over the dataset.
-pub fn execute(plan: &Plan, ds: &Dataset, patients: &Patients) -> Result<Outcomes, ExecError> {
+pub fn execute(
+    plan: &Plan,
+    ds: &Dataset,
+    patients: &Patients,
+    keep: Keep,
+) -> Result<Outcomes, ExecError> {
     let tables: Vec<_> = plan
         .tables
         .iter()
@@ -191,13 +299,13 @@ pub fn execute(plan: &Plan, ds: &Dataset, patients: &Patients) -> Result<Outcome
     let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
     let chunks: Vec<ChunkOutcome> = starts
         .par_iter()
-        .map(|&start| evaluate_chunk(plan, &scanned, start, CHUNK.min(n - start)))
+        .map(|&start| evaluate_chunk(plan, &scanned, start, CHUNK.min(n - start), keep))
         .collect::<Result<_, _>>()?;
     // The accumulators are no longer needed: free them before the chunk
     // outputs are put together (the run's peak memory).
     let ScanResult { accs, tables, .. } = scanned;
     drop(accs);
-    let out = assemble(plan, chunks, tables)?;
+    let out = assemble(plan, chunks, tables, n, keep)?;
     tracing::info!(
         stage = "evaluate",
         people = n,
@@ -229,6 +337,7 @@ fn evaluate_chunk(
     scanned: &ScanResult,
     start: usize,
     len: usize,
+    keep: Keep,
 ) -> Result<ChunkOutcome, EvalError> {
     // Each patient column converted once per chunk, however often it is read.
     let columns: Vec<Column> = plan
@@ -315,19 +424,28 @@ fn evaluate_chunk(
         &plan.tiers,
     )?;
 
+    let mut tally = Tally::new(plan);
+    for (r, state) in rules.iter().enumerate() {
+        for (i, _) in population.iter().enumerate().filter(|(_, &p)| p) {
+            if state.is_null(i) {
+                tally.rule_unknown[r] += 1;
+            } else if state.value(i) {
+                tally.rule_fired[r] += 1;
+            }
+        }
+    }
     let mut out = ChunkOutcome {
-        in_population: Vec::with_capacity(len),
-        features: features
-            .iter()
-            .zip(&plan.features)
-            .map(|(c, f)| f.keep.then(|| c.to_arrow(f.ty)))
-            .collect(),
-        rules,
-        score,
-        forced: Vec::with_capacity(len),
-        excluded_by: Vec::with_capacity(len),
-        tier: Vec::with_capacity(len),
+        people: Vec::new(),
+        tally,
+        in_population: Vec::new(),
+        features: Vec::new(),
+        rules: Vec::new(),
+        score: Vec::new(),
+        forced: Vec::new(),
+        excluded_by: Vec::new(),
+        tier: Vec::new(),
     };
+    let mut kept = Vec::with_capacity(len);
     for i in 0..len {
         let facts = Facts {
             in_population: population[i],
@@ -336,11 +454,36 @@ fn evaluate_chunk(
             first_tier: tiers[i].map(usize::from),
         };
         let d = semantics::decide(facts, |o| plan.overrides[o].tier);
-        out.in_population.push(d.in_population);
-        out.forced.push(d.forced.map(|(o, f)| (o as u16, f)));
-        out.excluded_by.push(d.excluded_by.map(|x| x as u16));
-        out.tier.push(d.tier.map(|t| t as u16));
+        out.tally.count(&d);
+        let k = keep == Keep::Everyone || d.listed();
+        kept.push(k);
+        if k {
+            out.people.push((start + i) as u32);
+            out.in_population.push(d.in_population);
+            out.forced.push(d.forced.map(|(o, f)| (o as u16, f)));
+            out.excluded_by.push(d.excluded_by.map(|x| x as u16));
+            out.tier.push(d.tier.map(|t| t as u16));
+            out.score.push(score[i]);
+        }
     }
+    // Features and rules of the kept people only.
+    let mask = (keep == Keep::Listed).then(|| BooleanArray::from(kept));
+    let pick = |a: ArrayRef| -> Result<ArrayRef, EvalError> {
+        match &mask {
+            Some(m) => arrow::compute::filter(a.as_ref(), m)
+                .map_err(|e| EvalError::Internal(format!("keeping listed people: {e}"))),
+            None => Ok(a),
+        }
+    };
+    out.features = features
+        .iter()
+        .zip(&plan.features)
+        .map(|(c, f)| f.keep.then(|| pick(c.to_arrow(f.ty))).transpose())
+        .collect::<Result<_, _>>()?;
+    out.rules = rules
+        .into_iter()
+        .map(|r| pick(Arc::new(r)).map(|a| a.as_boolean().clone()))
+        .collect::<Result<_, _>>()?;
     Ok(out)
 }
 
@@ -365,6 +508,8 @@ fn assemble(
     plan: &Plan,
     chunks: Vec<ChunkOutcome>,
     tables: Vec<TableCounts>,
+    in_table: usize,
+    keep: Keep,
 ) -> Result<Outcomes, EvalError> {
     let cat = |arrays: Vec<&dyn Array>| {
         concat(&arrays).map_err(|e| EvalError::Internal(format!("concatenating chunks: {e}")))
@@ -390,7 +535,14 @@ fn assemble(
                 .map(|a| a.as_boolean().clone())
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut tally = Tally::new(plan);
+    for c in &chunks {
+        tally.add(&c.tally);
+    }
     let mut out = Outcomes {
+        people: (keep == Keep::Listed).then(Vec::new),
+        in_table,
+        tally,
         in_population: Vec::new(),
         features,
         feature_types: plan.features.iter().map(|f| f.ty).collect(),
@@ -402,6 +554,9 @@ fn assemble(
         tables,
     };
     for c in chunks {
+        if let Some(p) = &mut out.people {
+            p.extend(c.people);
+        }
         out.in_population.extend(c.in_population);
         out.score.extend(c.score);
         out.forced.extend(c.forced);

@@ -38,7 +38,8 @@ struct Hit {
 /// Per-person accumulator storage, one column per accumulator.
 #[derive(Debug, Clone)]
 pub enum AccColumn {
-    Any(Vec<u8>),
+    /// One bit a person (bit `i % 64` of word `i / 64`).
+    Any(Vec<u64>),
     Count(Vec<u32>),
     MinDate(Vec<i32>),
     MaxDate(Vec<i32>),
@@ -55,7 +56,7 @@ pub const NO_MAX_DATE: i32 = i32::MIN;
 impl AccColumn {
     fn new(kind: AccKind, n: usize) -> AccColumn {
         match kind {
-            AccKind::Any => AccColumn::Any(vec![0; n]),
+            AccKind::Any => AccColumn::Any(vec![0; n.div_ceil(64)]),
             AccKind::Count => AccColumn::Count(vec![0; n]),
             AccKind::MinDate => AccColumn::MinDate(vec![NO_MIN_DATE; n]),
             AccKind::MaxDate => AccColumn::MaxDate(vec![NO_MAX_DATE; n]),
@@ -65,9 +66,17 @@ impl AccColumn {
         }
     }
 
+    /// Whether person `i` has a match (an `Any` accumulator).
+    #[inline]
+    pub fn any(words: &[u64], i: usize) -> bool {
+        words[i >> 6] >> (i & 63) & 1 == 1
+    }
+
+    /// Splits the column into shards of `rows` persons (a multiple of 64).
     fn shards(&mut self, rows: usize) -> Vec<AccSlice<'_>> {
+        debug_assert_eq!(rows % 64, 0);
         match self {
-            AccColumn::Any(v) => v.chunks_mut(rows).map(AccSlice::Any).collect(),
+            AccColumn::Any(v) => v.chunks_mut(rows / 64).map(AccSlice::Any).collect(),
             AccColumn::Count(v) => v.chunks_mut(rows).map(AccSlice::Count).collect(),
             AccColumn::MinDate(v) => v.chunks_mut(rows).map(AccSlice::MinDate).collect(),
             AccColumn::MaxDate(v) => v.chunks_mut(rows).map(AccSlice::MaxDate).collect(),
@@ -83,7 +92,7 @@ impl AccColumn {
 }
 
 enum AccSlice<'a> {
-    Any(&'a mut [u8]),
+    Any(&'a mut [u64]),
     Count(&'a mut [u32]),
     MinDate(&'a mut [i32]),
     MaxDate(&'a mut [i32]),
@@ -96,7 +105,7 @@ impl AccSlice<'_> {
     #[inline]
     fn apply(&mut self, i: usize, date: i32, value: f64) {
         match self {
-            AccSlice::Any(v) => v[i] = 1,
+            AccSlice::Any(v) => v[i >> 6] |= 1 << (i & 63),
             AccSlice::Count(v) => v[i] = v[i].saturating_add(1),
             AccSlice::MinDate(v) => v[i] = v[i].min(date),
             AccSlice::MaxDate(v) => v[i] = v[i].max(date),

@@ -11,13 +11,12 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use arrow::array::Array;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::PracticeList;
 use crate::exec::scan::TableCounts;
-use crate::exec::{Forced, Outcomes};
+use crate::exec::Outcomes;
 use crate::pack::Pack;
 
 #[derive(Debug, Serialize)]
@@ -93,55 +92,38 @@ pub fn hash_file(path: &Path) -> std::io::Result<InputFile> {
 
 /// Counts of people by decision, and rule firings among the population.
 pub fn count_people(pack: &Pack, outcomes: &Outcomes) -> (People, Vec<RuleCount>) {
-    let mut p = People {
-        in_patients_table: outcomes.len() as u64,
-        ..People::default()
+    let t = &outcomes.tally;
+    // Overrides and exclusions that applied to nobody are left out.
+    let named = |ids: Vec<&String>, counts: &[u64]| -> BTreeMap<String, u64> {
+        ids.into_iter()
+            .zip(counts)
+            .filter(|(_, &n)| n > 0)
+            .map(|(id, &n)| (id.clone(), n))
+            .collect()
     };
-    let mut rules: Vec<RuleCount> = pack
+    let p = People {
+        in_patients_table: outcomes.in_table as u64,
+        in_population: t.in_population,
+        scored: t.in_population,
+        listed: t.listed,
+        not_in_any_tier: t.not_in_any_tier,
+        forced_in: t.forced_in,
+        forced_out: named(
+            pack.overrides.iter().map(|o| &o.id).collect(),
+            &t.forced_out,
+        ),
+        excluded: named(pack.exclusions.iter().map(|x| &x.id).collect(), &t.excluded),
+    };
+    let rules = pack
         .rules
         .iter()
-        .map(|r| RuleCount {
-            id: r.id.clone(),
-            fired: 0,
-            unknown: 0,
+        .enumerate()
+        .map(|(r, rule)| RuleCount {
+            id: rule.id.clone(),
+            fired: t.rule_fired[r],
+            unknown: t.rule_unknown[r],
         })
         .collect();
-    for i in 0..outcomes.len() {
-        if !outcomes.in_population[i] {
-            continue;
-        }
-        p.in_population += 1;
-        p.scored += 1;
-        for (r, count) in rules.iter_mut().enumerate() {
-            let state = &outcomes.rules[r];
-            if state.is_null(i) {
-                count.unknown += 1;
-            } else if state.value(i) {
-                count.fired += 1;
-            }
-        }
-        match outcomes.forced[i] {
-            Some((o, Forced::Out)) => {
-                *p.forced_out
-                    .entry(pack.overrides[o as usize].id.clone())
-                    .or_insert(0) += 1;
-                continue;
-            }
-            Some((_, Forced::In)) => p.forced_in += 1,
-            None => {}
-        }
-        if let Some(x) = outcomes.excluded_by[i] {
-            *p.excluded
-                .entry(pack.exclusions[x as usize].id.clone())
-                .or_insert(0) += 1;
-            continue;
-        }
-        if outcomes.tier[i].is_some() {
-            p.listed += 1;
-        } else {
-            p.not_in_any_tier += 1;
-        }
-    }
     (p, rules)
 }
 

@@ -65,6 +65,8 @@ impl TierChange {
 pub struct ListEntry {
     /// Row in the patients table.
     pub person: usize,
+    /// Slot in the run's outcomes.
+    pub slot: usize,
     pub rank: u32,
     pub tier: u16,
     pub change: Option<TierChange>,
@@ -184,27 +186,29 @@ pub fn rank(
     outcomes: &Outcomes,
     previous: Option<&PreviousTiers>,
 ) -> Vec<PracticeList> {
-    // Who is listed is found in parallel; people stay in patients-table order.
+    // Who is listed is found in parallel; slots stay in patients-table order.
     let listed: Vec<usize> = (0..outcomes.len())
         .into_par_iter()
-        .filter(|&i| outcomes.listed(i))
+        .filter(|&s| outcomes.listed(s))
         .collect();
     let mut by_practice: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for i in listed {
+    for s in listed {
         by_practice
-            .entry(patients.practice_code.value(i))
+            .entry(patients.practice_code.value(outcomes.person(s)))
             .or_default()
-            .push(i);
+            .push(s);
     }
     let order = &plan.order;
-    let key = |i: usize, by: &OrderKeyPlan| -> SortKey {
+    // Keys of the person in slot `s`.
+    let key = |s: usize, by: &OrderKeyPlan| -> SortKey {
+        let i = outcomes.person(s);
         match *by {
             // Scores share one scale, so the scaled integers order them exactly.
-            OrderKeyPlan::Score => SortKey::Num(outcomes.score[i]),
+            OrderKeyPlan::Score => SortKey::Num(outcomes.score[s]),
             OrderKeyPlan::Age(_) => {
                 age_of(patients, i, plan).map_or(SortKey::Null, |a| SortKey::Num(i128::from(a)))
             }
-            OrderKeyPlan::Feature(f) => SortKey::of(outcomes.feature_value(f, i)),
+            OrderKeyPlan::Feature(f) => SortKey::of(outcomes.feature_value(f, s)),
             OrderKeyPlan::Column(c) => SortKey::of(value_at(
                 plan.columns[c].as_ref(),
                 plan.physical.columns[c].ty,
@@ -244,14 +248,17 @@ pub fn rank(
                         }
                         Ordering::Equal
                     })
-                    .then_with(|| compare_ids(&patients.ids, a, b))
+                    .then_with(|| {
+                        compare_ids(&patients.ids, outcomes.person(a), outcomes.person(b))
+                    })
             });
             let entries = positions
                 .into_iter()
                 .map(|x| people[x])
                 .enumerate()
-                .map(|(r, person)| {
-                    let tier = outcomes.tier[person].unwrap_or(0);
+                .map(|(r, slot)| {
+                    let person = outcomes.person(slot);
+                    let tier = outcomes.tier[slot].unwrap_or(0);
                     let change = previous.map(|prev| match prev.get(&patients.ids.text(person)) {
                         None => TierChange::New,
                         Some(old) => match tier_pos(old) {
@@ -265,10 +272,11 @@ pub fn rank(
                     });
                     ListEntry {
                         person,
+                        slot,
                         rank: r as u32 + 1,
                         tier,
                         change,
-                        reasons: outcomes.reasons(pack, plan, person).join("; "),
+                        reasons: outcomes.reasons(pack, plan, slot).join("; "),
                     }
                 })
                 .collect();
@@ -414,7 +422,7 @@ fn write_practice_list(
             .map_err(werr)?;
         w.write_field(&tier.id).map_err(werr)?;
         w.write_field(&tier.label).map_err(werr)?;
-        w.write_field(shown(&mut buf, Some(outcomes.score_decimal(i))))
+        w.write_field(shown(&mut buf, Some(outcomes.score_decimal(e.slot))))
             .map_err(werr)?;
         w.write_field(shown(&mut buf, age_of(patients, i, plan)))
             .map_err(werr)?;
@@ -424,7 +432,7 @@ fn write_practice_list(
             .map_err(werr)?;
         for &f in &pack.list.display {
             buf.clear();
-            outcomes.write_feature(f, i, &mut buf);
+            outcomes.write_feature(f, e.slot, &mut buf);
             w.write_field(&buf).map_err(werr)?;
         }
         w.write_field(&e.reasons).map_err(werr)?;
@@ -494,6 +502,7 @@ fn write_parquet(
 ) -> Result<(), ListError> {
     let entries: Vec<&ListEntry> = lists.iter().flat_map(|l| l.entries.iter()).collect();
     let rows = UInt32Array::from(entries.iter().map(|e| e.person as u32).collect::<Vec<_>>());
+    let slots = UInt32Array::from(entries.iter().map(|e| e.slot as u32).collect::<Vec<_>>());
     let werr = |message: String| ListError::Write {
         file: "list.parquet".into(),
         message,
@@ -539,7 +548,7 @@ fn write_parquet(
             Decimal128Array::from(
                 entries
                     .iter()
-                    .map(|e| outcomes.score[e.person])
+                    .map(|e| outcomes.score[e.slot])
                     .collect::<Vec<_>>(),
             )
             .with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE)
@@ -559,7 +568,7 @@ fn write_parquet(
     push(contract::IMD_DECILE, pick(&patients.imd_decile)?);
     for &f in &pack.list.display {
         let column = match &outcomes.features[f] {
-            Some(a) => pick(a.as_ref())?,
+            Some(a) => take(a.as_ref(), &slots, None).map_err(|e| werr(e.to_string()))?,
             None => arrow::array::new_null_array(
                 &crate::plan::types::arrow_type(pack.features[f].ty),
                 entries.len(),

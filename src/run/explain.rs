@@ -43,7 +43,12 @@ pub fn explain(config: &ExplainConfig) -> Result<String, Error> {
     let mut text = crate::pack::explain(&job.pack, &person, job.as_of, &outcome);
 
     // Rank comes from the whole list, so run the engine once.
-    let outcomes = crate::exec::execute(&job.plan, &job.dataset, &job.patients)?;
+    let outcomes = crate::exec::execute(
+        &job.plan,
+        &job.dataset,
+        &job.patients,
+        crate::exec::Keep::Listed,
+    )?;
     let lists = crate::list::rank(&job.pack, &job.plan, &job.patients, &outcomes, None);
     let practice = job.patients.practice_code.value(row);
     let rank = lists

@@ -156,7 +156,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     } = &job;
     let ms = |stage: &str| watch.timings.get(stage).copied().unwrap_or(0);
     tracing::info!(stage = "pack", pack = %pack.meta.id, version = %pack.meta.version, ms = ms("pack"), "rule pack checked");
-    tracing::info!(stage = "patients", people = patients.len(), %as_of, ms = ms("read_patients"), "patients read");
+    tracing::info!(stage = "patients", people = patients.len(), %as_of, ms = ms("read_patients"), mib = patients.memory_bytes() >> 20, "patients read");
     let name = config
         .name
         .clone()
@@ -170,7 +170,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     // while the engine scans them (the reads share the page cache).
     let (outcomes, inputs) = std::thread::scope(|s| {
         let hashing = s.spawn(|| hash_inputs(dataset));
-        let outcomes = crate::exec::execute(plan, dataset, patients);
+        let outcomes = crate::exec::execute(plan, dataset, patients, crate::exec::Keep::Listed);
         let inputs = hashing
             .join()
             .unwrap_or_else(|_| Err(Error::Internal("hashing the inputs failed".into())));

@@ -20,7 +20,7 @@ use rust_decimal::Decimal;
 
 use crate::common::write_parquet;
 use strata::dataset::Dataset;
-use strata::exec::{execute, Forced};
+use strata::exec::{execute, Forced, Keep};
 use strata::pack::{self, EventRecord, PersonRecord, RuleResult, Value};
 use strata::plan::Plan;
 
@@ -639,7 +639,7 @@ fn check(as_of: NaiveDate, people: Vec<Person>, shape: PackShape) -> Result<(), 
     for f in &mut plan.physical.features {
         f.keep = true;
     }
-    let fast = execute(&plan, &ds, &patients).unwrap();
+    let fast = execute(&plan, &ds, &patients, Keep::Everyone).unwrap();
     for (i, x) in people.iter().enumerate() {
         let slow = pack::evaluate(&pack, &record(i, x), as_of);
         prop_assert_eq!(
@@ -703,6 +703,26 @@ fn check(as_of: NaiveDate, people: Vec<Person>, shape: PackShape) -> Result<(), 
             i
         );
     }
+    // A run keeps only the listed people: the same outcomes in fewer
+    // slots, and the same counts over everyone.
+    let kept = execute(&plan, &ds, &patients, Keep::Listed).unwrap();
+    prop_assert_eq!(&kept.tally, &fast.tally, "counts");
+    prop_assert_eq!(kept.in_table, people.len());
+    for i in 0..people.len() {
+        let slot = kept.slot_of(i);
+        prop_assert_eq!(slot.is_some(), fast.listed(i), "kept P{}", i);
+        let Some(s) = slot else { continue };
+        prop_assert_eq!(kept.person(s), i);
+        prop_assert_eq!(kept.score[s], fast.score[i], "kept score of P{}", i);
+        prop_assert_eq!(kept.tier[s], fast.tier[i], "kept tier of P{}", i);
+        prop_assert_eq!(kept.forced[s], fast.forced[i], "kept override of P{}", i);
+        for f in 0..pack.features.len() {
+            prop_assert_eq!(kept.feature_value(f, s), fast.feature_value(f, i));
+        }
+        prop_assert_eq!(kept.reasons(&pack, &plan, s), fast.reasons(&pack, &plan, i));
+    }
+    let listed = (0..people.len()).filter(|&i| fast.listed(i)).count() as u64;
+    prop_assert_eq!(kept.tally.listed, listed, "listed count");
     Ok(())
 }
 

@@ -255,7 +255,8 @@ fn engine_value(pack: &Pack, data: &Path, as_of: NaiveDate) -> Result<Value, Str
     for f in &mut plan.physical.features {
         f.keep = true;
     }
-    let out = strata::exec::execute(&plan, &ds, &patients).map_err(|e| e.to_string())?;
+    let out = strata::exec::execute(&plan, &ds, &patients, strata::exec::Keep::Everyone)
+        .map_err(|e| e.to_string())?;
     let x = pack.feature_index("x").ok_or("no feature x")?;
     Ok(out.feature_value(x, 0))
 }
