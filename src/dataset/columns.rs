@@ -205,27 +205,202 @@ pub fn deciles(col: &ArrayRef, name: &str, site: &Site) -> Result<Int32Array, Da
     Ok(raw)
 }
 
-/// Sex normalised to `F`, `M` or `U` (empty counts as `U`).
-pub fn sexes(col: &ArrayRef, name: &str, site: &Site) -> Result<StringArray, DatasetError> {
-    let text = as_utf8(col).ok_or_else(|| site.wrong_type(name, "text", col.data_type()))?;
-    let mut b = StringBuilder::with_capacity(text.len(), text.len());
-    for i in 0..text.len() {
-        let v = present(&text, i).unwrap_or("U");
-        let code = match v.to_ascii_lowercase().as_str() {
-            "f" | "female" => "F",
-            "m" | "male" => "M",
-            "u" | "unknown" | "i" | "indeterminate" => "U",
-            _ => {
-                return Err(site.bad(
-                    i,
-                    name,
-                    format!("{v:?} is not a sex (expected F, M, U, female, male or unknown)"),
-                ))
-            }
-        };
-        b.append_value(code);
+/// A text column held dictionary-encoded: one 4-byte key a row into the
+/// column's distinct texts (a patients table repeats a few hundred practice
+/// codes over millions of rows). Texts are trimmed; empty text is null.
+#[derive(Debug, Clone)]
+pub struct TextColumn {
+    dict: DictionaryArray<Int32Type>,
+    values: StringArray,
+}
+
+impl TextColumn {
+    fn new(dict: DictionaryArray<Int32Type>) -> TextColumn {
+        let values = dict.values().as_string::<i32>().clone();
+        TextColumn { dict, values }
     }
-    Ok(b.finish())
+
+    pub fn len(&self) -> usize {
+        self.dict.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dict.is_empty()
+    }
+
+    pub fn is_valid(&self, i: usize) -> bool {
+        self.dict.is_valid(i)
+    }
+
+    /// The text of row `i` (empty when null).
+    #[inline]
+    pub fn value(&self, i: usize) -> &str {
+        self.get(i).unwrap_or("")
+    }
+
+    /// The text of row `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.dict
+            .is_valid(i)
+            .then(|| self.values.value(self.dict.keys().value(i) as usize))
+    }
+
+    /// The column as plain UTF-8.
+    pub fn to_strings(&self) -> StringArray {
+        cast(&self.dict, &DataType::Utf8)
+            .map(|a| a.as_string::<i32>().clone())
+            .unwrap_or_else(|_| StringArray::from_iter(self.iter()))
+    }
+
+    /// The given rows as plain UTF-8.
+    pub fn take_strings(&self, rows: &arrow::array::UInt32Array) -> StringArray {
+        rows.iter()
+            .map(|r| r.and_then(|r| self.get(r as usize)))
+            .collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Option<&str>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Bytes held (buffers' capacity).
+    pub fn memory_bytes(&self) -> usize {
+        self.dict.get_array_memory_size()
+    }
+
+    /// Joins parts (of one table) into one column.
+    pub fn concat(parts: &[&TextColumn]) -> Result<TextColumn, arrow::error::ArrowError> {
+        let arrays: Vec<&dyn Array> = parts.iter().map(|p| &p.dict as &dyn Array).collect();
+        let joined = arrow::compute::concat(&arrays)?;
+        Ok(TextColumn::new(joined.as_dictionary::<Int32Type>().clone()))
+    }
+}
+
+/// Any string-like column as a dictionary of `Utf8` with `Int32` keys
+/// (kept as read when it already is one).
+fn as_dictionary(col: &ArrayRef) -> Option<DictionaryArray<Int32Type>> {
+    match col.data_type() {
+        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+            Some(col.as_dictionary::<Int32Type>().clone())
+        }
+        _ => {
+            let text = as_utf8(col)?;
+            let dict_type =
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+            cast(&text, &dict_type)
+                .ok()
+                .map(|c| c.as_dictionary::<Int32Type>().clone())
+        }
+    }
+}
+
+/// A text column, dictionary-encoded, each distinct text put through
+/// `normalise` once: `Ok(None)` makes the row null, `Err` is a problem with
+/// the first row holding that text. Null and empty cells are normalised as
+/// `None`. With `required`, a row normalised to null is an error.
+fn dictionary_texts<F>(
+    col: &ArrayRef,
+    name: &str,
+    site: &Site,
+    required: bool,
+    normalise: F,
+) -> Result<TextColumn, DatasetError>
+where
+    F: Fn(Option<&str>) -> Result<Option<&'static str>, String> + Copy,
+{
+    let dict = as_dictionary(col).ok_or_else(|| site.wrong_type(name, "text", col.data_type()))?;
+    let raw = dict.values().as_string::<i32>();
+    // Each distinct stored text normalised once; slot `raw.len()` is for
+    // null cells.
+    let mut problems: Vec<Option<String>> = Vec::with_capacity(raw.len() + 1);
+    let mut b = StringBuilder::with_capacity(raw.len() + 1, raw.len() * 8);
+    let mut present_values = Vec::with_capacity(raw.len() + 1);
+    for k in 0..=raw.len() {
+        let text = if k < raw.len() { present(raw, k) } else { None };
+        let mapped = match text {
+            Some(t) => match normalise(Some(t)) {
+                // Kept as stored (trimmed) unless normalising rewrote it.
+                Ok(Some("")) => Ok(Some(t)),
+                Ok(n) => Ok(n),
+                Err(e) => Err(e),
+            },
+            None => normalise(None),
+        };
+        match mapped {
+            Ok(Some(v)) => {
+                b.append_value(v);
+                present_values.push(true);
+                problems.push(None);
+            }
+            Ok(None) => {
+                b.append_null();
+                present_values.push(false);
+                problems.push(None);
+            }
+            Err(e) => {
+                b.append_null();
+                present_values.push(false);
+                problems.push(Some(e));
+            }
+        }
+    }
+    let values = b.finish();
+    let null_slot = raw.len() as i32;
+    let keys = dict.keys();
+    let mut out_keys = arrow::array::Int32Builder::with_capacity(keys.len());
+    for i in 0..keys.len() {
+        let k = if keys.is_valid(i) {
+            keys.value(i)
+        } else {
+            null_slot
+        };
+        let k = if (0..null_slot).contains(&k) {
+            k
+        } else {
+            null_slot
+        };
+        if let Some(problem) = &problems[k as usize] {
+            return Err(site.bad(i, name, problem.clone()));
+        }
+        if present_values[k as usize] {
+            out_keys.append_value(k);
+        } else if required {
+            return Err(site.missing(i, name));
+        } else {
+            out_keys.append_null();
+        }
+    }
+    let dict = DictionaryArray::try_new(out_keys.finish(), Arc::new(values))
+        .map_err(|e| site.bad(0, name, e.to_string()))?;
+    Ok(TextColumn::new(dict))
+}
+
+/// A text column, dictionary-encoded and trimmed; empty text is null. With
+/// `required`, a null is an error.
+pub fn text_column(
+    col: &ArrayRef,
+    name: &str,
+    site: &Site,
+    required: bool,
+) -> Result<TextColumn, DatasetError> {
+    // "" means "the trimmed text as stored".
+    dictionary_texts(col, name, site, required, |t| Ok(t.map(|_| "")))
+}
+
+/// Sex normalised to `F`, `M` or `U` (empty counts as `U`), dictionary-encoded.
+pub fn sex_column(col: &ArrayRef, name: &str, site: &Site) -> Result<TextColumn, DatasetError> {
+    dictionary_texts(col, name, site, true, |t| {
+        let v = t.unwrap_or("U");
+        match v.to_ascii_lowercase().as_str() {
+            "f" | "female" => Ok(Some("F")),
+            "m" | "male" => Ok(Some("M")),
+            "u" | "unknown" | "i" | "indeterminate" => Ok(Some("U")),
+            _ => Err(format!(
+                "{v:?} is not a sex (expected F, M, U, female, male or unknown)"
+            )),
+        }
+    })
 }
 
 /// A text column, trimmed; empty text is null. With `required`, a null is an error.
@@ -346,5 +521,75 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2020, 3, 23).unwrap();
         assert_eq!(date_to_days(d), 18344);
         assert_eq!(days_to_date(18344), Some(d));
+    }
+
+    fn site_rows() -> (String, Locator) {
+        ("patients.csv".into(), Locator::Lines(vec![2, 3, 4, 5, 6]))
+    }
+
+    #[test]
+    fn text_columns_are_trimmed_and_empty_is_null_whatever_the_encoding() {
+        let (file, locator) = site_rows();
+        let site = Site {
+            file: &file,
+            locator: &locator,
+        };
+        let plain: ArrayRef = Arc::new(StringArray::from(vec![
+            Some(" A81001 "),
+            Some(""),
+            None,
+            Some("A81001"),
+            Some("B1"),
+        ]));
+        let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let encoded = cast(&plain, &dict_type).unwrap();
+        for col in [&plain, &encoded] {
+            let t = text_column(col, "pcn_code", &site, false).unwrap();
+            let got: Vec<Option<&str>> = t.iter().collect();
+            assert_eq!(
+                got,
+                [Some("A81001"), None, None, Some("A81001"), Some("B1")]
+            );
+            assert_eq!(t.value(1), "");
+            let strings = t.to_strings();
+            assert_eq!(strings.value(0), "A81001");
+            assert!(strings.is_null(2));
+            let rows = arrow::array::UInt32Array::from(vec![4, 2, 0]);
+            let taken = t.take_strings(&rows);
+            let taken: Vec<Option<&str>> = taken.iter().collect();
+            assert_eq!(taken, [Some("B1"), None, Some("A81001")]);
+            // Required: the first empty cell is the error, on its own line.
+            let err = text_column(col, "practice_code", &site, true).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("patients.csv:3: column practice_code"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn sexes_are_normalised_and_a_bad_one_names_its_line() {
+        let (file, locator) = site_rows();
+        let site = Site {
+            file: &file,
+            locator: &locator,
+        };
+        let col: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("female"),
+            None,
+            Some(" M "),
+            Some("Indeterminate"),
+            Some(""),
+        ]));
+        let t = sex_column(&col, "sex", &site).unwrap();
+        let got: Vec<Option<&str>> = t.iter().collect();
+        assert_eq!(got, [Some("F"), Some("U"), Some("M"), Some("U"), Some("U")]);
+        let bad: ArrayRef = Arc::new(StringArray::from(vec!["F", "M", "X", "F", "x"]));
+        let err = sex_column(&bad, "sex", &site).unwrap_err().to_string();
+        assert!(
+            err.starts_with("patients.csv:4: column sex: \"X\""),
+            "{err}"
+        );
     }
 }

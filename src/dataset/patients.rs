@@ -5,13 +5,15 @@
 //! Columns beyond the contract are kept as stored (CSV: text) for rule packs
 //! that name them.
 
+use std::sync::Arc;
+
 use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use arrow::array::{Array, ArrayRef, Date32Array, Int32Array, StringArray};
 use arrow::compute::concat;
 
-use super::columns::{self, PatientIds, Site};
+use super::columns::{self, PatientIds, Site, TextColumn};
 use super::error::{DatasetError, Location};
 use super::raw::{Locator, RawTable};
 use super::TableFile;
@@ -27,11 +29,11 @@ pub use crate::contract::{
 pub struct Patients {
     pub file: String,
     pub ids: PatientIds,
-    pub practice_code: StringArray,
-    pub pcn_code: StringArray,
+    pub practice_code: TextColumn,
+    pub pcn_code: TextColumn,
     pub date_of_birth: Date32Array,
-    pub sex: StringArray,
-    pub lsoa_code: StringArray,
+    pub sex: TextColumn,
+    pub lsoa_code: TextColumn,
     pub imd_decile: Int32Array,
     pub registration_end: Date32Array,
     pub date_of_death: Date32Array,
@@ -74,7 +76,7 @@ fn shard_of(hash: u64) -> usize {
 
 /// A typed patient column by contract name, for the planner.
 pub enum PatientColumn<'a> {
-    Text(&'a StringArray),
+    Text(&'a TextColumn),
     Date(&'a Date32Array),
     Int(&'a Int32Array),
     Extra(&'a ArrayRef),
@@ -125,12 +127,17 @@ impl Patients {
             PatientIds::Int(a) => a.get_array_memory_size(),
             PatientIds::Text(a) => a.get_array_memory_size(),
         };
-        let columns: [&dyn Array; 8] = [
+        let texts = [
             &self.practice_code,
             &self.pcn_code,
-            &self.date_of_birth,
             &self.sex,
             &self.lsoa_code,
+        ]
+        .iter()
+        .map(|c| c.memory_bytes())
+        .sum::<usize>();
+        let columns: [&dyn Array; 4] = [
+            &self.date_of_birth,
             &self.imd_decile,
             &self.registration_end,
             &self.date_of_death,
@@ -141,10 +148,11 @@ impl Patients {
             .iter()
             .map(|t| t.capacity() * std::mem::size_of::<u32>() * 9 / 8)
             .sum();
-        ids + columns
-            .iter()
-            .map(|c| c.get_array_memory_size())
-            .sum::<usize>()
+        ids + texts
+            + columns
+                .iter()
+                .map(|c| c.get_array_memory_size())
+                .sum::<usize>()
             + self
                 .extras
                 .iter()
@@ -191,10 +199,13 @@ impl Patients {
             }
         }
         let wanted: Vec<&str> = all.iter().map(String::as_str).collect();
+        // Text columns of the contract are read dictionary-encoded (Parquet
+        // keeps them so): a key a row, each distinct text decoded once.
+        let dictionary = [PRACTICE_CODE, PCN_CODE, SEX, LSOA_CODE];
         let read_part = |groups: Option<Vec<usize>>| -> Result<Vec<Part>, DatasetError> {
             let mut raw = match groups {
-                Some(g) => RawTable::open_row_groups(table, &wanted, &[], g)?,
-                None => RawTable::open(table, &wanted, &[])?,
+                Some(g) => RawTable::open_row_groups(table, &wanted, &dictionary, g)?,
+                None => RawTable::open(table, &wanted, &dictionary)?,
             };
             let mut parts = Vec::new();
             while let Some(batch) = raw.next_batch()? {
@@ -232,10 +243,13 @@ impl Patients {
             })
         };
         use arrow::array::AsArray;
-        let text = |f: fn(&Part) -> &StringArray| -> Result<StringArray, DatasetError> {
-            Ok(cat(parts.iter().map(|p| f(p) as &dyn Array).collect())?
-                .as_string::<i32>()
-                .clone())
+        let text = |f: fn(&Part) -> &TextColumn| -> Result<TextColumn, DatasetError> {
+            TextColumn::concat(&parts.iter().map(f).collect::<Vec<_>>()).map_err(|e| {
+                DatasetError::Parquet {
+                    file: file.clone(),
+                    message: e.to_string(),
+                }
+            })
         };
         let date = |f: fn(&Part) -> &Date32Array| -> Result<Date32Array, DatasetError> {
             Ok(cat(parts.iter().map(|p| f(p) as &dyn Array).collect())?
@@ -318,11 +332,9 @@ fn to_part(file: &str, all: &[String], batch: super::raw::RawBatch) -> Result<Pa
             found: all.join(", "),
         })
     };
-    let opt_text = |name: &str| -> Result<StringArray, DatasetError> {
-        match col(name) {
-            Some(c) => columns::texts(&c, name, &site, false),
-            None => Ok(StringArray::new_null(n)),
-        }
+    let opt_text = |name: &str| -> Result<TextColumn, DatasetError> {
+        let c = col(name).unwrap_or_else(|| Arc::new(StringArray::new_null(n)));
+        columns::text_column(&c, name, &site, false)
     };
     let opt_date = |name: &str| -> Result<Date32Array, DatasetError> {
         match col(name) {
@@ -331,8 +343,12 @@ fn to_part(file: &str, all: &[String], batch: super::raw::RawBatch) -> Result<Pa
         }
     };
     let sex = match col(SEX) {
-        Some(c) => columns::sexes(&c, SEX, &site)?,
-        None => StringArray::from(vec!["U"; n]),
+        Some(c) => columns::sex_column(&c, SEX, &site)?,
+        None => columns::sex_column(
+            &(Arc::new(StringArray::new_null(n)) as ArrayRef),
+            SEX,
+            &site,
+        )?,
     };
     let lsoa_code = opt_text(LSOA_CODE)?;
     // Without an imd_decile column, derive it from the 2011 LSOA
@@ -346,7 +362,7 @@ fn to_part(file: &str, all: &[String], batch: super::raw::RawBatch) -> Result<Pa
     };
     Ok(Part {
         ids: columns::patient_ids(&req(PATIENT_ID)?, PATIENT_ID, &site)?,
-        practice_code: columns::texts(&req(PRACTICE_CODE)?, PRACTICE_CODE, &site, true)?,
+        practice_code: columns::text_column(&req(PRACTICE_CODE)?, PRACTICE_CODE, &site, true)?,
         pcn_code: opt_text(PCN_CODE)?,
         date_of_birth: columns::dates(&req(DATE_OF_BIRTH)?, DATE_OF_BIRTH, &site, true)?,
         sex,
@@ -367,11 +383,11 @@ fn to_part(file: &str, all: &[String], batch: super::raw::RawBatch) -> Result<Pa
 /// One batch's worth of typed patient columns, before concatenation.
 struct Part {
     ids: PatientIds,
-    practice_code: StringArray,
-    pcn_code: StringArray,
+    practice_code: TextColumn,
+    pcn_code: TextColumn,
     date_of_birth: Date32Array,
-    sex: StringArray,
-    lsoa_code: StringArray,
+    sex: TextColumn,
+    lsoa_code: TextColumn,
     imd_decile: Int32Array,
     registration_end: Date32Array,
     date_of_death: Date32Array,

@@ -418,8 +418,7 @@ fn write_practice_list(
         }
         .map_err(werr)?;
         w.write_field(&list.practice_code).map_err(werr)?;
-        w.write_field(text_at(&patients.pcn_code, i))
-            .map_err(werr)?;
+        w.write_field(patients.pcn_code.value(i)).map_err(werr)?;
         w.write_field(&tier.id).map_err(werr)?;
         w.write_field(&tier.label).map_err(werr)?;
         w.write_field(shown(&mut buf, Some(outcomes.score_decimal(e.slot))))
@@ -462,14 +461,6 @@ fn shown(buf: &mut String, v: Option<impl std::fmt::Display>) -> &str {
         let _ = write!(buf, "{v}");
     }
     buf
-}
-
-fn text_at(a: &StringArray, i: usize) -> &str {
-    if a.is_valid(i) {
-        a.value(i)
-    } else {
-        ""
-    }
 }
 
 /// Practice codes become file names; anything but letters, digits, `-` and `_` is replaced.
@@ -524,8 +515,14 @@ fn write_parquet(
         contract::PATIENT_ID,
         pick(patients.ids.as_array().as_ref())?,
     );
-    push(contract::PRACTICE_CODE, pick(&patients.practice_code)?);
-    push(contract::PCN_CODE, pick(&patients.pcn_code)?);
+    push(
+        contract::PRACTICE_CODE,
+        Arc::new(patients.practice_code.take_strings(&rows)),
+    );
+    push(
+        contract::PCN_CODE,
+        Arc::new(patients.pcn_code.take_strings(&rows)),
+    );
     push(
         "tier",
         Arc::new(StringArray::from_iter_values(
@@ -564,7 +561,7 @@ fn write_parquet(
                 .collect::<Vec<_>>(),
         )),
     );
-    push(contract::SEX, pick(&patients.sex)?);
+    push(contract::SEX, Arc::new(patients.sex.take_strings(&rows)));
     push(contract::IMD_DECILE, pick(&patients.imd_decile)?);
     for &f in &pack.list.display {
         let column = match &outcomes.features[f] {

@@ -407,7 +407,7 @@ impl Plan {
 pub fn bind_column(patients: &Patients, c: &PlannedColumn) -> Result<ArrayRef, PlanError> {
     use crate::dataset::patients::PatientColumn;
     let raw: ArrayRef = match patients.column(&c.name) {
-        Some(PatientColumn::Text(a)) => Arc::new(a.clone()),
+        Some(PatientColumn::Text(a)) => Arc::new(a.to_strings()),
         Some(PatientColumn::Date(a)) => Arc::new(a.clone()),
         Some(PatientColumn::Int(a)) => Arc::new(a.clone()),
         Some(PatientColumn::Extra(a)) => a.clone(),
