@@ -409,66 +409,58 @@ fn locate(parts: &[Part], mut row: usize) -> Location {
 
 fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIndex, DatasetError> {
     let n = ids.len();
-    let capacity = n / INDEX_SHARDS + n / 64 + 16;
+    // Every id hashed once, in parallel.
+    let hashes: Vec<u64> = match ids {
+        PatientIds::Int(a) => a.values().par_iter().map(|&id| int_hash(id)).collect(),
+        PatientIds::Text(a) => (0..n)
+            .into_par_iter()
+            .map(|r| text_hash(a.value(r)))
+            .collect(),
+    };
+    let same = |r: usize, row: usize| match ids {
+        PatientIds::Int(a) => a.value(r) == a.value(row),
+        PatientIds::Text(a) => a.value(r) == a.value(row),
+    };
+    // Rows split by shard, block by block in parallel, keeping row order.
+    const BLOCK: usize = 1 << 20;
+    let blocks: Vec<Vec<Vec<u32>>> = hashes
+        .par_chunks(BLOCK)
+        .enumerate()
+        .map(|(b, hs)| {
+            let mut by_shard: Vec<Vec<u32>> = (0..INDEX_SHARDS)
+                .map(|_| Vec::with_capacity(hs.len() / INDEX_SHARDS + 64))
+                .collect();
+            for (k, &h) in hs.iter().enumerate() {
+                by_shard[shard_of(h)].push((b * BLOCK + k) as u32);
+            }
+            by_shard
+        })
+        .collect();
     // Each shard takes its ids in row order and stops at its first repeat,
     // so the duplicate reported (the earliest second occurrence over all
     // shards) is the one a single table would report.
-    fn shard<F: Fn(usize) -> u64, E: Fn(u32, usize) -> bool>(
-        s: usize,
-        n: usize,
-        capacity: usize,
-        hash: F,
-        eq: E,
-    ) -> Built {
-        let mut table = HashTable::with_capacity(capacity);
-        for row in 0..n {
-            let h = hash(row);
-            if shard_of(h) != s {
-                continue;
-            }
-            match table.entry(h, |&r| eq(r, row), |&r| hash(r as usize)) {
-                hashbrown::hash_table::Entry::Occupied(first) => {
-                    let first = *first.get();
-                    return (table, Some((row, first)));
-                }
-                hashbrown::hash_table::Entry::Vacant(slot) => {
-                    slot.insert(row as u32);
-                }
-            }
-        }
-        (table, None)
-    }
-    /// A built shard and its first repeated id (row, and row first seen).
     type Built = (HashTable<u32>, Option<(usize, u32)>);
-    let built: Vec<Built> = match ids {
-        PatientIds::Int(a) => {
-            let v = a.values();
-            (0..INDEX_SHARDS)
-                .into_par_iter()
-                .map(|s| {
-                    shard(
-                        s,
-                        n,
-                        capacity,
-                        |r| int_hash(v[r]),
-                        |r, row| v[r as usize] == v[row],
-                    )
-                })
-                .collect()
-        }
-        PatientIds::Text(a) => (0..INDEX_SHARDS)
-            .into_par_iter()
-            .map(|s| {
-                shard(
-                    s,
-                    n,
-                    capacity,
-                    |r| text_hash(a.value(r)),
-                    |r, row| a.value(r as usize) == a.value(row),
-                )
-            })
-            .collect(),
-    };
+    let built: Vec<Built> = (0..INDEX_SHARDS)
+        .into_par_iter()
+        .map(|s| {
+            let size: usize = blocks.iter().map(|b| b[s].len()).sum();
+            let mut table = HashTable::with_capacity(size);
+            for &row in blocks.iter().flat_map(|b| b[s].iter()) {
+                let row = row as usize;
+                let h = hashes[row];
+                match table.entry(h, |&r| same(r as usize, row), |&r| hashes[r as usize]) {
+                    hashbrown::hash_table::Entry::Occupied(first) => {
+                        let first = *first.get();
+                        return (table, Some((row, first)));
+                    }
+                    hashbrown::hash_table::Entry::Vacant(slot) => {
+                        slot.insert(row as u32);
+                    }
+                }
+            }
+            (table, None)
+        })
+        .collect();
     if let Some((row, first)) = built
         .iter()
         .filter_map(|(_, d)| *d)

@@ -40,11 +40,15 @@ impl Findings {
     }
 }
 
+/// Patients-table rows after the last one found that are compared with a
+/// new id before the index is asked.
+const LOOK_AHEAD: usize = 8;
+
 /// Row ids of an event batch resolved to patients-table rows (`u32::MAX`:
 /// unknown). Consecutive equal ids (tables grouped by patient) are looked up
-/// once; and when a new id is the one on the patients row after the last
-/// one found (events in the patients table's order), it is taken from
-/// there without a hash probe. Either way the id itself is compared, so
+/// once; and when a new id is on one of the few patients rows after the
+/// last one found (events in the patients table's order, some people
+/// without events), it is taken from there without a hash probe. Either way the id itself is compared, so
 /// any order gives the same rows.
 pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
     out.clear();
@@ -61,10 +65,11 @@ pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
                 let row = match last {
                     Some((l, r)) if l == id => r,
                     _ => {
-                        let r = if table.get(next) == Some(&id) {
-                            next as u32
-                        } else {
-                            patients.row_of_int(id).unwrap_or(u32::MAX)
+                        // People without events are skipped: look a few rows ahead.
+                        let ahead = table.get(next..).unwrap_or(&[]);
+                        let r = match ahead.iter().take(LOOK_AHEAD).position(|&t| t == id) {
+                            Some(k) => (next + k) as u32,
+                            None => patients.row_of_int(id).unwrap_or(u32::MAX),
                         };
                         if r != u32::MAX {
                             next = r as usize + 1;
@@ -88,9 +93,13 @@ pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
                 let row = match last {
                     Some((l, r)) if l == id => r,
                     _ => {
-                        let r = match table {
-                            Some(t) if next < t.len() && t.value(next) == id.trim() => next as u32,
-                            _ => patients.row_of_text(id).unwrap_or(u32::MAX),
+                        let ahead = |t: &arrow::array::StringArray| {
+                            let id = id.trim();
+                            (next..t.len().min(next + LOOK_AHEAD)).find(|&k| t.value(k) == id)
+                        };
+                        let r = match table.and_then(ahead) {
+                            Some(k) => k as u32,
+                            None => patients.row_of_text(id).unwrap_or(u32::MAX),
                         };
                         if r != u32::MAX {
                             next = r as usize + 1;

@@ -70,8 +70,8 @@ pub struct ListEntry {
     pub rank: u32,
     pub tier: u16,
     pub change: Option<TierChange>,
-    /// The reason texts, `; `-separated (built once for CSV and Parquet).
-    pub reasons: String,
+    /// Age on the as-of date (computed once, for ranking and both outputs).
+    pub age: Option<i64>,
 }
 
 /// The ranked contact list of one practice.
@@ -276,7 +276,7 @@ pub fn rank(
                         rank: r as u32 + 1,
                         tier,
                         change,
-                        reasons: outcomes.reasons(pack, plan, slot).join("; "),
+                        age: age_of(patients, person, plan),
                     }
                 })
                 .collect();
@@ -352,7 +352,12 @@ pub fn headings(pack: &Pack, with_previous: bool) -> Vec<String> {
     h
 }
 
-/// Writes `lists/<practice>.csv` for every practice, and `list.parquet`.
+/// Writes `lists/<practice>.csv` for every practice and `list.parquet`.
+///
+/// Practices are taken a window at a time, in order: each practice's
+/// reasons are rendered once, its CSV written and its Parquet batch built,
+/// in parallel; a thread of its own encodes the batches into
+/// `list.parquet` meanwhile. Memory is bounded by the window, not the list.
 pub fn write_lists(
     run: &RunDir,
     pack: &Pack,
@@ -362,29 +367,83 @@ pub fn write_lists(
     lists: &[PracticeList],
     with_previous: bool,
 ) -> Result<(), ListError> {
+    /// Practices in flight at once.
+    const WINDOW: usize = 16;
     run.subdir("lists")?;
     let heads = headings(pack, with_previous);
-    // One file per practice, written in parallel, while list.parquet is
-    // encoded alongside.
-    let (csv, parquet) = rayon::join(
-        || {
-            lists.par_iter().try_for_each(|list| {
-                write_practice_list(
-                    run,
-                    &heads,
-                    pack,
-                    plan,
-                    patients,
-                    outcomes,
-                    list,
-                    with_previous,
-                )
-            })
-        },
-        || write_parquet(run, pack, plan, patients, outcomes, lists, with_previous),
-    );
-    csv?;
-    parquet
+    let werr = |message: String| ListError::Write {
+        file: "list.parquet".into(),
+        message,
+    };
+    // The schema, from the batch of an empty list.
+    let schema = practice_batch(pack, patients, outcomes, &[], &[], with_previous)?.schema();
+    let file = run.file("list.parquet")?;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_created_by(format!("strata {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))
+        .map_err(|e| werr(e.to_string()))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(WINDOW);
+    std::thread::scope(|s| {
+        let encoder = s.spawn(move || -> Result<(), ListError> {
+            for batch in rx {
+                writer.write(&batch).map_err(|e| werr(e.to_string()))?;
+            }
+            writer.close().map_err(|e| werr(e.to_string()))?;
+            Ok(())
+        });
+        let mut produced = Ok(());
+        'windows: for window in lists.chunks(WINDOW) {
+            let batches: Vec<Result<RecordBatch, ListError>> = window
+                .par_iter()
+                .map(|list| {
+                    let reasons: Vec<String> = list
+                        .entries
+                        .iter()
+                        .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
+                        .collect();
+                    write_practice_list(
+                        run,
+                        &heads,
+                        pack,
+                        outcomes,
+                        patients,
+                        list,
+                        &reasons,
+                        with_previous,
+                    )?;
+                    practice_batch(
+                        pack,
+                        patients,
+                        outcomes,
+                        &list.entries,
+                        &reasons,
+                        with_previous,
+                    )
+                })
+                .collect();
+            for batch in batches {
+                match batch {
+                    // A closed channel means the encoder failed: its error is reported.
+                    Ok(b) => {
+                        if tx.send(b).is_err() {
+                            break 'windows;
+                        }
+                    }
+                    Err(e) => {
+                        produced = Err(e);
+                        break 'windows;
+                    }
+                }
+            }
+        }
+        drop(tx);
+        let encoded = encoder
+            .join()
+            .unwrap_or_else(|_| Err(werr("the encoder thread failed".into())));
+        produced.and(encoded)
+    })
 }
 
 /// Writes `lists/<practice>.csv`: cells formatted into one reused buffer.
@@ -393,10 +452,10 @@ fn write_practice_list(
     run: &RunDir,
     heads: &[String],
     pack: &Pack,
-    plan: &Plan,
-    patients: &Patients,
     outcomes: &Outcomes,
+    patients: &Patients,
     list: &PracticeList,
+    reasons: &[String],
     with_previous: bool,
 ) -> Result<(), ListError> {
     let rel = format!("lists/{}.csv", safe_file_name(&list.practice_code));
@@ -408,7 +467,7 @@ fn write_practice_list(
     };
     w.write_record(heads).map_err(werr)?;
     let mut buf = String::new();
-    for e in &list.entries {
+    for (e, reasons) in list.entries.iter().zip(reasons) {
         let i = e.person;
         let tier = &pack.tiers[e.tier as usize];
         w.write_field(shown(&mut buf, Some(e.rank))).map_err(werr)?;
@@ -423,8 +482,7 @@ fn write_practice_list(
         w.write_field(&tier.label).map_err(werr)?;
         w.write_field(shown(&mut buf, Some(outcomes.score_decimal(e.slot))))
             .map_err(werr)?;
-        w.write_field(shown(&mut buf, age_of(patients, i, plan)))
-            .map_err(werr)?;
+        w.write_field(shown(&mut buf, e.age)).map_err(werr)?;
         w.write_field(patients.sex.value(i)).map_err(werr)?;
         let imd = &patients.imd_decile;
         w.write_field(shown(&mut buf, imd.is_valid(i).then(|| imd.value(i))))
@@ -434,7 +492,7 @@ fn write_practice_list(
             outcomes.write_feature(f, e.slot, &mut buf);
             w.write_field(&buf).map_err(werr)?;
         }
-        w.write_field(&e.reasons).map_err(werr)?;
+        w.write_field(reasons).map_err(werr)?;
         if with_previous {
             let change = e.change.unwrap_or(TierChange::New);
             w.write_field(if change == TierChange::New {
@@ -482,16 +540,15 @@ fn safe_file_name(code: &str) -> String {
     }
 }
 
-fn write_parquet(
-    run: &RunDir,
+/// One practice's rows of `list.parquet`.
+fn practice_batch(
     pack: &Pack,
-    plan: &Plan,
     patients: &Patients,
     outcomes: &Outcomes,
-    lists: &[PracticeList],
+    entries: &[ListEntry],
+    reasons: &[String],
     with_previous: bool,
-) -> Result<(), ListError> {
-    let entries: Vec<&ListEntry> = lists.iter().flat_map(|l| l.entries.iter()).collect();
+) -> Result<RecordBatch, ListError> {
     let rows = UInt32Array::from(entries.iter().map(|e| e.person as u32).collect::<Vec<_>>());
     let slots = UInt32Array::from(entries.iter().map(|e| e.slot as u32).collect::<Vec<_>>());
     let werr = |message: String| ListError::Write {
@@ -555,10 +612,7 @@ fn write_parquet(
     push(
         "age",
         Arc::new(Int64Array::from(
-            entries
-                .iter()
-                .map(|e| age_of(patients, e.person, plan))
-                .collect::<Vec<_>>(),
+            entries.iter().map(|e| e.age).collect::<Vec<_>>(),
         )),
     );
     push(contract::SEX, Arc::new(patients.sex.take_strings(&rows)));
@@ -576,7 +630,7 @@ fn write_parquet(
     push(
         "reasons",
         Arc::new(StringArray::from_iter_values(
-            entries.iter().map(|e| e.reasons.as_str()),
+            reasons.iter().map(String::as_str),
         )),
     );
     if with_previous {
@@ -599,17 +653,7 @@ fn write_parquet(
         );
     }
     let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| werr(e.to_string()))?;
-    let file = run.file("list.parquet")?;
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .set_created_by(format!("strata {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))
-        .map_err(|e| werr(e.to_string()))?;
-    w.write(&batch).map_err(|e| werr(e.to_string()))?;
-    w.close().map_err(|e| werr(e.to_string()))?;
-    Ok(())
+    RecordBatch::try_new(schema, arrays).map_err(|e| werr(e.to_string()))
 }
 
 #[cfg(test)]
