@@ -56,6 +56,9 @@ pub enum Error {
     /// A failure that is not the input's fault.
     #[error("{0}")]
     Internal(String),
+    /// Worked examples of a rule pack that do not hold (`strata test`).
+    #[error("{failed} of {total} worked examples failed")]
+    ExamplesFailed { failed: usize, total: usize },
 }
 
 impl Error {
@@ -76,6 +79,8 @@ impl Error {
                 Blame::Input
             }
             Error::Synth(_) | Error::Output(_) | Error::Internal(_) => Blame::Internal,
+            // Exit 1, as a test runner does: the pack's evidence does not hold.
+            Error::ExamplesFailed { .. } => Blame::Internal,
         }
     }
 

@@ -69,6 +69,12 @@ pub enum Command {
     /// The audit trail for one person: every feature with the events behind
     /// it, every rule fired or not, the score, tier and rank.
     Explain(ExplainArgs),
+    /// Run a rule pack's worked examples (rules/<pack>/tests/*.toml) through
+    /// the engine and the reference evaluator; exit 1 if any fails.
+    Test {
+        /// The rule pack folder (holding pack.toml and tests/).
+        pack: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -205,6 +211,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Run(args) => run_job(args),
         Command::Check { pack, plan, as_of } => check(&pack, plan, as_of),
         Command::Synth(args) => synth(&args),
+        Command::Test { pack } => test_pack(&pack),
         Command::Explain(args) => {
             let text = crate::run::explain(&ExplainConfig {
                 pack: args.pack,
@@ -217,6 +224,34 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+fn test_pack(pack: &std::path::Path) -> Result<(), Error> {
+    let report = crate::run::test_pack(pack)?;
+    let mut file = "";
+    for r in &report.results {
+        if r.file != file {
+            file = &r.file;
+            println!("{}/{}", pack.display(), r.file);
+        }
+        if r.failures.is_empty() {
+            println!("  ok      {}", r.name);
+        } else {
+            println!("  FAILED  {}", r.name);
+            for f in &r.failures {
+                println!("          {f}");
+            }
+        }
+    }
+    println!("{} passed, {} failed", report.passed(), report.failed());
+    std::io::stdout().flush()?;
+    if report.failed() > 0 {
+        return Err(Error::ExamplesFailed {
+            failed: report.failed(),
+            total: report.results.len(),
+        });
+    }
+    Ok(())
 }
 
 fn run_job(args: RunArgs) -> Result<(), Error> {

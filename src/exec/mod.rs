@@ -386,9 +386,12 @@ fn evaluate_chunk(
     let mut rules = Vec::with_capacity(plan.rules.len());
     let mut score = vec![0i128; len];
     for rule in &plan.rules {
-        let state = tri_state(chunk.eval(&rule.condition)?, len)?;
-        for (s, fired) in score.iter_mut().zip(&state) {
-            if *fired == Some(true) {
+        let mut state = tri_state(chunk.eval(&rule.condition)?, len)?;
+        // Outside the population nothing else applies: no rule fires.
+        for ((s, fired), &inside) in score.iter_mut().zip(&mut state).zip(&population) {
+            if !inside {
+                *fired = Some(false);
+            } else if *fired == Some(true) {
                 *s += rule.points;
             }
         }

@@ -72,7 +72,11 @@ pub fn explain(config: &ExplainConfig) -> Result<String, Error> {
 }
 
 /// Everything the reference evaluator needs about the person in `row`.
-fn person_record(job: &Job, row: usize, patient_id: &str) -> Result<PersonRecord, Error> {
+pub(crate) fn person_record(
+    job: &Job,
+    row: usize,
+    patient_id: &str,
+) -> Result<PersonRecord, Error> {
     let patients = &job.patients;
     // Every patient column a pack may read, in its pack type.
     let mut columns = BTreeMap::new();

@@ -5,6 +5,7 @@
 //! folder atomically. [`Job::load`] is the loading path it shares with
 //! [`explain`]: the same pack, dataset, as-of date and plan.
 
+pub mod examples;
 pub mod explain;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use crate::list::{self, manifest, RunDir};
 use crate::pack::Pack;
 use crate::plan::Plan;
 
+pub use examples::{test_pack, ExampleResult, ExamplesReport};
 pub use explain::{explain, ExplainConfig};
 
 /// What a nightly run is asked to do.

@@ -6,6 +6,7 @@
 mod cli;
 mod common;
 mod differential;
+mod examples;
 mod library;
 mod pack_language;
 mod plan;

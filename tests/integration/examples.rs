@@ -1,0 +1,140 @@
+//! Worked examples of rule packs (`rules/<pack>/tests/*.toml`): every
+//! shipped pack's examples hold in the engine and the reference evaluator,
+//! and `strata test` reports an example that does not, naming what differs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn packs() -> Vec<PathBuf> {
+    let mut packs: Vec<PathBuf> = std::fs::read_dir(repo().join("rules"))
+        .expect("rules/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("pack.toml").is_file())
+        .collect();
+    packs.sort();
+    packs
+}
+
+#[test]
+fn every_shipped_pack_has_worked_examples_and_they_hold() {
+    let packs = packs();
+    assert!(!packs.is_empty());
+    for pack in packs {
+        let report =
+            strata::run::test_pack(&pack).unwrap_or_else(|e| panic!("{}: {e}", pack.display()));
+        assert!(!report.results.is_empty(), "{}", pack.display());
+        let failed: Vec<String> = report
+            .results
+            .iter()
+            .filter(|r| !r.failures.is_empty())
+            .map(|r| format!("{} / {}: {}", r.file, r.name, r.failures.join("; ")))
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{}:\n{}",
+            pack.display(),
+            failed.join("\n")
+        );
+    }
+}
+
+/// The proactive-care pack in a temp dir with `examples` as its only test file.
+fn pack_with_examples(examples: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pack = dir.path().join("pack");
+    let src = repo().join("rules/proactive-care");
+    std::fs::create_dir_all(pack.join("codelists")).unwrap();
+    std::fs::create_dir_all(pack.join("tests")).unwrap();
+    std::fs::copy(src.join("pack.toml"), pack.join("pack.toml")).unwrap();
+    for e in std::fs::read_dir(src.join("codelists")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, pack.join("codelists").join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(pack.join("tests/examples.toml"), examples).unwrap();
+    (dir, pack)
+}
+
+fn strata_test(pack: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["--log-level", "warn", "test"])
+        .arg(pack)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the strata binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_wrong_expectation_fails_and_says_what_each_evaluator_gave() {
+    let (_dir, pack) = pack_with_examples(
+        r#"
+as_of = 2020-03-23
+
+[[example]]
+name = "lives alone at 86"
+patient = { date_of_birth = 1934-01-15, imd_decile = 5 }
+events = [["events", "105529008", 2019-06-01]]
+expect = { listed = true, tier = "tier-2", score = 5 }
+
+[[example]]
+name = "scored as a clinician would"
+patient = { date_of_birth = 1934-01-15, imd_decile = 5 }
+events = [["events", "105529008", 2019-06-01]]
+expect = { score = 6, tier = "tier-3", features = { lives_alone = true, ltc_count = 0 } }
+"#,
+    );
+    let (code, stdout, _) = strata_test(&pack);
+    assert_eq!(code, 1, "{stdout}");
+    let expected = format!(
+        "{}/tests/examples.toml\n\
+         \x20 ok      lives alone at 86\n\
+         \x20 FAILED  scored as a clinician would\n\
+         \x20         tier: expected tier-3, engine tier-2, reference tier-2\n\
+         \x20         score: expected 6, engine 5, reference 5\n\
+         1 passed, 1 failed\n",
+        pack.display()
+    );
+    assert_eq!(stdout, expected);
+}
+
+#[test]
+fn a_malformed_example_file_is_an_input_error() {
+    let (_dir, pack) = pack_with_examples(
+        r#"
+as_of = 2020-03-23
+[[example]]
+name = "no date of birth"
+patient = { sex = "F" }
+expect = { listed = false }
+"#,
+    );
+    let (code, _, stderr) = strata_test(&pack);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("example \"no date of birth\": patient.date_of_birth is required"),
+        "{stderr}"
+    );
+    let (_dir, pack) = pack_with_examples(
+        r#"
+as_of = 2020-03-23
+[[example]]
+name = "unknown feature"
+patient = { date_of_birth = 1950-01-01 }
+expect = { features = { lives_alon = true } }
+"#,
+    );
+    let (code, _, stderr) = strata_test(&pack);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("expect.features: the pack has no feature \"lives_alon\""),
+        "{stderr}"
+    );
+}
