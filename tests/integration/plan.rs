@@ -27,6 +27,10 @@ fn planned(dir: &Path) -> String {
 fn planned_packs_match_their_text() {
     for (pack, expected) in [
         ("rules/proactive-care", "tests/plans/proactive-care.txt"),
+        (
+            "rules/covid-shielding-2020",
+            "tests/plans/covid-shielding-2020.txt",
+        ),
         ("tests/fixtures/tiny-pack", "tests/plans/tiny.txt"),
         ("tests/packs/decision", "tests/plans/decision.txt"),
     ] {
