@@ -172,6 +172,22 @@ impl<'a> Chunk<'a> {
                 }
                 Column::Int(total.into_iter().map(Some).collect())
             }
+            Aggregate::WeightedSum { accs } => {
+                let mut total = vec![0i128; self.len];
+                for &(a, w) in accs {
+                    for (t, has) in total.iter_mut().zip(self.flags(a)?) {
+                        if has {
+                            *t += w;
+                        }
+                    }
+                }
+                Column::Decimal(
+                    total
+                        .into_iter()
+                        .map(|t| Some(crate::plan::types::scaled_to_decimal(t)))
+                        .collect(),
+                )
+            }
             Aggregate::Date { acc } => {
                 let (v, none) = match self.acc(*acc)? {
                     AccColumn::MinDate(v) => (v, NO_MIN_DATE),

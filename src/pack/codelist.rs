@@ -38,6 +38,11 @@ pub struct Codelist {
     pub codes: Vec<String>,
     /// Normalised code -> term, for codes whose row had one.
     pub terms: BTreeMap<String, String>,
+    /// Normalised code -> its category (every code has one when the
+    /// codelist names a category column; empty otherwise).
+    pub categories: BTreeMap<String, String>,
+    /// Category -> its weight, when the codelist names a weight column.
+    pub weights: BTreeMap<String, rust_decimal::Decimal>,
 }
 
 impl Codelist {
@@ -58,6 +63,41 @@ impl Codelist {
                 .max_by_key(|c| c.len())
                 .map(String::as_str),
         }
+    }
+
+    /// Whether the codelist sorts its codes into categories.
+    pub fn is_categorised(&self) -> bool {
+        !self.categories.is_empty()
+    }
+
+    /// The distinct categories, sorted.
+    pub fn category_names(&self) -> Vec<&str> {
+        let set: std::collections::BTreeSet<&str> =
+            self.categories.values().map(String::as_str).collect();
+        set.into_iter().collect()
+    }
+
+    /// The categories of an already-normalised event code: those of every
+    /// listed code it matches (exact: the code itself; prefix: every listed
+    /// prefix of it).
+    pub fn categories_of(&self, normalised_event_code: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = match self.match_mode {
+            MatchMode::Exact => self
+                .categories
+                .get(normalised_event_code)
+                .map(String::as_str)
+                .into_iter()
+                .collect(),
+            MatchMode::Prefix => self
+                .categories
+                .iter()
+                .filter(|(c, _)| normalised_event_code.starts_with(c.as_str()))
+                .map(|(_, cat)| cat.as_str())
+                .collect(),
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// The term for an event code: its own if listed, else the prefix's.
@@ -82,12 +122,30 @@ pub fn normalise_code(code: &str) -> String {
         .collect()
 }
 
+/// Extra columns a codelist file is read with (names from pack.toml).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CodelistColumns<'a> {
+    pub category: Option<&'a str>,
+    pub weight: Option<&'a str>,
+}
+
+/// A parsed codelist file: codes (sorted, unique), terms, categories by
+/// code and weights by category.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedCodelist {
+    pub codes: Vec<String>,
+    pub terms: BTreeMap<String, String>,
+    pub categories: BTreeMap<String, String>,
+    pub weights: BTreeMap<String, rust_decimal::Decimal>,
+}
+
 /// Parses a codelist file's text. Problems are appended to `diags`; the
-/// returned codes and terms hold every usable row.
+/// result holds every usable row.
 pub fn parse_codelist_csv(
     file: &SourceFile,
+    columns: CodelistColumns<'_>,
     diags: &mut Vec<Diagnostic>,
-) -> (Vec<String>, BTreeMap<String, String>) {
+) -> ParsedCodelist {
     let text = file.text.strip_prefix('\u{feff}').unwrap_or(&file.text);
     let bom = file.text.len() - text.len();
     let mut reader = csv::ReaderBuilder::new()
@@ -102,7 +160,7 @@ pub fn parse_codelist_csv(
                 Some(bom..bom),
                 format!("cannot read the codelist header: {e}"),
             ));
-            return (Vec::new(), BTreeMap::new());
+            return ParsedCodelist::default();
         }
     };
     let find = |name: &str| {
@@ -122,9 +180,33 @@ pub fn parse_codelist_csv(
                 "the header row must name a `code` column (and optionally `term`)".into(),
             )),
         );
-        return (Vec::new(), BTreeMap::new());
+        return ParsedCodelist::default();
     };
     let term_col = find("term");
+    let header_span = bom..bom + text.find(['\r', '\n']).unwrap_or(text.len());
+    let mut named = |name: Option<&str>, what: &str| -> Result<Option<usize>, ()> {
+        let Some(name) = name else { return Ok(None) };
+        match find(name) {
+            Some(i) => Ok(Some(i)),
+            None => {
+                diags.push(file.error(
+                    ErrorCode::CodelistFormat,
+                    Some(header_span.clone()),
+                    format!("the codelist has no `{name}` column (its {what} column in pack.toml)"),
+                ));
+                Err(())
+            }
+        }
+    };
+    let (Ok(category_col), Ok(weight_col)) = (
+        named(columns.category, "category"),
+        named(columns.weight, "weight"),
+    ) else {
+        return ParsedCodelist::default();
+    };
+    let mut categories = BTreeMap::new();
+    // Category -> (weight, line it was first given on).
+    let mut weights: BTreeMap<String, (rust_decimal::Decimal, usize)> = BTreeMap::new();
 
     let mut first_seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut terms = BTreeMap::new();
@@ -169,6 +251,62 @@ pub fn parse_codelist_csv(
             continue;
         }
         let line = file.locate(span.clone()).line;
+        if let Some(c) = category_col {
+            let raw_cat = record.get(c).unwrap_or("");
+            let cat_span = field_span(&file.text, offset, c, raw_cat);
+            let category = raw_cat.trim();
+            if category.is_empty() {
+                diags.push(file.error(
+                    ErrorCode::CodelistFormat,
+                    Some(cat_span),
+                    format!("code `{code}` has an empty category"),
+                ));
+                continue;
+            }
+            if let Some(w) = weight_col {
+                let raw_w = record.get(w).unwrap_or("");
+                let w_span = field_span(&file.text, offset, w, raw_w);
+                let weight = match raw_w.trim().parse::<rust_decimal::Decimal>() {
+                    Ok(d)
+                        if d.scale() <= 10
+                            && d.abs() <= rust_decimal::Decimal::from(1_000_000_000_000i64) =>
+                    {
+                        d
+                    }
+                    _ => {
+                        diags.push(file.error(
+                            ErrorCode::CodelistFormat,
+                            Some(w_span),
+                            format!(
+                                "weight `{}` is not a number of at most 10 decimal places up to 1e12",
+                                raw_w.trim()
+                            ),
+                        ));
+                        continue;
+                    }
+                };
+                match weights.get(category) {
+                    Some(&(first, first_line)) if first != weight => {
+                        diags.push(
+                            file.error(
+                                ErrorCode::CodelistFormat,
+                                Some(w_span),
+                                format!(
+                                    "category `{category}` has weight {weight} here but {first} on line {first_line}"
+                                ),
+                            )
+                            .with_help(Some("a category has one weight: give every code of it the same".into())),
+                        );
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        weights.insert(category.to_string(), (weight, line));
+                    }
+                }
+            }
+            categories.insert(code.clone(), category.to_string());
+        }
         first_seen.insert(code.clone(), line);
         if let Some(term) = term_col.and_then(|i| record.get(i)) {
             let term = term.trim();
@@ -177,7 +315,12 @@ pub fn parse_codelist_csv(
             }
         }
     }
-    (first_seen.into_keys().collect(), terms)
+    ParsedCodelist {
+        codes: first_seen.into_keys().collect(),
+        terms,
+        categories,
+        weights: weights.into_iter().map(|(c, (w, _))| (c, w)).collect(),
+    }
 }
 
 /// Byte span of field `index` in the record starting at `offset`, found by
@@ -224,8 +367,58 @@ mod tests {
     fn parse(text: &str) -> (Vec<String>, BTreeMap<String, String>, Vec<Diagnostic>) {
         let file = SourceFile::new("c.csv".into(), text.into());
         let mut diags = Vec::new();
-        let (codes, terms) = parse_codelist_csv(&file, &mut diags);
-        (codes, terms, diags)
+        let p = parse_codelist_csv(&file, CodelistColumns::default(), &mut diags);
+        (p.codes, p.terms, diags)
+    }
+
+    fn parse_weighted(text: &str) -> (ParsedCodelist, Vec<String>) {
+        let file = SourceFile::new("hfrs.csv".into(), text.into());
+        let mut diags = Vec::new();
+        let columns = CodelistColumns {
+            category: Some("category"),
+            weight: Some("points"),
+        };
+        let p = parse_codelist_csv(&file, columns, &mut diags);
+        let shown = diags
+            .iter()
+            .map(|d| {
+                let at = d.location.as_ref().map_or((0, 0), |l| (l.line, l.column));
+                format!("{}:{}: {}", at.0, at.1, d.message)
+            })
+            .collect();
+        (p, shown)
+    }
+
+    #[test]
+    fn categories_and_weights_are_read_by_the_named_columns() {
+        let (p, diags) = parse_weighted(
+            "code,term,category,points\nF00,Dementia in Alzheimer,F00,7.1\nF000,early onset,F00,7.1\nW19,Fall,W19,3.2\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(p.codes, ["F00", "F000", "W19"]);
+        assert_eq!(p.categories["F000"], "F00");
+        assert_eq!(p.weights["F00"].to_string(), "7.1");
+        assert_eq!(p.weights["W19"].to_string(), "3.2");
+    }
+
+    #[test]
+    fn a_category_with_two_weights_or_a_bad_weight_is_an_error_on_its_cell() {
+        let (_, diags) = parse_weighted(
+            "code,category,points\nF00,F00,7.1\nF000,F00,7.2\nW19,W19,three\nX1,,1\n",
+        );
+        assert_eq!(
+            diags,
+            [
+                "3:10: category `F00` has weight 7.2 here but 7.1 on line 2",
+                "4:9: weight `three` is not a number of at most 10 decimal places up to 1e12",
+                "5:4: code `X1` has an empty category",
+            ]
+        );
+        let (_, diags) = parse_weighted("code,category\nF00,F00\n");
+        assert_eq!(
+            diags,
+            ["1:1: the codelist has no `points` column (its weight column in pack.toml)"]
+        );
     }
 
     #[test]
@@ -278,7 +471,16 @@ mod tests {
             match_mode: MatchMode::Prefix,
             codes: vec!["I21".into(), "I210".into()],
             terms: [("I21".to_string(), "Acute MI".to_string())].into(),
+            categories: [
+                ("I21".to_string(), "mi".to_string()),
+                ("I210".to_string(), "anterior".to_string()),
+            ]
+            .into(),
+            weights: BTreeMap::new(),
         };
+        assert_eq!(cl.categories_of("I2101"), ["anterior", "mi"]);
+        assert_eq!(cl.categories_of("I219"), ["mi"]);
+        assert!(cl.categories_of("I22").is_empty());
         assert_eq!(cl.matching_code("I2101"), Some("I210"));
         assert_eq!(cl.matching_code("I22"), None);
         assert_eq!(cl.term_for("I219"), Some("Acute MI"));

@@ -535,6 +535,27 @@ impl<'a> Context<'a> {
                     ),
                 }
             }
+            AggregateFunc::CountCategories | AggregateFunc::SumWeights => {
+                // Each category once, however many of its codes matched.
+                let mut categories: std::collections::BTreeSet<&str> = Default::default();
+                for &(cl, i, c) in &hits {
+                    cite(cl, i, c);
+                    let list = &self.pack.codelists[cl];
+                    let code = normalise_code(&self.person.events[i].code);
+                    categories.extend(list.categories_of(&code));
+                }
+                if func == AggregateFunc::CountCategories {
+                    Value::Int(categories.len() as i64)
+                } else {
+                    let list = codelists.first().map(|&cl| &self.pack.codelists[cl]);
+                    Value::Decimal(
+                        categories
+                            .iter()
+                            .filter_map(|cat| list.and_then(|l| l.weights.get(*cat)))
+                            .sum(),
+                    )
+                }
+            }
             AggregateFunc::FirstDate | AggregateFunc::LastDate => {
                 let pick = if func == AggregateFunc::FirstDate {
                     hits.iter().min_by_key(|h| (date(h.1), h.2))

@@ -258,6 +258,12 @@ pub enum AggregateFunc {
     MinValue,
     /// float or null.
     MaxValue,
+    /// int, never null: how many distinct categories of a categorised
+    /// codelist have an event.
+    CountCategories,
+    /// decimal, never null: the sum of the weights of the categories of a
+    /// weighted codelist that have an event (each category once).
+    SumWeights,
 }
 
 impl AggregateFunc {
@@ -271,6 +277,8 @@ impl AggregateFunc {
             AggregateFunc::LastValue => "last_value",
             AggregateFunc::MinValue => "min_value",
             AggregateFunc::MaxValue => "max_value",
+            AggregateFunc::CountCategories => "count_categories",
+            AggregateFunc::SumWeights => "sum_weights",
         }
     }
 
@@ -284,6 +292,8 @@ impl AggregateFunc {
             "last_value" => AggregateFunc::LastValue,
             "min_value" => AggregateFunc::MinValue,
             "max_value" => AggregateFunc::MaxValue,
+            "count_categories" => AggregateFunc::CountCategories,
+            "sum_weights" => AggregateFunc::SumWeights,
             _ => return None,
         })
     }
@@ -291,7 +301,10 @@ impl AggregateFunc {
     pub fn result_type(self) -> Type {
         match self {
             AggregateFunc::Has => Type::Bool,
-            AggregateFunc::Count | AggregateFunc::CountDistinctCodelists => Type::Int,
+            AggregateFunc::Count
+            | AggregateFunc::CountDistinctCodelists
+            | AggregateFunc::CountCategories => Type::Int,
+            AggregateFunc::SumWeights => Type::Decimal,
             AggregateFunc::FirstDate | AggregateFunc::LastDate => Type::Date,
             AggregateFunc::LastValue | AggregateFunc::MinValue | AggregateFunc::MaxValue => {
                 Type::Float

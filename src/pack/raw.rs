@@ -51,6 +51,8 @@ pub struct RawCodelist {
     pub file: Option<Sp<String>>,
     pub table: Option<Sp<String>>,
     pub match_mode: Option<Sp<String>>,
+    pub category_column: Option<Sp<String>>,
+    pub weight_column: Option<Sp<String>>,
 }
 
 #[derive(Debug)]
@@ -165,7 +167,14 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
             let section = format!("[codelists.{}]", k.get_ref());
             w.check_keys(
                 body,
-                &["file", "table", "match", "description"],
+                &[
+                    "file",
+                    "table",
+                    "match",
+                    "description",
+                    "category_column",
+                    "weight_column",
+                ],
                 &format!("in {section}"),
             );
             raw.codelists.push(RawCodelist {
@@ -173,6 +182,8 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
                 file: w.required_string(body, "file", &k.span(), &section),
                 table: w.string(body, "table"),
                 match_mode: w.string(body, "match"),
+                category_column: w.string(body, "category_column"),
+                weight_column: w.string(body, "weight_column"),
             });
         }
     }

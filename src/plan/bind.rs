@@ -194,19 +194,31 @@ impl PhysicalPlan {
                 })
                 .collect()
         };
-        let defs: Vec<CodelistDef> = pack
+        let def = |c: &crate::pack::Codelist, name: String, codes: Vec<String>| CodelistDef {
+            name,
+            table: c.table.clone(),
+            matching: match c.match_mode {
+                MatchMode::Exact => CodeMatch::Exact,
+                MatchMode::Prefix => CodeMatch::Prefix,
+            },
+            codes: codes.iter().map(|x| normalise_code(x)).collect(),
+        };
+        let mut defs: Vec<CodelistDef> = pack
             .codelists
             .iter()
-            .map(|c| CodelistDef {
-                name: c.name.clone(),
-                table: c.table.clone(),
-                matching: match c.match_mode {
-                    MatchMode::Exact => CodeMatch::Exact,
-                    MatchMode::Prefix => CodeMatch::Prefix,
-                },
-                codes: c.codes.iter().map(|x| normalise_code(x)).collect(),
-            })
+            .map(|c| def(c, c.name.clone(), c.codes.clone()))
             .collect();
+        // One codelist per category a categorised aggregate reads.
+        for (parent, category) in &lw.derived {
+            let c = &pack.codelists[*parent];
+            let codes = c
+                .codes
+                .iter()
+                .filter(|code| c.categories.get(*code) == Some(category))
+                .cloned()
+                .collect();
+            defs.push(def(c, format!("{}[{category}]", c.name), codes));
+        }
         let scan = ScanPlan::build(&defs, lw.accs.clone());
         let reads = |exprs: &[&PhysicalExpr], what: fn(&PhysicalExpr) -> bool| {
             let mut found = false;
@@ -362,7 +374,8 @@ impl Plan {
     ) -> Result<Plan, PlanError> {
         let physical = PhysicalPlan::compile(pack, as_of)?;
         for spec in &physical.scan.accs {
-            let c = &pack.codelists[spec.codelist];
+            // The scan's codelists: the pack's, then one per category read.
+            let c = &physical.scan.codelists[spec.codelist];
             if ds.event_table(&c.table).is_none() {
                 return Err(PlanError::MissingTable {
                     codelist: c.name.clone(),

@@ -39,6 +39,9 @@ pub struct Lowering<'a> {
     pub accs: Vec<AccSpec>,
     acc_index: HashMap<AccSpec, usize>,
     pub needs_contacts: bool,
+    /// Codelists made of one category of a categorised codelist: (its
+    /// codelist, the category). Numbered after the pack's codelists.
+    pub derived: Vec<(usize, String)>,
 }
 
 /// The lower date bound of a window (inclusive), as Date32 days;
@@ -52,7 +55,10 @@ pub fn window_start(window: &Window, as_of: NaiveDate) -> i32 {
 
 fn kind_of(func: AggregateFunc) -> AccKind {
     match func {
-        AggregateFunc::Has | AggregateFunc::CountDistinctCodelists => AccKind::Any,
+        AggregateFunc::Has
+        | AggregateFunc::CountDistinctCodelists
+        | AggregateFunc::CountCategories
+        | AggregateFunc::SumWeights => AccKind::Any,
         AggregateFunc::Count => AccKind::Count,
         AggregateFunc::FirstDate => AccKind::MinDate,
         AggregateFunc::LastDate => AccKind::MaxDate,
@@ -138,7 +144,23 @@ impl<'a> Lowering<'a> {
             accs: Vec::new(),
             acc_index: HashMap::new(),
             needs_contacts: false,
+            derived: Vec::new(),
         }
+    }
+
+    /// The codelist index of one category of codelist `codelist`, derived
+    /// on first use.
+    pub fn category_codelist(&mut self, codelist: usize, category: &str) -> usize {
+        let base = self.pack.codelists.len();
+        if let Some(k) = self
+            .derived
+            .iter()
+            .position(|(c, cat)| *c == codelist && cat == category)
+        {
+            return base + k;
+        }
+        self.derived.push((codelist, category.to_string()));
+        base + self.derived.len() - 1
     }
 
     /// The index of a patient column, planning it on first use.
@@ -353,6 +375,40 @@ impl<'a> Lowering<'a> {
                 window,
             } => {
                 let lower = window_start(window, self.as_of);
+                if matches!(
+                    func,
+                    AggregateFunc::CountCategories | AggregateFunc::SumWeights
+                ) {
+                    // One "any event" accumulator per category, each fed by
+                    // a codelist of that category's codes.
+                    let cl = codelists.first().copied().unwrap_or(0);
+                    let list = &self.pack.codelists[cl];
+                    let categories: Vec<(String, i128)> = list
+                        .category_names()
+                        .into_iter()
+                        .map(|c| {
+                            let w = list.weights.get(c).copied().unwrap_or_default();
+                            (
+                                c.to_string(),
+                                super::types::decimal_to_scaled(w).unwrap_or(0),
+                            )
+                        })
+                        .collect();
+                    let accs: Vec<(usize, i128)> = categories
+                        .iter()
+                        .map(|(c, w)| {
+                            let d = self.category_codelist(cl, c);
+                            (self.acc(AccKind::Any, d, lower), *w)
+                        })
+                        .collect();
+                    return P::Aggregate(if *func == AggregateFunc::CountCategories {
+                        Aggregate::CountDistinct {
+                            accs: accs.into_iter().map(|(a, _)| a).collect(),
+                        }
+                    } else {
+                        Aggregate::WeightedSum { accs }
+                    });
+                }
                 let kind = kind_of(*func);
                 let mut accs: Vec<usize> = codelists
                     .iter()
@@ -372,6 +428,10 @@ impl<'a> Lowering<'a> {
                     AggregateFunc::LastValue
                     | AggregateFunc::MinValue
                     | AggregateFunc::MaxValue => Aggregate::Value { acc: first },
+                    // Lowered above.
+                    AggregateFunc::CountCategories | AggregateFunc::SumWeights => {
+                        Aggregate::CountDistinct { accs }
+                    }
                 })
             }
             Expr::LatestOf { a, b } => {

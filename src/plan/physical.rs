@@ -116,6 +116,9 @@ pub enum Aggregate {
     Date { acc: usize },
     /// float or NULL: last / min / max finite value.
     Value { acc: usize },
+    /// decimal, never NULL: the sum of the weights (scaled by 10^10) of the
+    /// accumulators that saw an event.
+    WeightedSum { accs: Vec<(usize, i128)> },
 }
 
 /// The literals of an `IN` list, in the type of the tested expression.
@@ -169,6 +172,7 @@ impl PhysicalExpr {
                 self::Aggregate::Count { .. } | self::Aggregate::CountDistinct { .. } => Type::Int,
                 self::Aggregate::Date { .. } => Type::Date,
                 self::Aggregate::Value { .. } => Type::Float,
+                self::Aggregate::WeightedSum { .. } => Type::Decimal,
             },
             Contacted { .. } => Type::Bool,
             LastContact => Type::Date,
@@ -185,6 +189,7 @@ impl PhysicalExpr {
         self.walk(&mut |e| match e {
             PhysicalExpr::Aggregate(a) => match a {
                 Aggregate::CountDistinct { accs } => out.extend(accs),
+                Aggregate::WeightedSum { accs } => out.extend(accs.iter().map(|(a, _)| *a)),
                 Aggregate::Has { acc }
                 | Aggregate::Count { acc }
                 | Aggregate::Date { acc }
@@ -290,6 +295,13 @@ impl fmt::Display for PhysicalExpr {
                 }
                 self::Aggregate::Date { acc } => write!(f, "date(acc{acc})"),
                 self::Aggregate::Value { acc } => write!(f, "value(acc{acc})"),
+                self::Aggregate::WeightedSum { accs } => {
+                    let list: Vec<String> = accs
+                        .iter()
+                        .map(|(a, w)| format!("acc{a} * {}", super::types::scaled_to_decimal(*w)))
+                        .collect();
+                    write!(f, "weighted_sum({})", list.join(", "))
+                }
             },
             Contacted { since } => write!(f, "contacted(since DATE '{}')", date_text(*since)),
             LastContact => f.write_str("last_contact()"),

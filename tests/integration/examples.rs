@@ -138,3 +138,19 @@ expect = { features = { lives_alon = true } }
         "{stderr}"
     );
 }
+
+/// Categorised, weighted codelists: the Hospital Frailty Risk Score's
+/// worked examples (F00 + W19 = 10.3; F00 + G30 + R29 + N39 = 17.9; F000
+/// and F001 count F00 once) in both evaluators.
+#[test]
+fn weighted_categories_give_the_published_sums() {
+    let report = strata::run::test_pack(&repo().join("tests/packs/weighted")).expect("runs");
+    assert_eq!(report.results.len(), 5);
+    let failed: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| !r.failures.is_empty())
+        .map(|r| format!("{}: {}", r.name, r.failures.join("; ")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}

@@ -2,17 +2,18 @@
 //! CSV file read from inside the pack folder. Problems inside a CSV file
 //! point into that file; the files' bytes go into the pack's content hash.
 
-use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
 use super::sections::identifier;
 use super::Sink;
-use crate::pack::codelist::{parse_codelist_csv, Codelist, MatchMode};
+use crate::pack::codelist::{
+    parse_codelist_csv, Codelist, CodelistColumns, MatchMode, ParsedCodelist,
+};
 use crate::pack::diag::{did_you_mean, ErrorCode, SourceFile};
 use crate::pack::raw::{RawCodelist, Sp};
 
-/// A codelist file's codes, terms by code, and bytes.
-type CodelistFile = (Vec<String>, BTreeMap<String, String>, Vec<u8>);
+/// A codelist file's contents, and its bytes.
+type CodelistFile = (ParsedCodelist, Vec<u8>);
 
 /// The codelists that check cleanly, by name, with each one's file bytes
 /// (name, bytes) for the content hash.
@@ -36,8 +37,20 @@ pub(super) fn check(
             None => Some(MatchMode::Exact),
             Some(m) => match_mode(sink, m),
         };
+        if let (Some(w), None) = (&rc.weight_column, &rc.category_column) {
+            sink.error(
+                ErrorCode::InvalidValue,
+                w.span.clone(),
+                "a weight_column needs a category_column: weights belong to categories",
+            );
+            continue;
+        }
         let Some(file) = &rc.file else { continue };
-        let Some((codes, terms, bytes)) = read(sink, dir, file) else {
+        let columns = CodelistColumns {
+            category: rc.category_column.as_ref().map(|c| c.value.as_str()),
+            weight: rc.weight_column.as_ref().map(|c| c.value.as_str()),
+        };
+        let Some((parsed, bytes)) = read(sink, dir, file, columns) else {
             continue;
         };
         if let (true, Some(table), Some(match_mode)) = (named, table, match_mode) {
@@ -46,8 +59,10 @@ pub(super) fn check(
                 name: rc.name.value.clone(),
                 table,
                 match_mode,
-                codes,
-                terms,
+                codes: parsed.codes,
+                terms: parsed.terms,
+                categories: parsed.categories,
+                weights: parsed.weights,
             });
         }
     }
@@ -92,7 +107,12 @@ fn match_mode(sink: &mut Sink<'_>, m: &Sp<String>) -> Option<MatchMode> {
 }
 
 /// Reads and parses the codelist file `file` names, relative to `dir`.
-fn read(sink: &mut Sink<'_>, dir: &Path, file: &Sp<String>) -> Option<CodelistFile> {
+fn read(
+    sink: &mut Sink<'_>,
+    dir: &Path,
+    file: &Sp<String>,
+    columns: CodelistColumns<'_>,
+) -> Option<CodelistFile> {
     let rel = Path::new(&file.value);
     let inside = !file.value.is_empty()
         && rel
@@ -150,10 +170,10 @@ fn read(sink: &mut Sink<'_>, dir: &Path, file: &Sp<String>) -> Option<CodelistFi
     };
     let csv = SourceFile::new(path.display().to_string(), text);
     let mut found = Vec::new();
-    let (codes, terms) = parse_codelist_csv(&csv, &mut found);
+    let parsed = parse_codelist_csv(&csv, columns, &mut found);
     let clean = found.is_empty();
     sink.extend(found);
-    if codes.is_empty() && clean {
+    if parsed.codes.is_empty() && clean {
         sink.error_in(
             &csv,
             ErrorCode::EmptyCodelist,
@@ -161,7 +181,7 @@ fn read(sink: &mut Sink<'_>, dir: &Path, file: &Sp<String>) -> Option<CodelistFi
             "the codelist has no codes",
         );
     }
-    Some((codes, terms, bytes))
+    Some((parsed, bytes))
 }
 
 /// SHA-256 over `pack.toml` then each codelist file (name, NUL, bytes) in

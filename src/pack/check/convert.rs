@@ -44,6 +44,8 @@ pub(super) enum FeatureSlot {
 pub(super) struct Scope<'a> {
     pub(super) features: &'a HashMap<String, FeatureSlot>,
     pub(super) codelists: &'a BTreeMap<String, usize>,
+    /// By codelist index: (categorised, weighted).
+    pub(super) codelist_kinds: &'a [(bool, bool)],
     pub(super) columns: &'a BTreeMap<String, Type>,
     /// Only tier conditions may use `score`.
     pub(super) allow_score: bool,
@@ -439,6 +441,7 @@ mod tests {
         let scope = Scope {
             features: &features,
             codelists: &codelists,
+            codelist_kinds: &[],
             columns: &columns,
             allow_score: false,
         };

@@ -39,7 +39,7 @@ pub(super) fn check(
     sink: &mut Sink<'_>,
     features: &[RawFeature],
     taken: &mut BTreeMap<String, &'static str>,
-    codelists: &BTreeMap<String, usize>,
+    (codelists, codelist_kinds): (&BTreeMap<String, usize>, &[(bool, bool)]),
     columns: &BTreeMap<String, Type>,
 ) -> CheckedFeatures {
     let mut parsed: Vec<Parsed> = Vec::new();
@@ -102,6 +102,7 @@ pub(super) fn check(
             let scope = Scope {
                 features: &slots,
                 codelists,
+                codelist_kinds,
                 columns,
                 allow_score: false,
             };

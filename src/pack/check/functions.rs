@@ -16,7 +16,7 @@ use crate::pack::diag::{did_you_mean, ErrorCode};
 use crate::pack::expr::{AggregateFunc, Expr, Type, Window};
 
 /// Every function a pack expression may call.
-pub const FUNCTIONS: [&str; 14] = [
+pub const FUNCTIONS: [&str; 16] = [
     "has",
     "count",
     "count_distinct_codelists",
@@ -25,6 +25,8 @@ pub const FUNCTIONS: [&str; 14] = [
     "last_value",
     "min_value",
     "max_value",
+    "count_categories",
+    "sum_weights",
     "latest_of",
     "days_since",
     "contacted",
@@ -215,6 +217,31 @@ impl Converter<'_, '_> {
             return None;
         }
         let cl = self.codelist_arg(args[0]);
+        if let Some(c) = cl {
+            let (categorised, weighted) = self
+                .scope
+                .codelist_kinds
+                .get(c)
+                .copied()
+                .unwrap_or((false, false));
+            let missing = match func {
+                AggregateFunc::CountCategories if !categorised => Some("category_column"),
+                AggregateFunc::SumWeights if !weighted => Some("weight_column"),
+                _ => None,
+            };
+            if let Some(key) = missing {
+                self.sink
+                    .error(
+                        ErrorCode::BadArguments,
+                        self.span_of(args[0]),
+                        format!("{fname} needs a codelist with a `{key}`"),
+                    )
+                    .help(Some(format!(
+                        "name the column in the codelist's section: `{key} = \"...\"`"
+                    )));
+                return None;
+            }
+        }
         let window = match args.get(1) {
             Some(w) => self.window_arg(w),
             None => Some(Window::Ever),
@@ -435,6 +462,32 @@ mod tests {
             [format!(
                 "E209 `14`: a window must be a quoted string (help: {WINDOW_HELP})"
             )]
+        );
+    }
+
+    #[test]
+    fn categories_and_weights_need_a_codelist_that_has_them() {
+        assert_eq!(
+            expr("sum_weights(asthma, '2 years')", false),
+            Ok(Expr::Aggregate {
+                func: AggregateFunc::SumWeights,
+                codelists: vec![0],
+                window: Window::Months(24),
+            })
+        );
+        assert_eq!(
+            errors("count_categories(copd)"),
+            [
+                "E206 `copd`: count_categories needs a codelist with a `category_column` \
+                 (help: name the column in the codelist's section: `category_column = \"...\"`)"
+            ]
+        );
+        assert_eq!(
+            errors("sum_weights(copd) > 5"),
+            [
+                "E206 `copd`: sum_weights needs a codelist with a `weight_column` \
+                 (help: name the column in the codelist's section: `weight_column = \"...\"`)"
+            ]
         );
     }
 

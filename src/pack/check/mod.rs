@@ -72,18 +72,23 @@ pub fn build(
         .enumerate()
         .map(|(i, cl)| (cl.name.clone(), i))
         .collect();
+    let codelist_kinds: Vec<(bool, bool)> = codelists
+        .iter()
+        .map(|cl| (cl.is_categorised(), !cl.weights.is_empty()))
+        .collect();
 
     let features = features::check(
         &mut sink,
         &raw.features,
         &mut taken,
-        &codelist_index,
+        (&codelist_index, &codelist_kinds),
         &column_types,
     );
     let feature_slots = features.slots.iter().cloned().collect();
     let scope = Scope {
         features: &feature_slots,
         codelists: &codelist_index,
+        codelist_kinds: &codelist_kinds,
         columns: &column_types,
         allow_score: false,
     };
@@ -272,7 +277,8 @@ mod testing {
         rest.len()
     }
 
-    /// Checks one expression against codelists `asthma` and `copd`, the
+    /// Checks one expression against codelists `asthma` (categorised and
+    /// weighted, for the tests' sake) and `copd` (neither), the
     /// features `ltc_count` (int) and `broken` (had errors), the patient
     /// columns and a declared bool column `carer`.
     pub fn expr(sql: &str, allow_score: bool) -> Result<Expr, Vec<String>> {
@@ -297,6 +303,7 @@ mod testing {
         let scope = Scope {
             features: &features,
             codelists: &codelists,
+            codelist_kinds: &[(true, true), (false, false)],
             columns: &columns,
             allow_score,
         };
