@@ -397,6 +397,22 @@ fn evaluate_chunk(
         }
         rules.push(BooleanArray::from(state));
     }
+    // `[score] add`: rounded to the score's 10 places, NULL adds nothing.
+    if let Some(add) = &plan.score_add {
+        let chunk = Chunk {
+            features: &features,
+            ..base
+        };
+        let Column::Decimal(values) = chunk.eval(add)?.into_column(Type::Decimal, len) else {
+            return Err(EvalError::Internal("[score] add is not a decimal".into()));
+        };
+        for ((s, v), &inside) in score.iter_mut().zip(&values).zip(&population) {
+            if let (true, Some(d)) = (inside, v) {
+                *s += crate::plan::types::decimal_to_scaled(d.round_dp(DECIMAL_SCALE as u32))
+                    .unwrap_or(0);
+            }
+        }
+    }
 
     // Per override: latest include and exclude code dates of each person.
     type LatestDates = (Vec<Option<i32>>, Vec<Option<i32>>);

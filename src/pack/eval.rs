@@ -150,6 +150,14 @@ pub fn evaluate(pack: &Pack, person: &PersonRecord, as_of: NaiveDate) -> Outcome
         }
         outcome.rules.push(result);
     }
+    if let Some(add) = &pack.score_add {
+        match ctx.eval(add, &outcome.features, None, &mut scratch) {
+            Value::Int(i) => outcome.score += Decimal::from(i),
+            // Rounded to the score's 10 places, as the engine keeps it.
+            Value::Decimal(d) => outcome.score += d.round_dp(10),
+            _ => {}
+        }
+    }
 
     let forced = semantics::override_decision(pack.overrides.iter().map(|o| {
         (

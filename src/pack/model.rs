@@ -22,6 +22,9 @@ pub struct Pack {
     /// Topologically ordered: a feature refers only to earlier ones.
     pub features: Vec<Feature>,
     pub population: Expr,
+    /// `[score] add`: an int or decimal expression added to the points of
+    /// the fired rules (NULL adds nothing).
+    pub score_add: Option<Expr>,
     pub rules: Vec<Rule>,
     /// In priority order: the first whose condition is TRUE wins.
     pub tiers: Vec<Tier>,

@@ -25,6 +25,8 @@ pub struct RawPack {
     /// The `[pack]` header (or file start), for "missing key" messages.
     pub meta_span: Range<usize>,
     pub population: Option<Sp<String>>,
+    /// `[score] add`: an expression added to the fired rules' points.
+    pub score_add: Option<Sp<String>>,
     pub columns: Vec<(Sp<String>, Sp<String>)>,
     pub codelists: Vec<RawCodelist>,
     pub features: Vec<RawFeature>,
@@ -113,6 +115,7 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
         &[
             "pack",
             "population",
+            "score",
             "columns",
             "codelists",
             "features",
@@ -151,6 +154,11 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
         }
         None if !root.contains_key("population") => w.missing(0..0, "[population]", "the file"),
         None => {}
+    }
+
+    if let Some((span, t)) = w.table(root, "score") {
+        w.check_keys(t, &["add"], "in [score]");
+        raw.score_add = w.required_string(t, "add", &span, "[score]");
     }
 
     if let Some((_, t)) = w.table(root, "columns") {

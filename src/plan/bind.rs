@@ -103,6 +103,8 @@ pub struct PhysicalPlan {
     pub population: PhysicalExpr,
     pub features: Vec<PlannedFeature>,
     pub rules: Vec<PlannedRule>,
+    /// `[score] add`, as a decimal: added to the fired rules' points.
+    pub score_add: Option<PhysicalExpr>,
     /// In priority order.
     pub tiers: Vec<PhysicalExpr>,
     pub exclusions: Vec<PhysicalExpr>,
@@ -153,6 +155,10 @@ impl PhysicalPlan {
                 })
             })
             .collect::<Result<Vec<_>, PlanError>>()?;
+        let score_add = pack
+            .score_add
+            .as_ref()
+            .map(|e| super::lower::coerce(lw.lower(e), Type::Decimal));
         let tiers: Vec<PhysicalExpr> = pack
             .tiers
             .iter()
@@ -230,6 +236,7 @@ impl PhysicalPlan {
         let mut all: Vec<&PhysicalExpr> = vec![&population];
         all.extend(features.iter().map(|f: &PlannedFeature| &f.expr));
         all.extend(rules.iter().map(|r: &PlannedRule| &r.condition));
+        all.extend(score_add.iter());
         all.extend(tiers.iter());
         all.extend(exclusions.iter());
         let reads_age = reads(&all, |x| matches!(x, PhysicalExpr::Age { .. }));
@@ -242,6 +249,7 @@ impl PhysicalPlan {
             population,
             features,
             rules,
+            score_add,
             tiers,
             exclusions,
             overrides,
@@ -313,6 +321,9 @@ impl fmt::Display for PhysicalPlan {
         for r in &self.rules {
             let points = super::types::scaled_to_decimal(r.points);
             writeln!(f, "rule {} {points:+} := {}", r.id, r.condition)?;
+        }
+        if let Some(add) = &self.score_add {
+            writeln!(f, "score := points of fired rules + {add}")?;
         }
         for o in &self.overrides {
             writeln!(

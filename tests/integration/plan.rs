@@ -34,6 +34,7 @@ fn planned_packs_match_their_text() {
         ("tests/fixtures/tiny-pack", "tests/plans/tiny.txt"),
         ("tests/packs/decision", "tests/plans/decision.txt"),
         ("tests/packs/weighted", "tests/plans/weighted.txt"),
+        ("rules/hfrs", "tests/plans/hfrs.txt"),
     ] {
         let actual = planned(Path::new(pack));
         let path = Path::new(expected);

@@ -78,6 +78,32 @@ pub(super) fn condition(sink: &mut Sink<'_>, s: &Sp<String>, scope: &Scope<'_>) 
     }
 }
 
+/// Parses and checks `[score] add`: an exact number (int or decimal).
+pub(super) fn score_add(sink: &mut Sink<'_>, s: &Sp<String>, scope: &Scope<'_>) -> Option<Expr> {
+    let ast = parse_sql(sink, s)?;
+    let src = SqlSource::new(sink.text(), s);
+    let expr = Converter {
+        sink: &mut *sink,
+        src: &src,
+        scope,
+    }
+    .convert(&ast)?;
+    match expr.ty() {
+        Type::Int | Type::Decimal => Some(expr),
+        other => {
+            sink.error(
+                ErrorCode::TypeMismatch,
+                src.span_of(&ast),
+                format!(
+                    "[score] add must be an int or a decimal (scores are exact), but this is {}",
+                    article(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// Checks the already parsed expression `ast`, written in `s`.
 pub(super) fn expression(
     sink: &mut Sink<'_>,

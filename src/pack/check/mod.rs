@@ -97,6 +97,10 @@ pub fn build(
         .population
         .as_ref()
         .and_then(|p| convert::condition(&mut sink, p, &scope));
+    let score_add = raw
+        .score_add
+        .as_ref()
+        .map(|s| convert::score_add(&mut sink, s, &scope));
     let rules = sections::rules(&mut sink, &raw.rules, &scope, &features.names);
     let (tiers, tier_index) = sections::tiers(&mut sink, &raw.tiers, &scope);
     let overrides = sections::overrides(&mut sink, &raw.overrides, &codelist_index, &tier_index);
@@ -119,6 +123,7 @@ pub fn build(
         codelists,
         features: features.checked,
         population: population?,
+        score_add: score_add.flatten(),
         rules,
         tiers,
         overrides,
@@ -355,6 +360,22 @@ mod tests {
     use super::testing::{brief, pack, MINIMAL};
     use super::*;
     use crate::pack::expr::{Expr, Type, Value};
+
+    #[test]
+    fn score_add_must_be_an_exact_number() {
+        let csv = [("bmi.csv", "code\n60621009\n")];
+        let base = format!("{MINIMAL}[codelists]\nbmi = {{ file = \"codelists/bmi.csv\" }}\n\n");
+        let ok = pack(&format!("{base}[score]\nadd = \"count(bmi) * 2\"\n"), &csv).expect("checks");
+        assert_eq!(ok.score_add.as_ref().map(|e| e.ty()), Some(Type::Int));
+        let errors = pack(&format!("{base}[score]\nadd = \"last_value(bmi)\"\n"), &csv)
+            .expect_err("a float score is an error");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("E207")
+                && errors[0].contains("[score] add must be an int or a decimal (scores are exact), but this is a float"),
+            "{errors:?}"
+        );
+    }
 
     #[test]
     fn sink_records_code_span_message_and_help() {
