@@ -35,6 +35,7 @@ fn planned_packs_match_their_text() {
         ("tests/packs/decision", "tests/plans/decision.txt"),
         ("tests/packs/weighted", "tests/plans/weighted.txt"),
         ("rules/hfrs", "tests/plans/hfrs.txt"),
+        ("rules/charlson", "tests/plans/charlson.txt"),
     ] {
         let actual = planned(Path::new(pack));
         let path = Path::new(expected);
