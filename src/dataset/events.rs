@@ -10,7 +10,7 @@ use arrow::datatypes::Int32Type;
 
 use super::columns::{self, PatientIds, Site};
 use super::error::DatasetError;
-use super::raw::{Locator, RawTable};
+use super::raw::{Locator, RawBatch, RawTable};
 use super::TableFile;
 
 pub use crate::contract::{CODE, DATE, PATIENT_ID, VALUE};
@@ -47,6 +47,16 @@ impl EventReader {
         Self::open_part(table, None, true)
     }
 
+    /// The columns read: `value` only when it is needed.
+    pub fn columns(with_value: bool) -> &'static [&'static str] {
+        const ALL: [&str; 4] = [PATIENT_ID, CODE, DATE, VALUE];
+        if with_value {
+            &ALL[..]
+        } else {
+            &ALL[..3]
+        }
+    }
+
     /// Opens the whole table, or only the given Parquet row groups; without
     /// `with_value` the `value` column is neither decoded nor checked.
     pub fn open_part(
@@ -54,8 +64,7 @@ impl EventReader {
         row_groups: Option<Vec<usize>>,
         with_value: bool,
     ) -> Result<EventReader, DatasetError> {
-        let all = [PATIENT_ID, CODE, DATE, VALUE];
-        let wanted = if with_value { &all[..] } else { &all[..3] };
+        let wanted = Self::columns(with_value);
         let raw = match row_groups {
             None => RawTable::open(table, wanted, &[CODE])?,
             Some(groups) => RawTable::open_row_groups(table, wanted, &[CODE], groups)?,
@@ -79,9 +88,42 @@ impl EventReader {
     }
 
     pub fn next_batch(&mut self) -> Result<Option<EventBatch>, DatasetError> {
-        let Some(raw) = self.raw.next_batch()? else {
-            return Ok(None);
-        };
+        match self.next_raw()? {
+            Some(raw) => self.typed(raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The next batch as stored (CSV: text), not yet typed: reading is
+    /// sequential, typing ([`EventReader::typed`]) can run in parallel.
+    pub fn next_raw(&mut self) -> Result<Option<RawBatch>, DatasetError> {
+        self.raw.next_batch()
+    }
+
+    /// What types this table's raw batches (shareable between threads).
+    pub fn typer(&self) -> EventTyper {
+        EventTyper {
+            file: self.file.clone(),
+            has_value: self.has_value,
+        }
+    }
+
+    /// Types one raw batch of this table.
+    pub fn typed(&self, raw: RawBatch) -> Result<EventBatch, DatasetError> {
+        self.typer().typed(raw)
+    }
+}
+
+/// Types raw batches of one event table: text to ids, codes, dates and values.
+#[derive(Debug, Clone)]
+pub struct EventTyper {
+    file: String,
+    has_value: bool,
+}
+
+impl EventTyper {
+    /// Types one raw batch.
+    pub fn typed(&self, raw: RawBatch) -> Result<EventBatch, DatasetError> {
         let site = Site {
             file: &self.file,
             locator: &raw.locator,
@@ -98,13 +140,13 @@ impl EventReader {
             (true, Some(v)) => Some(columns::floats(v, VALUE, &site)?),
             _ => None,
         };
-        Ok(Some(EventBatch {
+        Ok(EventBatch {
             ids: columns::patient_ids(ids, PATIENT_ID, &site)?,
             codes: columns::codes(codes, CODE, &site)?,
             dates: columns::dates(dates, DATE, &site, true)?,
             values,
             locator: raw.locator,
-        }))
+        })
     }
 }
 

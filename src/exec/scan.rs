@@ -259,27 +259,36 @@ fn scan_table(
             apply(outputs, accs);
         }
     } else {
-        // CSV: decoding is sequential; matching runs in parallel per round of batches.
-        let mut reader = EventReader::open_part(file, None, table.reads_values)?;
+        // CSV: the file is read in chunks of whole records; splitting them
+        // into fields, typing (ids, codes, dates, values) and matching run in
+        // parallel, a round of chunks at a time. The first error in file
+        // order is reported.
+        let typer = EventReader::open_part(file, None, table.reads_values)?.typer();
+        let wanted = EventReader::columns(table.reads_values);
+        let (_, mut chunks) = crate::dataset::raw::CsvChunks::open(file, wanted)?;
         loop {
-            let mut batches = Vec::with_capacity(round);
-            while batches.len() < round {
-                match reader.next_batch()? {
-                    Some(b) => batches.push(b),
+            let mut round_chunks = Vec::with_capacity(round);
+            while round_chunks.len() < round {
+                match chunks.next_chunk()? {
+                    Some(c) => round_chunks.push(c),
                     None => break,
                 }
             }
-            if batches.is_empty() {
+            if round_chunks.is_empty() {
                 break;
             }
-            let outputs: Vec<PartOutput> = batches
-                .par_iter()
-                .map(|batch| {
+            let results: Vec<Result<PartOutput, DatasetError>> = round_chunks
+                .into_par_iter()
+                .map(|chunk| {
                     let mut out = PartOutput::new(n_shards);
-                    out.absorb(table, patients, batch, as_of_days);
-                    out
+                    for raw in chunk.parse()? {
+                        let batch = typer.typed(raw)?;
+                        out.absorb(table, patients, &batch, as_of_days);
+                    }
+                    Ok(out)
                 })
                 .collect();
+            let outputs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
             apply(outputs, accs);
         }
     }
