@@ -33,6 +33,8 @@ struct Hit {
     set: u32,
     /// NaN when the event has no finite value.
     value: f64,
+    /// The exactly listed code's id (`u32::MAX`: none, or not needed).
+    code: u32,
 }
 
 /// Per-person accumulator storage, one column per accumulator.
@@ -47,6 +49,9 @@ pub enum AccColumn {
     LastValue(Vec<i32>, Vec<f64>),
     MinValue(Vec<f64>),
     MaxValue(Vec<f64>),
+    /// While scanning: (person within shard, code id) pairs per shard of
+    /// persons; [`AccColumn::finish`] turns them into a `Count`.
+    DistinctCodes(Vec<Vec<(u32, u32)>>),
 }
 
 /// Sentinels: no date yet / no value yet.
@@ -63,6 +68,24 @@ impl AccColumn {
             AccKind::LastValue => AccColumn::LastValue(vec![NO_MAX_DATE; n], vec![f64::NAN; n]),
             AccKind::MinValue => AccColumn::MinValue(vec![f64::NAN; n]),
             AccKind::MaxValue => AccColumn::MaxValue(vec![f64::NAN; n]),
+            AccKind::DistinctCodes => {
+                AccColumn::DistinctCodes(vec![Vec::new(); n.div_ceil(1 << SHARD_SHIFT).max(1)])
+            }
+        }
+    }
+
+    /// Distinct codes counted per person (other accumulators are final).
+    fn finish(&mut self, n: usize) {
+        if let AccColumn::DistinctCodes(shards) = self {
+            let mut counts = vec![0u32; n];
+            for (s, pairs) in shards.iter_mut().enumerate() {
+                pairs.sort_unstable();
+                pairs.dedup();
+                for &(i, _) in pairs.iter() {
+                    counts[(s << SHARD_SHIFT) + i as usize] += 1;
+                }
+            }
+            *self = AccColumn::Count(counts);
         }
     }
 
@@ -87,6 +110,7 @@ impl AccColumn {
                 .collect(),
             AccColumn::MinValue(v) => v.chunks_mut(rows).map(AccSlice::MinValue).collect(),
             AccColumn::MaxValue(v) => v.chunks_mut(rows).map(AccSlice::MaxValue).collect(),
+            AccColumn::DistinctCodes(v) => v.iter_mut().map(AccSlice::DistinctCodes).collect(),
         }
     }
 }
@@ -99,12 +123,18 @@ enum AccSlice<'a> {
     LastValue(&'a mut [i32], &'a mut [f64]),
     MinValue(&'a mut [f64]),
     MaxValue(&'a mut [f64]),
+    DistinctCodes(&'a mut Vec<(u32, u32)>),
 }
 
 impl AccSlice<'_> {
     #[inline]
-    fn apply(&mut self, i: usize, date: i32, value: f64) {
+    fn apply(&mut self, i: usize, date: i32, value: f64, code: u32) {
         match self {
+            AccSlice::DistinctCodes(v) => {
+                if code != u32::MAX {
+                    v.push((i as u32, code));
+                }
+            }
             AccSlice::Any(v) => v[i >> 6] |= 1 << (i & 63),
             AccSlice::Count(v) => v[i] = v[i].saturating_add(1),
             AccSlice::MinDate(v) => v[i] = v[i].min(date),
@@ -172,6 +202,9 @@ pub fn scan(
             plan, table, file, patients, &mut accs, as_of_days,
         )?);
     }
+    for acc in &mut accs {
+        acc.finish(n);
+    }
     let mut last_contact = vec![NO_MAX_DATE; n];
     if let Some(file) = contacts {
         let mut rows = Vec::new();
@@ -209,9 +242,10 @@ pub fn scan(
 struct PartOutput {
     buckets: Vec<Vec<Hit>>,
     counts: TableCounts,
-    /// The last code dictionary seen and its match sets: Parquet batches
-    /// of one row group share a dictionary, so it is mapped once.
-    dictionary: Option<(ArrayRef, Vec<u32>)>,
+    /// The last code dictionary seen, its match sets and (when distinct
+    /// codes are counted) code ids: Parquet batches of one row group share
+    /// a dictionary, so it is mapped once.
+    dictionary: Option<(ArrayRef, Vec<u32>, Vec<u32>)>,
 }
 
 fn scan_table(
@@ -321,27 +355,34 @@ impl PartOutput {
 
         // One match set per distinct code of the batch's dictionary.
         let dict = batch.codes.values();
-        let reuse = matches!(&self.dictionary, Some((d, _)) if Arc::ptr_eq(d, dict));
+        let reuse = matches!(&self.dictionary, Some((d, _, _)) if Arc::ptr_eq(d, dict));
         if !reuse {
-            let masks: Vec<u32> = match dict.as_any().downcast_ref::<StringArray>() {
-                Some(strings) => (0..strings.len())
-                    .map(|i| {
-                        if strings.is_null(i) {
-                            0
-                        } else {
-                            table.match_set(strings.value(i))
-                        }
-                    })
-                    .collect(),
-                None => Vec::new(),
-            };
-            self.dictionary = Some((dict.clone(), masks));
+            let (masks, ids): (Vec<u32>, Vec<u32>) =
+                match dict.as_any().downcast_ref::<StringArray>() {
+                    Some(strings) => (0..strings.len())
+                        .map(|i| {
+                            if strings.is_null(i) {
+                                (0, u32::MAX)
+                            } else {
+                                let code = strings.value(i);
+                                let id = if table.reads_codes() {
+                                    table.code_id(code)
+                                } else {
+                                    u32::MAX
+                                };
+                                (table.match_set(code), id)
+                            }
+                        })
+                        .unzip(),
+                    None => (Vec::new(), Vec::new()),
+                };
+            self.dictionary = Some((dict.clone(), masks, ids));
         }
-        let masks: &[u32] = self
+        let (masks, ids): (&[u32], &[u32]) = self
             .dictionary
             .as_ref()
-            .map(|(_, m)| m.as_slice())
-            .unwrap_or(&[]);
+            .map(|(_, m, c)| (m.as_slice(), c.as_slice()))
+            .unwrap_or((&[], &[]));
         let keys = batch.codes.keys().values();
         let dates = batch.dates.values();
         let values = batch.values.as_ref();
@@ -360,11 +401,13 @@ impl PartOutput {
                 _ => f64::NAN,
             };
             self.counts.matched += 1;
+            let code = ids.get(keys[i] as usize).copied().unwrap_or(u32::MAX);
             self.buckets[(row >> SHARD_SHIFT) as usize].push(Hit {
                 row,
                 date,
                 set,
                 value,
+                code,
             });
         }
     }
@@ -403,7 +446,7 @@ fn apply_hits(
                     let i = hit.row as usize - base;
                     for &(a, lower) in &table.accs_by_set[hit.set as usize] {
                         if hit.date >= lower {
-                            slices[local[a]].1.apply(i, hit.date, hit.value);
+                            slices[local[a]].1.apply(i, hit.date, hit.value, hit.code);
                         }
                     }
                 }

@@ -543,6 +543,14 @@ impl<'a> Context<'a> {
                     ),
                 }
             }
+            AggregateFunc::CountDistinctCodes => {
+                let mut codes: std::collections::BTreeSet<&str> = Default::default();
+                for &(cl, i, c) in &hits {
+                    cite(cl, i, c);
+                    codes.insert(c);
+                }
+                Value::Int(codes.len() as i64)
+            }
             AggregateFunc::CountCategories | AggregateFunc::SumWeights => {
                 // Each category once, however many of its codes matched.
                 let mut categories: std::collections::BTreeSet<&str> = Default::default();

@@ -258,6 +258,9 @@ pub enum AggregateFunc {
     MinValue,
     /// float or null.
     MaxValue,
+    /// int, never null: how many distinct codes of an exact-match codelist
+    /// have an event.
+    CountDistinctCodes,
     /// int, never null: how many distinct categories of a categorised
     /// codelist have an event.
     CountCategories,
@@ -277,6 +280,7 @@ impl AggregateFunc {
             AggregateFunc::LastValue => "last_value",
             AggregateFunc::MinValue => "min_value",
             AggregateFunc::MaxValue => "max_value",
+            AggregateFunc::CountDistinctCodes => "count_distinct_codes",
             AggregateFunc::CountCategories => "count_categories",
             AggregateFunc::SumWeights => "sum_weights",
         }
@@ -292,6 +296,7 @@ impl AggregateFunc {
             "last_value" => AggregateFunc::LastValue,
             "min_value" => AggregateFunc::MinValue,
             "max_value" => AggregateFunc::MaxValue,
+            "count_distinct_codes" => AggregateFunc::CountDistinctCodes,
             "count_categories" => AggregateFunc::CountCategories,
             "sum_weights" => AggregateFunc::SumWeights,
             _ => return None,
@@ -303,6 +308,7 @@ impl AggregateFunc {
             AggregateFunc::Has => Type::Bool,
             AggregateFunc::Count
             | AggregateFunc::CountDistinctCodelists
+            | AggregateFunc::CountDistinctCodes
             | AggregateFunc::CountCategories => Type::Int,
             AggregateFunc::SumWeights => Type::Decimal,
             AggregateFunc::FirstDate | AggregateFunc::LastDate => Type::Date,

@@ -60,6 +60,7 @@ fn kind_of(func: AggregateFunc) -> AccKind {
         | AggregateFunc::CountCategories
         | AggregateFunc::SumWeights => AccKind::Any,
         AggregateFunc::Count => AccKind::Count,
+        AggregateFunc::CountDistinctCodes => AccKind::DistinctCodes,
         AggregateFunc::FirstDate => AccKind::MinDate,
         AggregateFunc::LastDate => AccKind::MaxDate,
         AggregateFunc::LastValue => AccKind::LastValue,
@@ -417,7 +418,10 @@ impl<'a> Lowering<'a> {
                 let first = accs.first().copied().unwrap_or(0);
                 P::Aggregate(match func {
                     AggregateFunc::Has => Aggregate::Has { acc: first },
-                    AggregateFunc::Count => Aggregate::Count { acc: first },
+                    // Distinct codes are counted per person when the scan ends.
+                    AggregateFunc::Count | AggregateFunc::CountDistinctCodes => {
+                        Aggregate::Count { acc: first }
+                    }
                     AggregateFunc::CountDistinctCodelists => {
                         accs.dedup();
                         Aggregate::CountDistinct { accs }

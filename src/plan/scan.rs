@@ -7,9 +7,12 @@ use hashbrown::HashMap;
 /// within a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccKind {
-    /// Whether any event matched (has, count_distinct_codelists): one byte.
+    /// Whether any event matched (has, count_distinct_codelists): one bit.
     Any,
     Count,
+    /// How many distinct (exactly listed) codes matched: (person, code)
+    /// pairs while scanning, a count per person when the scan ends.
+    DistinctCodes,
     MinDate,
     MaxDate,
     LastValue,
@@ -68,6 +71,9 @@ pub struct TableScan {
     /// Whether an accumulator of this table keeps event values (else the
     /// scan does not decode the `value` column).
     pub reads_values: bool,
+    /// Id of each exactly listed code of this table's codelists, for
+    /// counting distinct codes (empty when no accumulator does).
+    code_ids: HashMap<String, u32>,
 }
 
 impl TableScan {
@@ -92,6 +98,22 @@ impl TableScan {
             .rev()
             .find_map(|&end| self.prefix.get(&code[..end]).copied())
             .unwrap_or(0)
+    }
+
+    /// The id of an exactly listed code (`u32::MAX`: not one).
+    pub fn code_id(&self, code: &str) -> u32 {
+        if self.code_ids.is_empty() {
+            return u32::MAX;
+        }
+        self.code_ids
+            .get(normalise_code(code).as_str())
+            .copied()
+            .unwrap_or(u32::MAX)
+    }
+
+    /// Whether an accumulator of this table counts distinct codes.
+    pub fn reads_codes(&self) -> bool {
+        !self.code_ids.is_empty()
     }
 
     /// Number of distinct match sets (including the empty set).
@@ -238,7 +260,22 @@ impl ScanPlan {
                     AccKind::LastValue | AccKind::MinValue | AccKind::MaxValue
                 )
         });
+        let reads_codes = accs
+            .iter()
+            .any(|a| codelists[a.codelist].table == table && a.kind == AccKind::DistinctCodes);
+        let code_ids = if reads_codes {
+            let mut codes: Vec<&String> = exact_ids.keys().collect();
+            codes.sort();
+            codes
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), i as u32))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         TableScan {
+            code_ids,
             reads_values,
             table: table.to_string(),
             codelists: used,

@@ -145,7 +145,7 @@ expect = { features = { lives_alon = true } }
 #[test]
 fn weighted_categories_give_the_published_sums() {
     let report = strata::run::test_pack(&repo().join("tests/packs/weighted")).expect("runs");
-    assert_eq!(report.results.len(), 5);
+    assert_eq!(report.results.len(), 6);
     let failed: Vec<String> = report
         .results
         .iter()

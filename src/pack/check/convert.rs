@@ -46,6 +46,8 @@ pub(super) struct Scope<'a> {
     pub(super) codelists: &'a BTreeMap<String, usize>,
     /// By codelist index: (categorised, weighted).
     pub(super) codelist_kinds: &'a [(bool, bool)],
+    /// By codelist index: whether it matches by prefix.
+    pub(super) codelist_prefix: &'a [bool],
     pub(super) columns: &'a BTreeMap<String, Type>,
     /// Only tier conditions may use `score`.
     pub(super) allow_score: bool,
@@ -468,6 +470,7 @@ mod tests {
             features: &features,
             codelists: &codelists,
             codelist_kinds: &[],
+            codelist_prefix: &[],
             columns: &columns,
             allow_score: false,
         };

@@ -35,11 +35,15 @@ struct Parsed<'r> {
     deps: Vec<usize>,
 }
 
+/// The codelists expressions may name: index by name, (categorised,
+/// weighted) and prefix matching by index.
+pub(super) type Codelists<'a> = (&'a BTreeMap<String, usize>, &'a [(bool, bool)], &'a [bool]);
+
 pub(super) fn check(
     sink: &mut Sink<'_>,
     features: &[RawFeature],
     taken: &mut BTreeMap<String, &'static str>,
-    (codelists, codelist_kinds): (&BTreeMap<String, usize>, &[(bool, bool)]),
+    (codelists, codelist_kinds, codelist_prefix): Codelists<'_>,
     columns: &BTreeMap<String, Type>,
 ) -> CheckedFeatures {
     let mut parsed: Vec<Parsed> = Vec::new();
@@ -103,6 +107,7 @@ pub(super) fn check(
                 features: &slots,
                 codelists,
                 codelist_kinds,
+                codelist_prefix,
                 columns,
                 allow_score: false,
             };

@@ -16,7 +16,7 @@ use crate::pack::diag::{did_you_mean, ErrorCode};
 use crate::pack::expr::{AggregateFunc, Expr, Type, Window};
 
 /// Every function a pack expression may call.
-pub const FUNCTIONS: [&str; 16] = [
+pub const FUNCTIONS: [&str; 17] = [
     "has",
     "count",
     "count_distinct_codelists",
@@ -25,6 +25,7 @@ pub const FUNCTIONS: [&str; 16] = [
     "last_value",
     "min_value",
     "max_value",
+    "count_distinct_codes",
     "count_categories",
     "sum_weights",
     "latest_of",
@@ -217,6 +218,21 @@ impl Converter<'_, '_> {
             return None;
         }
         let cl = self.codelist_arg(args[0]);
+        if let (Some(c), AggregateFunc::CountDistinctCodes) = (cl, func) {
+            if self.scope.codelist_prefix.get(c).copied().unwrap_or(false) {
+                self.sink
+                    .error(
+                        ErrorCode::BadArguments,
+                        self.span_of(args[0]),
+                        "count_distinct_codes needs a codelist with match = \"exact\"",
+                    )
+                    .help(Some(
+                        "for ICD-10 categories, give the codelist a category_column and use count_categories"
+                            .into(),
+                    ));
+                return None;
+            }
+        }
         if let Some(c) = cl {
             let (categorised, weighted) = self
                 .scope
@@ -462,6 +478,25 @@ mod tests {
             [format!(
                 "E209 `14`: a window must be a quoted string (help: {WINDOW_HELP})"
             )]
+        );
+    }
+
+    #[test]
+    fn distinct_codes_need_an_exact_codelist() {
+        assert_eq!(
+            expr("count_distinct_codes(asthma, '12 months')", false),
+            Ok(Expr::Aggregate {
+                func: AggregateFunc::CountDistinctCodes,
+                codelists: vec![0],
+                window: Window::Months(12),
+            })
+        );
+        assert_eq!(
+            errors("count_distinct_codes(copd) >= 5"),
+            [
+                "E206 `copd`: count_distinct_codes needs a codelist with match = \"exact\" \
+                 (help: for ICD-10 categories, give the codelist a category_column and use count_categories)"
+            ]
         );
     }
 

@@ -76,12 +76,16 @@ pub fn build(
         .iter()
         .map(|cl| (cl.is_categorised(), !cl.weights.is_empty()))
         .collect();
+    let codelist_prefix: Vec<bool> = codelists
+        .iter()
+        .map(|cl| cl.match_mode == crate::pack::MatchMode::Prefix)
+        .collect();
 
     let features = features::check(
         &mut sink,
         &raw.features,
         &mut taken,
-        (&codelist_index, &codelist_kinds),
+        (&codelist_index, &codelist_kinds, &codelist_prefix),
         &column_types,
     );
     let feature_slots = features.slots.iter().cloned().collect();
@@ -89,6 +93,7 @@ pub fn build(
         features: &feature_slots,
         codelists: &codelist_index,
         codelist_kinds: &codelist_kinds,
+        codelist_prefix: &codelist_prefix,
         columns: &column_types,
         allow_score: false,
     };
@@ -282,8 +287,8 @@ mod testing {
         rest.len()
     }
 
-    /// Checks one expression against codelists `asthma` (categorised and
-    /// weighted, for the tests' sake) and `copd` (neither), the
+    /// Checks one expression against codelists `asthma` (exact, categorised
+    /// and weighted, for the tests' sake) and `copd` (prefix, neither), the
     /// features `ltc_count` (int) and `broken` (had errors), the patient
     /// columns and a declared bool column `carer`.
     pub fn expr(sql: &str, allow_score: bool) -> Result<Expr, Vec<String>> {
@@ -309,6 +314,7 @@ mod testing {
             features: &features,
             codelists: &codelists,
             codelist_kinds: &[(true, true), (false, false)],
+            codelist_prefix: &[false, true],
             columns: &columns,
             allow_score,
         };
