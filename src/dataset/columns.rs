@@ -246,6 +246,24 @@ impl TextColumn {
             .then(|| self.values.value(self.dict.keys().value(i) as usize))
     }
 
+    /// The dictionary key of row `i` (rows with equal keys hold equal
+    /// texts; equal texts may have several keys).
+    #[inline]
+    pub fn key(&self, i: usize) -> Option<usize> {
+        self.dict
+            .is_valid(i)
+            .then(|| self.dict.keys().value(i) as usize)
+    }
+
+    /// The distinct texts' slots: key `k` holds `dictionary_value(k)`.
+    pub fn dictionary_len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn dictionary_value(&self, k: usize) -> &str {
+        self.values.value(k)
+    }
+
     /// The column as plain UTF-8.
     pub fn to_strings(&self) -> StringArray {
         cast(&self.dict, &DataType::Utf8)

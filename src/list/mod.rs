@@ -191,12 +191,27 @@ pub fn rank(
         .into_par_iter()
         .filter(|&s| outcomes.listed(s))
         .collect();
-    let mut by_practice: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    // Grouped by the practice code's dictionary key first (no text
+    // compared per person), then by the code itself.
+    let practice = &patients.practice_code;
+    let mut by_key: Vec<Vec<usize>> = vec![Vec::new(); practice.dictionary_len() + 1];
     for s in listed {
-        by_practice
-            .entry(patients.practice_code.value(outcomes.person(s)))
-            .or_default()
-            .push(s);
+        let k = practice
+            .key(outcomes.person(s))
+            .unwrap_or(practice.dictionary_len());
+        by_key[k].push(s);
+    }
+    let mut by_practice: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (k, slots) in by_key.into_iter().enumerate() {
+        if slots.is_empty() {
+            continue;
+        }
+        let code = if k < practice.dictionary_len() {
+            practice.dictionary_value(k)
+        } else {
+            ""
+        };
+        by_practice.entry(code).or_default().extend(slots);
     }
     let order = &plan.order;
     // Keys of the person in slot `s`.
