@@ -383,7 +383,7 @@ pub fn write_lists(
     with_previous: bool,
 ) -> Result<(), ListError> {
     /// Practices in flight at once.
-    const WINDOW: usize = 16;
+    const WINDOW: usize = 32;
     run.subdir("lists")?;
     let heads = headings(pack, with_previous);
     let werr = |message: String| ListError::Write {
