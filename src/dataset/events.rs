@@ -37,9 +37,8 @@ impl EventBatch {
 
 /// Streams an event table (or some of its Parquet row groups) batch by batch.
 pub struct EventReader {
-    file: String,
     raw: RawTable,
-    has_value: bool,
+    typer: EventTyper,
 }
 
 impl EventReader {
@@ -81,36 +80,22 @@ impl EventReader {
         }
         let has_value = with_value && raw.file_columns().iter().any(|c| c == VALUE);
         Ok(EventReader {
-            file,
             raw,
-            has_value,
+            typer: EventTyper { file, has_value },
         })
     }
 
     pub fn next_batch(&mut self) -> Result<Option<EventBatch>, DatasetError> {
-        match self.next_raw()? {
-            Some(raw) => self.typed(raw).map(Some),
+        match self.raw.next_batch()? {
+            Some(raw) => self.typer.typed(raw).map(Some),
             None => Ok(None),
         }
     }
 
-    /// The next batch as stored (CSV: text), not yet typed: reading is
-    /// sequential, typing ([`EventReader::typed`]) can run in parallel.
-    pub fn next_raw(&mut self) -> Result<Option<RawBatch>, DatasetError> {
-        self.raw.next_batch()
-    }
-
-    /// What types this table's raw batches (shareable between threads).
+    /// What types this table's raw batches (shareable between threads:
+    /// CSV chunks are typed in parallel).
     pub fn typer(&self) -> EventTyper {
-        EventTyper {
-            file: self.file.clone(),
-            has_value: self.has_value,
-        }
-    }
-
-    /// Types one raw batch of this table.
-    pub fn typed(&self, raw: RawBatch) -> Result<EventBatch, DatasetError> {
-        self.typer().typed(raw)
+        self.typer.clone()
     }
 }
 
