@@ -296,7 +296,8 @@ impl TextColumn {
 }
 
 /// Any string-like column as a dictionary of `Utf8` with `Int32` keys
-/// (kept as read when it already is one).
+/// (kept as read when it already is one; large strings, string views and
+/// other key types go through plain UTF-8).
 fn as_dictionary(col: &ArrayRef) -> Option<DictionaryArray<Int32Type>> {
     match col.data_type() {
         DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
@@ -497,19 +498,8 @@ pub fn codes(
     name: &str,
     site: &Site,
 ) -> Result<DictionaryArray<Int32Type>, DatasetError> {
-    let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-    let dict = match col.data_type() {
-        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
-            col.as_dictionary::<Int32Type>().clone()
-        }
-        t => {
-            // Large strings (Polars), string views and other dictionary key
-            // types go through plain UTF-8 first.
-            let text = as_utf8(col).ok_or_else(|| site.wrong_type(name, "text codes", t))?;
-            let c = cast(&text, &dict_type).map_err(|_| site.wrong_type(name, "text codes", t))?;
-            c.as_dictionary::<Int32Type>().clone()
-        }
-    };
+    let dict = as_dictionary(col)
+        .ok_or_else(|| site.wrong_type(name, "text codes", col.data_type()))?;
     if let Some(i) = (0..dict.len()).find(|&i| dict.is_null(i)) {
         return Err(site.missing(i, name));
     }
