@@ -498,8 +498,8 @@ pub fn codes(
     name: &str,
     site: &Site,
 ) -> Result<DictionaryArray<Int32Type>, DatasetError> {
-    let dict = as_dictionary(col)
-        .ok_or_else(|| site.wrong_type(name, "text codes", col.data_type()))?;
+    let dict =
+        as_dictionary(col).ok_or_else(|| site.wrong_type(name, "text codes", col.data_type()))?;
     if let Some(i) = (0..dict.len()).find(|&i| dict.is_null(i)) {
         return Err(site.missing(i, name));
     }

@@ -55,6 +55,27 @@ pub(super) struct Scope<'a> {
 
 /// Parses the condition in `s` and checks it is true or false.
 pub(super) fn condition(sink: &mut Sink<'_>, s: &Sp<String>, scope: &Scope<'_>) -> Option<Expr> {
+    typed(sink, s, scope, |ty| match ty {
+        Type::Bool | Type::Null => None,
+        other => Some((
+            ErrorCode::NotBoolean,
+            format!(
+                "a condition must be true or false, but this is {}",
+                article(other)
+            ),
+            Some("compare it with something, e.g. `ltc_count >= 2`".to_string()),
+        )),
+    })
+}
+
+/// Parses and checks the expression in `s`; `wrong` says what is wrong
+/// with its type, if anything (code, message, help).
+fn typed(
+    sink: &mut Sink<'_>,
+    s: &Sp<String>,
+    scope: &Scope<'_>,
+    wrong: impl Fn(Type) -> Option<(ErrorCode, String, Option<String>)>,
+) -> Option<Expr> {
     let ast = parse_sql(sink, s)?;
     let src = SqlSource::new(sink.text(), s);
     let expr = Converter {
@@ -63,18 +84,10 @@ pub(super) fn condition(sink: &mut Sink<'_>, s: &Sp<String>, scope: &Scope<'_>) 
         scope,
     }
     .convert(&ast)?;
-    match expr.ty() {
-        Type::Bool | Type::Null => Some(expr),
-        other => {
-            sink.error(
-                ErrorCode::NotBoolean,
-                src.span_of(&ast),
-                format!(
-                    "a condition must be true or false, but this is {}",
-                    article(other)
-                ),
-            )
-            .help("compare it with something, e.g. `ltc_count >= 2`".to_string());
+    match wrong(expr.ty()) {
+        None => Some(expr),
+        Some((code, message, help)) => {
+            sink.error(code, src.span_of(&ast), message).help(help);
             None
         }
     }
@@ -82,28 +95,17 @@ pub(super) fn condition(sink: &mut Sink<'_>, s: &Sp<String>, scope: &Scope<'_>) 
 
 /// Parses and checks `[score] add`: an exact number (int or decimal).
 pub(super) fn score_add(sink: &mut Sink<'_>, s: &Sp<String>, scope: &Scope<'_>) -> Option<Expr> {
-    let ast = parse_sql(sink, s)?;
-    let src = SqlSource::new(sink.text(), s);
-    let expr = Converter {
-        sink: &mut *sink,
-        src: &src,
-        scope,
-    }
-    .convert(&ast)?;
-    match expr.ty() {
-        Type::Int | Type::Decimal => Some(expr),
-        other => {
-            sink.error(
-                ErrorCode::TypeMismatch,
-                src.span_of(&ast),
-                format!(
-                    "[score] add must be an int or a decimal (scores are exact), but this is {}",
-                    article(other)
-                ),
-            );
-            None
-        }
-    }
+    typed(sink, s, scope, |ty| match ty {
+        Type::Int | Type::Decimal => None,
+        other => Some((
+            ErrorCode::TypeMismatch,
+            format!(
+                "[score] add must be an int or a decimal (scores are exact), but this is {}",
+                article(other)
+            ),
+            None,
+        )),
+    })
 }
 
 /// Checks the already parsed expression `ast`, written in `s`.
