@@ -133,10 +133,11 @@ fn run_file(pack_dir: &Path, path: &Path, shown: &str) -> Result<Vec<ExampleResu
         }
     }
     let pack = crate::pack::load(pack_dir)?;
-    let data = TempDir::new()?;
-    write_dataset(&data.0, &pack, &file.examples, as_of).map_err(bad)?;
+    let data = tempfile::tempdir()
+        .map_err(|e| Error::Internal(format!("a temporary folder for the examples: {e}")))?;
+    write_dataset(data.path(), &pack, &file.examples, as_of).map_err(bad)?;
 
-    let mut job = Job::load(pack_dir, &data.0, Some(as_of))?;
+    let mut job = Job::load(pack_dir, data.path(), Some(as_of))?;
     // Every feature is kept so each one can be compared.
     for f in &mut job.plan.physical.features {
         f.keep = true;
@@ -326,12 +327,9 @@ fn show_value(v: &Value) -> String {
     }
 }
 
+/// A TOML date (`2020-03-23`, no time), read as dataset.toml's are.
 fn toml_date(d: &toml::value::Datetime) -> Option<NaiveDate> {
-    if d.time.is_some() || d.offset.is_some() {
-        return None;
-    }
-    let date = d.date?;
-    NaiveDate::from_ymd_opt(i32::from(date.year), date.month.into(), date.day.into())
+    crate::dataset::columns::parse_iso_date(&d.to_string())
 }
 
 fn decimal(v: &toml::Value) -> Option<Decimal> {
@@ -473,28 +471,4 @@ fn write_dataset(
     )
     .map_err(io)?;
     Ok(())
-}
-
-/// A folder of its own under the system's temporary folder, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<TempDir, Error> {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "strata-examples-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path)
-            .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-        Ok(TempDir(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
