@@ -9,6 +9,16 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Each failed example as `file / name: failures`.
+fn failed(report: &strata::run::ExamplesReport) -> Vec<String> {
+    report
+        .results
+        .iter()
+        .filter(|r| !r.failures.is_empty())
+        .map(|r| format!("{} / {}: {}", r.file, r.name, r.failures.join("; ")))
+        .collect()
+}
+
 fn packs() -> Vec<PathBuf> {
     let mut packs: Vec<PathBuf> = std::fs::read_dir(repo().join("rules"))
         .expect("rules/")
@@ -146,11 +156,6 @@ expect = { features = { lives_alon = true } }
 fn weighted_categories_give_the_published_sums() {
     let report = strata::run::test_pack(&repo().join("tests/packs/weighted")).expect("runs");
     assert_eq!(report.results.len(), 6);
-    let failed: Vec<String> = report
-        .results
-        .iter()
-        .filter(|r| !r.failures.is_empty())
-        .map(|r| format!("{}: {}", r.name, r.failures.join("; ")))
-        .collect();
+    let failed = failed(&report);
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
