@@ -413,7 +413,6 @@ impl<R: std::io::Read> CsvStream<R> {
 /// line it starts on, so errors still name the right line.
 pub struct CsvChunks {
     file: std::fs::File,
-    name: String,
     /// Bytes read but not yet handed out (the tail of a record).
     carry: Vec<u8>,
     next_line: u64,
@@ -471,7 +470,6 @@ impl CsvChunks {
             columns,
             CsvChunks {
                 file,
-                name: stream.file,
                 carry: Vec::new(),
                 next_line: header_lines,
                 done: false,
@@ -496,7 +494,7 @@ impl CsvChunks {
                 .file
                 .read(&mut bytes[filled..])
                 .map_err(|e| DatasetError::Malformed {
-                    file: self.name.clone(),
+                    file: self.layout.file.clone(),
                     at: Location::Line(self.next_line),
                     message: e.to_string(),
                 })?;
