@@ -301,6 +301,9 @@ fn check(
                 p.rules.len(),
                 p.tiers.len()
             );
+            for u in &p.uses {
+                println!("  uses {} = {} {} ({})", u.alias, u.id, u.version, u.dir);
+            }
             if plan {
                 let as_of = as_of.unwrap_or_else(|| chrono::Local::now().date_naive());
                 print!("{}", crate::plan::PhysicalPlan::compile(&p, as_of)?);

@@ -40,6 +40,17 @@ pub struct PackInfo {
     pub title: String,
     pub version: String,
     pub content_hash: String,
+    /// The packs it reads features from (`[uses]`), directly or not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uses: Vec<UsedPackInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UsedPackInfo {
+    pub alias: String,
+    pub id: String,
+    pub version: String,
+    pub content_hash: String,
 }
 
 #[derive(Debug, Serialize)]

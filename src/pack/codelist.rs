@@ -46,6 +46,13 @@ pub struct Codelist {
 }
 
 impl Codelist {
+    /// The name `latest_of` yields: the codelist's name in the pack that
+    /// declares it (`carer` for the used pack's `efi.carer`), so a used
+    /// pack's features keep their values.
+    pub fn value_name(&self) -> &str {
+        self.name.rsplit('.').next().unwrap_or(&self.name)
+    }
+
     /// Whether an already-normalised event code belongs to this codelist,
     /// returning the listed code it matched (for looking up its term).
     pub fn matching_code(&self, normalised_event_code: &str) -> Option<&str> {

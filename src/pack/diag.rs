@@ -65,6 +65,10 @@ pub enum ErrorCode {
     UnreachableTier,
     /// E303: an unknown tier id.
     UnknownTier,
+    /// E401: a pack named in `[uses]` cannot be read or has errors.
+    UsedPack,
+    /// E402: packs that use each other in a cycle.
+    PackCycle,
 }
 
 impl ErrorCode {
@@ -98,6 +102,8 @@ impl ErrorCode {
             UnknownPlaceholder => "E301",
             UnreachableTier => "E302",
             UnknownTier => "E303",
+            UsedPack => "E401",
+            PackCycle => "E402",
         }
     }
 }

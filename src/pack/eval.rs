@@ -458,7 +458,7 @@ impl<'a> Context<'a> {
                     self.pack
                         .codelists
                         .get(i)
-                        .map_or(Value::Null, |c| Value::Str(c.name.clone()))
+                        .map_or(Value::Null, |c| Value::Str(c.value_name().to_string()))
                 };
                 match (la, lb) {
                     (None, None) => Value::Null,

@@ -43,6 +43,10 @@ fn write_explain(
         "pack    {} {} ({hash})",
         pack.meta.id, pack.meta.version
     )?;
+    for u in &pack.uses {
+        let hash: String = u.content_hash.chars().take(12).collect();
+        writeln!(out, "uses    {} = {} {} ({hash})", u.alias, u.id, u.version)?;
+    }
     let column = |name: &str| person.columns.get(name).cloned().unwrap_or(Value::Null);
     let age = match column(crate::contract::DATE_OF_BIRTH) {
         Value::Date(dob) => age_on(dob, as_of).map_or("unknown".to_string(), |a| a.to_string()),

@@ -394,6 +394,62 @@ pub enum Expr {
 }
 
 impl Expr {
+    /// Moves every codelist index up by `codelists` and every feature
+    /// index by `features`: a used pack's feature placed in the pack that
+    /// uses it, after that pack's own codelists and earlier imports.
+    pub(crate) fn offset_indices(&mut self, codelists: usize, features: usize) {
+        let go = |e: &mut Expr| e.offset_indices(codelists, features);
+        match self {
+            Expr::Feature { index, .. } => *index += features,
+            Expr::Aggregate { codelists: c, .. } => c.iter_mut().for_each(|c| *c += codelists),
+            Expr::LatestOf { a, b } => {
+                *a += codelists;
+                *b += codelists;
+            }
+            Expr::Literal(_)
+            | Expr::Column { .. }
+            | Expr::Age
+            | Expr::AsOf
+            | Expr::Registered
+            | Expr::Alive
+            | Expr::Score
+            | Expr::Contacted(_)
+            | Expr::LastContact => {}
+            Expr::Not(e) | Expr::Neg(e) | Expr::DaysSince(e) | Expr::IsNull { expr: e, .. } => {
+                go(e)
+            }
+            Expr::Binary { left, right, .. } => {
+                go(left);
+                go(right);
+            }
+            Expr::Case {
+                operand,
+                branches,
+                else_result,
+                ..
+            } => {
+                operand.iter_mut().for_each(|e| go(e));
+                for (w, t) in branches {
+                    go(w);
+                    go(t);
+                }
+                else_result.iter_mut().for_each(|e| go(e));
+            }
+            Expr::InList { expr, list, .. } => {
+                go(expr);
+                list.iter_mut().for_each(go);
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                go(expr);
+                go(low);
+                go(high);
+            }
+            Expr::Coalesce { args, .. } => args.iter_mut().for_each(go),
+        }
+    }
+
     /// The type of the value this expression yields.
     pub fn ty(&self) -> Type {
         match self {

@@ -27,7 +27,7 @@ pub use explain::explain;
 pub use expr::{AggregateFunc, BinaryOp, Expr, Type, Value, Window};
 pub use model::{
     ColumnDecl, Exclusion, Feature, ListSpec, OrderBy, OrderKey, Override, Pack, PackMeta, Rule,
-    Segment, Template, Tier,
+    Segment, Template, Tier, UsedPack,
 };
 
 use diag::SourceFile;
@@ -35,6 +35,12 @@ use diag::SourceFile;
 /// Reads and checks the pack in `dir` (which holds `pack.toml`). Paths in
 /// diagnostics are shown as `dir` was given.
 pub fn load(dir: &Path) -> Result<Pack, PackErrors> {
+    load_used(dir, &[])
+}
+
+/// [`load`] for a pack reached through `[uses]` from the packs in
+/// `using` (outermost first), which it must not use in turn.
+pub(crate) fn load_used(dir: &Path, using: &[std::path::PathBuf]) -> Result<Pack, PackErrors> {
     let toml_path = dir.join("pack.toml");
     let display = toml_path.display().to_string();
     let bytes = match std::fs::read(&toml_path) {
@@ -72,7 +78,7 @@ pub fn load(dir: &Path) -> Result<Pack, PackErrors> {
         return Err(PackErrors { diagnostics: diags });
     }
     let raw = raw::read(&file, &doc, &mut diags);
-    let pack = check::build(dir, &file, raw, &bytes, &mut diags);
+    let pack = check::build(dir, &file, raw, &bytes, using, &mut diags);
     match pack {
         Some(p) if diags.is_empty() => Ok(p),
         _ => {

@@ -12,14 +12,20 @@ use super::expr::{Expr, Type, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pack {
     pub meta: PackMeta,
-    /// SHA-256 (hex) over `pack.toml` and the codelist files in codelist
-    /// name order: any edit to the pack changes it.
+    /// SHA-256 (hex) over `pack.toml`, the codelist files in codelist
+    /// name order and the hashes of the packs it uses: any edit to the
+    /// pack, or to a pack it uses, changes it.
     pub content_hash: String,
+    /// Every pack this one reads features from (`[uses]`), directly or
+    /// through another, each once, in the order they were reached.
+    pub uses: Vec<UsedPack>,
     /// Extra patient columns the pack expects, in file order.
     pub columns: Vec<ColumnDecl>,
-    /// In name order.
+    /// This pack's own in name order, then those of the packs it uses
+    /// (named `alias.name`).
     pub codelists: Vec<Codelist>,
-    /// Topologically ordered: a feature refers only to earlier ones.
+    /// Topologically ordered: a feature refers only to earlier ones. The
+    /// used packs' features (named `alias.name`) come first.
     pub features: Vec<Feature>,
     pub population: Expr,
     /// `[score] add`: an int or decimal expression added to the points of
@@ -49,6 +55,20 @@ impl Pack {
         tables.dedup();
         tables
     }
+}
+
+/// A pack whose features another pack reads. Its features and codelists
+/// are part of the using pack, named `alias.name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedPack {
+    /// How the using pack names it (`efi`, or `efi.sub` for a pack the
+    /// used pack uses in turn).
+    pub alias: String,
+    /// Its folder, as reached from the using pack.
+    pub dir: String,
+    pub id: String,
+    pub version: String,
+    pub content_hash: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

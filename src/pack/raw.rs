@@ -28,6 +28,9 @@ pub struct RawPack {
     /// `[score] add`: an expression added to the fired rules' points.
     pub score_add: Option<Sp<String>>,
     pub columns: Vec<(Sp<String>, Sp<String>)>,
+    /// `[uses]`: other packs whose features this one reads, as
+    /// (alias, folder relative to this pack's folder).
+    pub uses: Vec<(Sp<String>, Sp<String>)>,
     pub codelists: Vec<RawCodelist>,
     pub features: Vec<RawFeature>,
     pub rules: Vec<RawRule>,
@@ -116,6 +119,7 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
             "pack",
             "population",
             "score",
+            "uses",
             "columns",
             "codelists",
             "features",
@@ -159,6 +163,14 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
     if let Some((span, t)) = w.table(root, "score") {
         w.check_keys(t, &["add"], "in [score]");
         raw.score_add = w.required_string(t, "add", &span, "[score]");
+    }
+
+    if let Some((_, t)) = w.table(root, "uses") {
+        for (k, v) in entries(t) {
+            if let Some(path) = w.as_string(v) {
+                raw.uses.push((key(k), path));
+            }
+        }
     }
 
     if let Some((_, t)) = w.table(root, "columns") {

@@ -443,7 +443,7 @@ impl<'a> Lowering<'a> {
                     self.pack
                         .codelists
                         .get(c)
-                        .map_or_else(String::new, |c| c.name.clone())
+                        .map_or_else(String::new, |c| c.value_name().to_string())
                 };
                 let (na, nb) = (name(*a), name(*b));
                 P::LatestOf {

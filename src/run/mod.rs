@@ -228,6 +228,16 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
             title: pack.meta.title.clone(),
             version: pack.meta.version.clone(),
             content_hash: pack.content_hash.clone(),
+            uses: pack
+                .uses
+                .iter()
+                .map(|u| manifest::UsedPackInfo {
+                    alias: u.alias.clone(),
+                    id: u.id.clone(),
+                    version: u.version.clone(),
+                    content_hash: u.content_hash.clone(),
+                })
+                .collect(),
         },
         as_of: as_of.to_string(),
         as_of_source: (*as_of_source).into(),

@@ -159,3 +159,62 @@ fn weighted_categories_give_the_published_sums() {
     let failed = failed(&report);
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
+
+/// `[uses]`: another pack's features and codelists read as `base.<name>`
+/// (latest_of keeps the used pack's codelist names; its declared column is
+/// read; its own rules add nothing), in both evaluators.
+#[test]
+fn a_used_pack_s_features_give_the_same_values_in_both_evaluators() {
+    let report = strata::run::test_pack(&repo().join("tests/packs/uses/top")).expect("runs");
+    assert_eq!(report.results.len(), 5);
+    let failed = failed(&report);
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// The using pack's hash covers the used pack: editing only the used
+/// pack changes it, and the used pack is listed with its own hash.
+#[test]
+fn editing_a_used_pack_changes_the_using_pack_s_hash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = |from: &str, to: &std::path::Path| {
+        let from = repo().join(from);
+        std::fs::create_dir_all(to.join("codelists")).expect("mkdir");
+        for entry in walk(&from) {
+            let rel = entry.strip_prefix(&from).expect("prefix");
+            if entry.is_file() {
+                std::fs::create_dir_all(to.join(rel).parent().expect("parent")).expect("mkdir");
+                std::fs::copy(&entry, to.join(rel)).expect("copy");
+            }
+        }
+    };
+    copy("tests/packs/uses/base", &dir.path().join("base"));
+    copy("tests/packs/uses/top", &dir.path().join("top"));
+    let load = || strata::pack::load(&dir.path().join("top")).expect("loads");
+    let before = load();
+    assert_eq!(before.uses.len(), 1);
+    assert_eq!(before.uses[0].alias, "base");
+    assert_eq!(before.uses[0].id, "uses-base");
+    let base_before = strata::pack::load(&dir.path().join("base")).expect("base");
+    assert_eq!(before.uses[0].content_hash, base_before.content_hash);
+
+    let carer = dir.path().join("base/codelists/carer.csv");
+    let mut text = std::fs::read_to_string(&carer).expect("read");
+    text.push_str("408405000,Carer of a person with a chronic illness\n");
+    std::fs::write(&carer, text).expect("write");
+    let after = load();
+    assert_ne!(after.content_hash, before.content_hash);
+    assert_ne!(after.uses[0].content_hash, before.uses[0].content_hash);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -36,6 +36,7 @@ fn planned_packs_match_their_text() {
         ("tests/packs/weighted", "tests/plans/weighted.txt"),
         ("rules/hfrs", "tests/plans/hfrs.txt"),
         ("rules/charlson", "tests/plans/charlson.txt"),
+        ("tests/packs/uses/top", "tests/plans/uses.txt"),
     ] {
         let actual = planned(Path::new(pack));
         let path = Path::new(expected);

@@ -40,6 +40,16 @@ pub(super) enum FeatureSlot {
     Failed,
 }
 
+/// `efi.deficits` (a feature of a used pack) as one name.
+pub(super) fn qualified(parts: &[sql::Ident]) -> sql::Ident {
+    let value: Vec<&str> = parts.iter().map(|p| p.value.as_str()).collect();
+    sql::Ident {
+        value: value.join("."),
+        quote_style: None,
+        span: sqlparser::tokenizer::Span::union_iter(parts.iter().map(|p| p.span)),
+    }
+}
+
 /// The names an expression may use.
 pub(super) struct Scope<'a> {
     pub(super) features: &'a HashMap<String, FeatureSlot>,
@@ -142,6 +152,7 @@ impl Converter<'_, '_> {
         match e {
             S::Nested(inner) => self.convert(inner),
             S::Identifier(ident) => self.name(ident),
+            S::CompoundIdentifier(parts) => self.name(&qualified(parts)),
             S::Value(v) => self.literal(&v.value, self.src.span(v.span)),
             S::TypedString(ts) => self.typed_literal(e, ts),
             S::UnaryOp { op, expr } => self.unary(e, op, expr),

@@ -45,6 +45,7 @@ pub(super) fn check(
     taken: &mut BTreeMap<String, &'static str>,
     (codelists, codelist_kinds, codelist_prefix): Codelists<'_>,
     columns: &BTreeMap<String, Type>,
+    imported: Vec<Feature>,
 ) -> CheckedFeatures {
     let mut parsed: Vec<Parsed> = Vec::new();
     for f in features {
@@ -98,8 +99,16 @@ pub(super) fn check(
         .iter()
         .map(|p| (p.name.value.clone(), FeatureSlot::Failed))
         .collect();
-    let mut checked = Vec::new();
+    // Used packs' features come first, already checked (`efi.deficits`).
     let mut names = BTreeMap::new();
+    let mut imported_slots = Vec::new();
+    for (index, f) in imported.iter().enumerate() {
+        let slot = FeatureSlot::Ready { index, ty: f.ty };
+        slots.insert(f.name.clone(), slot.clone());
+        imported_slots.push((f.name.clone(), slot));
+        names.insert(f.name.clone(), index);
+    }
+    let mut checked = imported;
     for &i in &order {
         let p = &parsed[i];
         let expr = p.ast.as_ref().and_then(|ast| {
@@ -126,12 +135,12 @@ pub(super) fn check(
             });
         }
     }
-    let slots = parsed
-        .iter()
-        .map(|p| {
+    let slots = imported_slots
+        .into_iter()
+        .chain(parsed.iter().map(|p| {
             let slot = slots.get(&p.name.value).cloned();
             (p.name.value.clone(), slot.unwrap_or(FeatureSlot::Failed))
-        })
+        }))
         .collect();
     CheckedFeatures {
         checked,
@@ -244,6 +253,7 @@ fn value_names(e: &sql::Expr, out: &mut Vec<String>) {
     use sql::Expr as S;
     match e {
         S::Identifier(i) => out.push(i.value.clone()),
+        S::CompoundIdentifier(parts) => out.push(super::convert::qualified(parts).value),
         S::Nested(x) | S::UnaryOp { expr: x, .. } | S::IsNull(x) | S::IsNotNull(x) => {
             value_names(x, out)
         }

@@ -328,13 +328,17 @@ impl Converter<'_, '_> {
     /// A codelist named by a bare identifier.
     fn codelist_arg(&mut self, e: &sql::Expr) -> Option<usize> {
         let span = self.span_of(e);
-        let sql::Expr::Identifier(ident) = e else {
-            self.sink.error(
-                ErrorCode::BadArguments,
-                span,
-                "expected a codelist name here",
-            );
-            return None;
+        let ident = match e {
+            sql::Expr::Identifier(ident) => ident.clone(),
+            sql::Expr::CompoundIdentifier(parts) => super::convert::qualified(parts),
+            _ => {
+                self.sink.error(
+                    ErrorCode::BadArguments,
+                    span,
+                    "expected a codelist name here",
+                );
+                return None;
+            }
         };
         if let Some(&i) = self.scope.codelists.get(&ident.value) {
             return Some(i);

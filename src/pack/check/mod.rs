@@ -35,6 +35,7 @@ mod functions;
 mod sections;
 mod source;
 mod types;
+mod uses;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -56,6 +57,7 @@ pub fn build(
     file: &SourceFile,
     raw: RawPack,
     toml_bytes: &[u8],
+    using: &[std::path::PathBuf],
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Pack> {
     let mut sink = Sink::new(file, diags);
@@ -64,9 +66,19 @@ pub fn build(
     let meta = sections::meta(&mut sink, &raw.meta);
 
     let mut taken = sections::builtin_names();
-    let (columns, column_types) = sections::columns(&mut sink, &raw.columns, &mut taken);
+    let (mut columns, mut column_types) = sections::columns(&mut sink, &raw.columns, &mut taken);
 
-    let (codelists, codelist_files) = codelists::check(&mut sink, dir, &raw.codelists);
+    let (mut codelists, codelist_files) = codelists::check(&mut sink, dir, &raw.codelists);
+    let imported = uses::check(
+        &mut sink,
+        dir,
+        &raw.uses,
+        using,
+        codelists.len(),
+        &mut taken,
+        (&mut columns, &mut column_types),
+    );
+    codelists.extend(imported.codelists);
     let codelist_index: BTreeMap<String, usize> = codelists
         .iter()
         .enumerate()
@@ -87,6 +99,7 @@ pub fn build(
         &mut taken,
         (&codelist_index, &codelist_kinds, &codelist_prefix),
         &column_types,
+        imported.features,
     );
     let feature_slots = features.slots.iter().cloned().collect();
     let scope = Scope {
@@ -123,7 +136,11 @@ pub fn build(
     }
     Some(Pack {
         meta: meta?,
-        content_hash: codelists::content_hash(toml_bytes, &codelist_files),
+        content_hash: uses::content_hash(
+            codelists::content_hash(toml_bytes, &codelist_files),
+            &imported.uses,
+        ),
+        uses: imported.uses,
         columns,
         codelists,
         features: features.checked,
@@ -348,7 +365,14 @@ mod testing {
         assert!(errors.is_empty(), "test pack is not valid TOML");
         let mut diags = Vec::new();
         let raw = crate::pack::raw::read(&file, &doc, &mut diags);
-        let built = super::build(dir.path(), &file, raw, toml_text.as_bytes(), &mut diags);
+        let built = super::build(
+            dir.path(),
+            &file,
+            raw,
+            toml_text.as_bytes(),
+            &[],
+            &mut diags,
+        );
         let shown = |d: &Diagnostic| brief(d).replace(&dir.path().display().to_string(), "DIR");
         match built {
             Some(p) if diags.is_empty() => Ok(p),

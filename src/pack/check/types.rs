@@ -254,7 +254,7 @@ impl Converter<'_, '_> {
                         .codelists
                         .iter()
                         .find(|(_, v)| *v == *i)
-                        .map(|(k, _)| k.as_str())
+                        .map(|(k, _)| k.rsplit('.').next().unwrap_or(k))
                 })
                 .collect();
             if !names.contains(&s.as_str()) {
