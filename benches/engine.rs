@@ -30,7 +30,7 @@ fn fixture(people: u64) -> Fixture {
     let data = dir.path().join("data");
     generate(&SynthConfig::new(people, 4, 2020, &data)).expect("synth");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pack = strata::pack::load(&root.join("rules/proactive-care")).expect("pack");
+    let pack = strata::pack::load(&root.join("benches/peers/pack")).expect("pack");
     let ds = Dataset::open(&data).expect("dataset");
     let patients = ds.read_patients().expect("patients");
     let as_of = ds.meta.extract_date.expect("extract date");

@@ -1,9 +1,9 @@
--- rules/proactive-care/pack.toml as one DuckDB query: the idiomatic version
+-- benches/peers/pack/pack.toml as one DuckDB query: the idiomatic version
 -- (plain joins, count(DISTINCT ...), max(...) FILTER (...), row_number()).
 --
 -- Parameters (DuckDB variables, set before the query):
 --   SET VARIABLE data_dir     = '/tmp/strata-peers/1000000';     -- the dataset folder (Parquet)
---   SET VARIABLE codelist_dir = 'rules/proactive-care/codelists'; -- the pack's codelists
+--   SET VARIABLE codelist_dir = 'benches/peers/pack/codelists'; -- the pack's codelists
 --   SET VARIABLE as_of        = DATE '2020-03-23';  -- optional; default: extract_date of dataset.toml
 --
 -- Result: the listed people, one row each:

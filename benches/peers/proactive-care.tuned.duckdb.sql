@@ -1,8 +1,8 @@
--- rules/proactive-care/pack.toml as one DuckDB query: the hand-tuned version.
+-- benches/peers/pack/pack.toml as one DuckDB query: the hand-tuned version.
 --
 -- Same parameters, result and semantics as proactive-care.duckdb.sql:
 --   SET VARIABLE data_dir     = '/tmp/strata-peers/1000000';     -- the dataset folder (Parquet)
---   SET VARIABLE codelist_dir = 'rules/proactive-care/codelists'; -- the pack's codelists
+--   SET VARIABLE codelist_dir = 'benches/peers/pack/codelists'; -- the pack's codelists
 --   SET VARIABLE as_of        = DATE '2020-03-23';  -- optional; default: extract_date of dataset.toml
 -- Result: practice_code, rank, patient_id, tier, score (exact decimal), one row per listed person.
 --

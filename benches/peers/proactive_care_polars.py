@@ -1,4 +1,4 @@
-"""rules/proactive-care/pack.toml as one lazy Polars query.
+"""benches/peers/pack/pack.toml as one lazy Polars query.
 
 usage: proactive_care_polars.py DATA_DIR CODELIST_DIR OUT.parquet [AS_OF]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Peer benchmark (issue 8): `strata run` against DuckDB and Polars running the
-# same rule pack (rules/proactive-care) on the same synthetic datasets.
+# same rule pack (benches/peers/pack: proactive-care 1.0.0, frozen) on the same synthetic datasets.
 #
 #   benches/peers/run.sh                              # sizes 1,000,000 and 10,000,000 people
 #   SIZES=1000000 REPEAT=3 benches/peers/run.sh       # one size
@@ -18,7 +18,7 @@
 #   2. per size N: `strata synth --patients N --practices max(20, N/50000) --seed 7`;
 #   3. runs, REPEAT times and interleaved (strata, duckdb, tuned, polars, floor, strata, ...),
 #      each under `/usr/bin/time -v`:
-#        strata  `strata run --pack rules/proactive-care --data DIR --out OUT --name bench`
+#        strata  `strata run --pack benches/peers/pack --data DIR --out OUT --name bench`
 #        duckdb  proactive-care.duckdb.sql        (idiomatic SQL)
 #        tuned   proactive-care.tuned.duckdb.sql  (hand-tuned SQL: one bit per codelist)
 #        polars  proactive_care_polars.py         (lazy query, streaming engine)
@@ -39,7 +39,7 @@ STRATA="${STRATA:-$ROOT/target/release/strata}"
 SIZES="${SIZES:-1000000 10000000}"
 REPEAT="${REPEAT:-3}"
 DATA_ROOT="${DATA_ROOT:-/tmp/strata-peers}"
-PACK="$ROOT/rules/proactive-care"
+PACK="$HERE/pack"
 CODELISTS="$PACK/codelists"
 VENV="$HERE/.venv"
 PY="$VENV/bin/python"
