@@ -339,6 +339,7 @@ fn synth(args: &SynthArgs) -> Result<(), Error> {
         events = summary.events,
         admissions = summary.admissions,
         contacts = summary.contacts,
+        medications = summary.medications,
         practices = summary.practices.len(),
         ms = started.elapsed().as_millis() as u64,
         "synthetic dataset written"

@@ -38,9 +38,10 @@ pub struct Codelist {
     pub codes: Vec<String>,
     /// Normalised code -> term, for codes whose row had one.
     pub terms: BTreeMap<String, String>,
-    /// Normalised code -> its category (every code has one when the
-    /// codelist names a category column; empty otherwise).
-    pub categories: BTreeMap<String, String>,
+    /// Normalised code -> its categories (every code has at least one when
+    /// the codelist names a category column; empty otherwise). A code may
+    /// be in several categories, one row each.
+    pub categories: BTreeMap<String, Vec<String>>,
     /// Category -> its weight, when the codelist names a weight column.
     pub weights: BTreeMap<String, rust_decimal::Decimal>,
 }
@@ -79,8 +80,12 @@ impl Codelist {
 
     /// The distinct categories, sorted.
     pub fn category_names(&self) -> Vec<&str> {
-        let set: std::collections::BTreeSet<&str> =
-            self.categories.values().map(String::as_str).collect();
+        let set: std::collections::BTreeSet<&str> = self
+            .categories
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .collect();
         set.into_iter().collect()
     }
 
@@ -92,14 +97,15 @@ impl Codelist {
             MatchMode::Exact => self
                 .categories
                 .get(normalised_event_code)
-                .map(String::as_str)
                 .into_iter()
+                .flatten()
+                .map(String::as_str)
                 .collect(),
             MatchMode::Prefix => self
                 .categories
                 .iter()
                 .filter(|(c, _)| normalised_event_code.starts_with(c.as_str()))
-                .map(|(_, cat)| cat.as_str())
+                .flat_map(|(_, cats)| cats.iter().map(String::as_str))
                 .collect(),
         };
         out.sort_unstable();
@@ -142,7 +148,7 @@ pub struct CodelistColumns<'a> {
 pub struct ParsedCodelist {
     pub codes: Vec<String>,
     pub terms: BTreeMap<String, String>,
-    pub categories: BTreeMap<String, String>,
+    pub categories: BTreeMap<String, Vec<String>>,
     pub weights: BTreeMap<String, rust_decimal::Decimal>,
 }
 
@@ -211,7 +217,7 @@ pub fn parse_codelist_csv(
     ) else {
         return ParsedCodelist::default();
     };
-    let mut categories = BTreeMap::new();
+    let mut categories: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // Category -> (weight, line it was first given on).
     let mut weights: BTreeMap<String, (rust_decimal::Decimal, usize)> = BTreeMap::new();
 
@@ -246,7 +252,19 @@ pub fn parse_codelist_csv(
             ));
             continue;
         }
-        if let Some(&line) = first_seen.get(&code) {
+        // A categorised codelist may give a code several categories (one
+        // row each): "Dementia in Parkinson's disease" is both a memory
+        // and a parkinsonism deficit of the eFI.
+        let again = first_seen.get(&code).copied();
+        let listed_in_another_category = again.is_some()
+            && category_col.is_some_and(|c| {
+                let category = record.get(c).unwrap_or("").trim();
+                !category.is_empty()
+                    && categories
+                        .get(&code)
+                        .is_some_and(|cats: &Vec<String>| !cats.iter().any(|x| x == category))
+            });
+        if let (Some(line), false) = (again, listed_in_another_category) {
             diags.push(
                 file.error(
                     ErrorCode::DuplicateCode,
@@ -312,7 +330,13 @@ pub fn parse_codelist_csv(
                     }
                 }
             }
-            categories.insert(code.clone(), category.to_string());
+            categories
+                .entry(code.clone())
+                .or_insert_with(Vec::new)
+                .push(category.to_string());
+            if listed_in_another_category {
+                continue;
+            }
         }
         first_seen.insert(code.clone(), line);
         if let Some(term) = term_col.and_then(|i| record.get(i)) {
@@ -403,7 +427,7 @@ mod tests {
         );
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(p.codes, ["F00", "F000", "W19"]);
-        assert_eq!(p.categories["F000"], "F00");
+        assert_eq!(p.categories["F000"], ["F00"]);
         assert_eq!(p.weights["F00"].to_string(), "7.1");
         assert_eq!(p.weights["W19"].to_string(), "3.2");
     }
@@ -471,6 +495,31 @@ mod tests {
     }
 
     #[test]
+    fn a_code_may_be_in_several_categories_but_not_twice_in_one() {
+        let file = SourceFile::new(
+            "c.csv".into(),
+            "code,term,deficit\n425390006,Dementia in Parkinson's,memory\n\
+             425390006,Dementia in Parkinson's,parkinsonism\n\
+             425390006,again,memory\n111,x,falls\n"
+                .into(),
+        );
+        let mut diags = Vec::new();
+        let p = parse_codelist_csv(
+            &file,
+            CodelistColumns {
+                category: Some("deficit"),
+                weight: None,
+            },
+            &mut diags,
+        );
+        assert_eq!(p.codes, ["111", "425390006"]);
+        assert_eq!(p.categories["425390006"], ["memory", "parkinsonism"]);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].code, ErrorCode::DuplicateCode);
+        assert_eq!(diags[0].location.as_ref().map(|l| l.line), Some(4));
+    }
+
+    #[test]
     fn prefix_matching_prefers_the_longest_prefix() {
         let cl = Codelist {
             name: "mi".into(),
@@ -479,8 +528,8 @@ mod tests {
             codes: vec!["I21".into(), "I210".into()],
             terms: [("I21".to_string(), "Acute MI".to_string())].into(),
             categories: [
-                ("I21".to_string(), "mi".to_string()),
-                ("I210".to_string(), "anterior".to_string()),
+                ("I21".to_string(), vec!["mi".to_string()]),
+                ("I210".to_string(), vec!["anterior".to_string()]),
             ]
             .into(),
             weights: BTreeMap::new(),

@@ -2,7 +2,7 @@
 //!
 //! [`generate`] writes a dataset folder that looks like a real south-west
 //! England PCN extract: `patients`, `events` (SNOMED CT), `admissions`
-//! (ICD-10), `contacts` and `dataset.toml`. Nobody in it is real.
+//! (ICD-10), `medications` (dm+d), `contacts` and `dataset.toml`. Nobody in it is real.
 //!
 //! - [`practices`] lays out practices, PCNs, catchments of real 2011 LSOAs
 //!   with their IMD 2019 deciles, and each practice's age pyramid;
@@ -114,6 +114,7 @@ pub struct SynthSummary {
     pub events: u64,
     pub admissions: u64,
     pub contacts: u64,
+    pub medications: u64,
     pub practices: Vec<PracticeSummary>,
 }
 
@@ -267,7 +268,7 @@ fn write_dataset(cfg: &SynthConfig, dir: &Path) -> Result<SynthSummary, SynthErr
     // Chunks in flight: enough to keep every worker busy while the writer
     // drains the previous wave, few enough to bound memory.
     let wave = (rayon::current_num_threads() as u64 * 2).max(2);
-    let mut totals = [0u64; 4];
+    let mut totals = [0u64; 5];
     let (sender, receiver) = mpsc::sync_channel::<EncodedChunk>(wave as usize);
     let writer_result = std::thread::scope(|scope| -> Result<(), SynthError> {
         let writer = scope.spawn(move || -> Result<(), SynthError> {
@@ -281,7 +282,7 @@ fn write_dataset(cfg: &SynthConfig, dir: &Path) -> Result<SynthSummary, SynthErr
             let mut start = 0u64;
             while start < chunks {
                 let end = (start + wave).min(chunks);
-                let encoded: Vec<Result<(EncodedChunk, [u64; 4]), SynthError>> = (start..end)
+                let encoded: Vec<Result<(EncodedChunk, [u64; 5]), SynthError>> = (start..end)
                     .into_par_iter()
                     .map(|c| {
                         let first = c * CHUNK_PATIENTS;
@@ -329,6 +330,7 @@ fn write_dataset(cfg: &SynthConfig, dir: &Path) -> Result<SynthSummary, SynthErr
         events: totals[1],
         admissions: totals[2],
         contacts: totals[3],
+        medications: totals[4],
         practices: model
             .practices
             .iter()

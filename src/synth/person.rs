@@ -157,12 +157,14 @@ pub struct ContactRows {
     pub outcome: Vec<&'static str>,
 }
 
-/// The four tables of one chunk.
+/// The five tables of one chunk.
 pub struct Chunk {
     pub patients: PatientRows,
     pub events: EventRows,
     pub admissions: EventRows,
     pub contacts: ContactRows,
+    /// Prescription issues (dm+d), drawn from their own random stream.
+    pub medications: EventRows,
 }
 
 #[derive(Clone, Copy)]
@@ -254,6 +256,7 @@ pub fn generate_chunk(model: &RunModel, chunk: u64, first: u64, count: u64) -> C
         events: EventRows::with_capacity(capacity * 34),
         admissions: EventRows::with_capacity(capacity / 2),
         contacts: ContactRows::default(),
+        medications: EventRows::with_capacity(capacity * 4),
     };
     let mut events: Vec<Event> = Vec::with_capacity(256);
     let mut admissions: Vec<Event> = Vec::with_capacity(32);

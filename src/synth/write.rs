@@ -1,7 +1,7 @@
 //! Writing chunks of synthetic rows as Parquet or CSV tables.
 //!
 //! Chunks are encoded (to Arrow record batches, or to CSV bytes) on the
-//! worker threads; one writer appends them to the four table files in chunk
+//! worker threads; one writer appends them to the five table files in chunk
 //! order, so the bytes never depend on scheduling. Parquet row groups are
 //! flushed as they fill, keeping memory flat however many patients there are.
 
@@ -24,29 +24,31 @@ use super::practices::Practice;
 use super::{OutputFormat, SynthError};
 
 /// Table names, in the order chunks carry them.
-pub const TABLES: [&str; 4] = [
+pub const TABLES: [&str; 5] = [
     crate::contract::PATIENTS,
     crate::contract::EVENTS,
     "admissions",
     crate::contract::CONTACTS,
+    "medications",
 ];
 
 /// Rows per Parquet row group (a million events is ~10 MB encoded).
 const ROW_GROUP_ROWS: usize = 1 << 20;
 
-/// One chunk, ready to append to the four tables.
+/// One chunk, ready to append to the five tables.
 pub enum EncodedChunk {
-    Parquet([RecordBatch; 4]),
-    Csv([Vec<u8>; 4]),
+    Parquet([RecordBatch; 5]),
+    Csv([Vec<u8>; 5]),
 }
 
 impl EncodedChunk {
-    pub fn rows(chunk: &Chunk) -> [u64; 4] {
+    pub fn rows(chunk: &Chunk) -> [u64; 5] {
         [
             chunk.patients.patient_id.len() as u64,
             chunk.events.len() as u64,
             chunk.admissions.len() as u64,
             chunk.contacts.patient_id.len() as u64,
+            chunk.medications.len() as u64,
         ]
     }
 }
@@ -105,12 +107,14 @@ pub fn encode(
             events_batch(&chunk.events)?,
             events_batch(&chunk.admissions)?,
             contacts_batch(&chunk.contacts)?,
+            events_batch(&chunk.medications)?,
         ]),
         OutputFormat::Csv => EncodedChunk::Csv([
             patients_csv(&chunk.patients, practices),
             events_csv(&chunk.events),
             events_csv(&chunk.admissions),
             contacts_csv(&chunk.contacts),
+            events_csv(&chunk.medications),
         ]),
     })
 }
@@ -270,7 +274,7 @@ fn properties(table: usize) -> WriterProperties {
     builder.build()
 }
 
-/// The four open table files of a dataset being written.
+/// The five open table files of a dataset being written.
 pub enum TableWriters {
     Parquet(Vec<ArrowWriter<File>>),
     Csv(Vec<BufWriter<File>>),
