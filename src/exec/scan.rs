@@ -52,6 +52,8 @@ pub enum AccColumn {
     /// While scanning: (person within shard, code id) pairs per shard of
     /// persons; [`AccColumn::finish`] turns them into a `Count`.
     DistinctCodes(Vec<Vec<(u32, u32)>>),
+    /// Likewise (person within shard, day) pairs.
+    DistinctDays(Vec<Vec<(u32, u32)>>),
 }
 
 /// Sentinels: no date yet / no value yet.
@@ -71,12 +73,16 @@ impl AccColumn {
             AccKind::DistinctCodes => {
                 AccColumn::DistinctCodes(vec![Vec::new(); n.div_ceil(1 << SHARD_SHIFT).max(1)])
             }
+            AccKind::DistinctDays => {
+                AccColumn::DistinctDays(vec![Vec::new(); n.div_ceil(1 << SHARD_SHIFT).max(1)])
+            }
         }
     }
 
-    /// Distinct codes counted per person (other accumulators are final).
+    /// Distinct codes or days counted per person (other accumulators are
+    /// final).
     fn finish(&mut self, n: usize) {
-        if let AccColumn::DistinctCodes(shards) = self {
+        if let AccColumn::DistinctCodes(shards) | AccColumn::DistinctDays(shards) = self {
             let mut counts = vec![0u32; n];
             for (s, pairs) in shards.iter_mut().enumerate() {
                 pairs.sort_unstable();
@@ -111,6 +117,7 @@ impl AccColumn {
             AccColumn::MinValue(v) => v.chunks_mut(rows).map(AccSlice::MinValue).collect(),
             AccColumn::MaxValue(v) => v.chunks_mut(rows).map(AccSlice::MaxValue).collect(),
             AccColumn::DistinctCodes(v) => v.iter_mut().map(AccSlice::DistinctCodes).collect(),
+            AccColumn::DistinctDays(v) => v.iter_mut().map(AccSlice::DistinctDays).collect(),
         }
     }
 }
@@ -124,6 +131,7 @@ enum AccSlice<'a> {
     MinValue(&'a mut [f64]),
     MaxValue(&'a mut [f64]),
     DistinctCodes(&'a mut Vec<(u32, u32)>),
+    DistinctDays(&'a mut Vec<(u32, u32)>),
 }
 
 impl AccSlice<'_> {
@@ -135,6 +143,8 @@ impl AccSlice<'_> {
                     v.push((i as u32, code));
                 }
             }
+            // Any distinct u32 per day will do: dates before 1970 wrap.
+            AccSlice::DistinctDays(v) => v.push((i as u32, date as u32)),
             AccSlice::Any(v) => v[i >> 6] |= 1 << (i & 63),
             AccSlice::Count(v) => v[i] = v[i].saturating_add(1),
             AccSlice::MinDate(v) => v[i] = v[i].min(date),

@@ -332,7 +332,7 @@ pub fn parse_codelist_csv(
             }
             categories
                 .entry(code.clone())
-                .or_insert_with(Vec::new)
+                .or_default()
                 .push(category.to_string());
             if listed_in_another_category {
                 continue;

@@ -543,6 +543,14 @@ impl<'a> Context<'a> {
                     ),
                 }
             }
+            AggregateFunc::CountDays => {
+                let mut days: std::collections::BTreeSet<chrono::NaiveDate> = Default::default();
+                for &(cl, i, c) in &hits {
+                    cite(cl, i, c);
+                    days.insert(self.person.events[i].date);
+                }
+                Value::Int(days.len() as i64)
+            }
             AggregateFunc::CountDistinctCodes => {
                 let mut codes: std::collections::BTreeSet<&str> = Default::default();
                 for &(cl, i, c) in &hits {

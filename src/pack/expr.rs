@@ -261,6 +261,9 @@ pub enum AggregateFunc {
     /// int, never null: how many distinct codes of an exact-match codelist
     /// have an event.
     CountDistinctCodes,
+    /// int, never null: on how many distinct days the codelist has an event
+    /// (admissions: one row per diagnosis, one day per admission).
+    CountDays,
     /// int, never null: how many distinct categories of a categorised
     /// codelist have an event.
     CountCategories,
@@ -281,6 +284,7 @@ impl AggregateFunc {
             AggregateFunc::MinValue => "min_value",
             AggregateFunc::MaxValue => "max_value",
             AggregateFunc::CountDistinctCodes => "count_distinct_codes",
+            AggregateFunc::CountDays => "count_days",
             AggregateFunc::CountCategories => "count_categories",
             AggregateFunc::SumWeights => "sum_weights",
         }
@@ -297,6 +301,7 @@ impl AggregateFunc {
             "min_value" => AggregateFunc::MinValue,
             "max_value" => AggregateFunc::MaxValue,
             "count_distinct_codes" => AggregateFunc::CountDistinctCodes,
+            "count_days" => AggregateFunc::CountDays,
             "count_categories" => AggregateFunc::CountCategories,
             "sum_weights" => AggregateFunc::SumWeights,
             _ => return None,
@@ -309,6 +314,7 @@ impl AggregateFunc {
             AggregateFunc::Count
             | AggregateFunc::CountDistinctCodelists
             | AggregateFunc::CountDistinctCodes
+            | AggregateFunc::CountDays
             | AggregateFunc::CountCategories => Type::Int,
             AggregateFunc::SumWeights => Type::Decimal,
             AggregateFunc::FirstDate | AggregateFunc::LastDate => Type::Date,

@@ -220,7 +220,11 @@ impl PhysicalPlan {
             let codes = c
                 .codes
                 .iter()
-                .filter(|code| c.categories.get(*code).is_some_and(|cats| cats.contains(category)))
+                .filter(|code| {
+                    c.categories
+                        .get(*code)
+                        .is_some_and(|cats| cats.contains(category))
+                })
                 .cloned()
                 .collect();
             defs.push(def(c, format!("{}[{category}]", c.name), codes));

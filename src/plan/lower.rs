@@ -61,6 +61,7 @@ fn kind_of(func: AggregateFunc) -> AccKind {
         | AggregateFunc::SumWeights => AccKind::Any,
         AggregateFunc::Count => AccKind::Count,
         AggregateFunc::CountDistinctCodes => AccKind::DistinctCodes,
+        AggregateFunc::CountDays => AccKind::DistinctDays,
         AggregateFunc::FirstDate => AccKind::MinDate,
         AggregateFunc::LastDate => AccKind::MaxDate,
         AggregateFunc::LastValue => AccKind::LastValue,
@@ -419,9 +420,9 @@ impl<'a> Lowering<'a> {
                 P::Aggregate(match func {
                     AggregateFunc::Has => Aggregate::Has { acc: first },
                     // Distinct codes are counted per person when the scan ends.
-                    AggregateFunc::Count | AggregateFunc::CountDistinctCodes => {
-                        Aggregate::Count { acc: first }
-                    }
+                    AggregateFunc::Count
+                    | AggregateFunc::CountDistinctCodes
+                    | AggregateFunc::CountDays => Aggregate::Count { acc: first },
                     AggregateFunc::CountDistinctCodelists => {
                         accs.dedup();
                         Aggregate::CountDistinct { accs }

@@ -13,6 +13,9 @@ pub enum AccKind {
     /// How many distinct (exactly listed) codes matched: (person, code)
     /// pairs while scanning, a count per person when the scan ends.
     DistinctCodes,
+    /// On how many distinct days any event matched: (person, day) pairs
+    /// while scanning, a count per person when the scan ends.
+    DistinctDays,
     MinDate,
     MaxDate,
     LastValue,

@@ -18,6 +18,8 @@
 //! name and renamed into place only when complete.
 
 pub mod conditions;
+pub mod frailty;
+pub mod medicines;
 pub mod person;
 pub mod practices;
 pub mod random;

@@ -23,6 +23,8 @@ pub const DEAD_SHARE: f64 = 0.035;
 pub const LEAVER_SHARE: f64 = 0.05;
 /// Years of routine record kept before the extract (diagnoses may be older).
 const RECORD_YEARS: i32 = 20;
+/// Mixed into the seed for each chunk's second random stream.
+const SECOND_STREAM: u64 = 0x6c61_7465_725f_7631;
 
 /// SNOMED CT codes written outside the condition code lists.
 pub mod snomed {
@@ -258,6 +260,11 @@ pub fn generate_chunk(model: &RunModel, chunk: u64, first: u64, count: u64) -> C
         contacts: ContactRows::default(),
         medications: EventRows::with_capacity(capacity * 4),
     };
+    // The second stream: what was added to the generator later (frailty
+    // signs, prescriptions) is drawn from it, so adding it left the rows
+    // drawn from the first stream unchanged.
+    let mut later = super::random::chunk_rng(model.seed ^ SECOND_STREAM, chunk);
+    let mut medications: Vec<Event> = Vec::with_capacity(64);
     let mut events: Vec<Event> = Vec::with_capacity(256);
     let mut admissions: Vec<Event> = Vec::with_capacity(32);
     let record_start = model.extract - RECORD_YEARS * 365 - RECORD_YEARS / 4;
@@ -290,6 +297,37 @@ pub fn generate_chunk(model: &RunModel, chunk: u64, first: u64, count: u64) -> C
         clinical_record(&mut rng, &person, window, &mut events);
         emergency_admissions(&mut rng, &person, window, &mut admissions);
         contacts(&mut rng, model, &person, id, &mut out.contacts);
+        super::frailty::signs(
+            &mut later,
+            person.age,
+            person.morbidity,
+            window,
+            |date, code| {
+                events.push(Event {
+                    date,
+                    code,
+                    value: None,
+                })
+            },
+        );
+        medications.clear();
+        super::medicines::issues(
+            &mut later,
+            &super::medicines::Patient {
+                age: person.age,
+                conditions: &person.conditions,
+                start: window.0,
+                end: person.end,
+            },
+            |date, code| {
+                medications.push(Event {
+                    date,
+                    code,
+                    value: None,
+                })
+            },
+        );
+        out.medications.append_person(id, &mut medications);
         out.events.append_person(id, &mut events);
         out.admissions.append_person(id, &mut admissions);
     }

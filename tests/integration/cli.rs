@@ -410,7 +410,12 @@ fn check_accepts_the_bundled_pack() {
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(
         out.stdout
-            .starts_with("rules/proactive-care: ok (proactive-care 1.0.0: "),
+            .starts_with("rules/proactive-care: ok (proactive-care 2.0.0: "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\n  uses efi = efi 1.0.0 (../efi)\n"),
         "{}",
         out.stdout
     );

@@ -52,20 +52,26 @@ fn every_shipped_pack_has_worked_examples_and_they_hold() {
     }
 }
 
-/// The proactive-care pack in a temp dir with `examples` as its only test file.
+/// The proactive-care pack (and the efi pack it uses, beside it) in a temp
+/// dir, with `examples` as its only test file.
 fn pack_with_examples(examples: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let pack = dir.path().join("pack");
-    let src = repo().join("rules/proactive-care");
-    std::fs::create_dir_all(pack.join("codelists")).unwrap();
+    let pack = dir.path().join("proactive-care");
+    copy_dir(&repo().join("rules/proactive-care"), &pack);
+    copy_dir(&repo().join("rules/efi"), &dir.path().join("efi"));
+    std::fs::remove_dir_all(pack.join("tests")).unwrap();
     std::fs::create_dir_all(pack.join("tests")).unwrap();
-    std::fs::copy(src.join("pack.toml"), pack.join("pack.toml")).unwrap();
-    for e in std::fs::read_dir(src.join("codelists")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, pack.join("codelists").join(p.file_name().unwrap())).unwrap();
-    }
     std::fs::write(pack.join("tests/examples.toml"), examples).unwrap();
     (dir, pack)
+}
+
+/// Copies the folder `from` (recursively) to `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    for file in walk(from) {
+        let target = to.join(file.strip_prefix(from).expect("inside"));
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&file, &target).expect("copy");
+    }
 }
 
 fn strata_test(pack: &Path) -> (i32, String, String) {
@@ -176,17 +182,7 @@ fn a_used_pack_s_features_give_the_same_values_in_both_evaluators() {
 #[test]
 fn editing_a_used_pack_changes_the_using_pack_s_hash() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let copy = |from: &str, to: &std::path::Path| {
-        let from = repo().join(from);
-        std::fs::create_dir_all(to.join("codelists")).expect("mkdir");
-        for entry in walk(&from) {
-            let rel = entry.strip_prefix(&from).expect("prefix");
-            if entry.is_file() {
-                std::fs::create_dir_all(to.join(rel).parent().expect("parent")).expect("mkdir");
-                std::fs::copy(&entry, to.join(rel)).expect("copy");
-            }
-        }
-    };
+    let copy = |from: &str, to: &Path| copy_dir(&repo().join(from), to);
     copy("tests/packs/uses/base", &dir.path().join("base"));
     copy("tests/packs/uses/top", &dir.path().join("top"));
     let load = || strata::pack::load(&dir.path().join("top")).expect("loads");

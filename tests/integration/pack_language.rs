@@ -73,10 +73,18 @@ fn bundled_proactive_care_pack_checks_clean() {
         Err(e) => panic!("{e}"),
     };
     assert_eq!(pack.meta.id, "proactive-care");
-    assert_eq!(pack.codelists.len(), 23);
-    assert_eq!(pack.rules.len(), 8);
-    assert_eq!(pack.tiers.len(), 3);
+    // 28 of its own and the efi pack's 2 (deficits, medicines).
+    assert_eq!(pack.codelists.len(), 30);
+    assert!(pack.codelist_index("efi.deficits").is_some());
+    assert_eq!(pack.rules.len(), 13);
+    assert_eq!(pack.tiers.len(), 4);
+    assert_eq!(pack.tiers[0].id, "palliative");
     assert_eq!(pack.content_hash.len(), 64);
+    assert_eq!(pack.uses.len(), 1);
+    assert_eq!(
+        (pack.uses[0].alias.as_str(), pack.uses[0].id.as_str()),
+        ("efi", "efi")
+    );
     let lives_alone = &pack.codelists[pack.codelist_index("lives_alone").expect("codelist")];
     assert_eq!(
         lives_alone.codes,

@@ -37,6 +37,11 @@ fn planned_packs_match_their_text() {
         ("rules/hfrs", "tests/plans/hfrs.txt"),
         ("rules/charlson", "tests/plans/charlson.txt"),
         ("tests/packs/uses/top", "tests/plans/uses.txt"),
+        ("rules/efi", "tests/plans/efi.txt"),
+        (
+            "rules/cambridge-multimorbidity",
+            "tests/plans/cambridge-multimorbidity.txt",
+        ),
     ] {
         let actual = planned(Path::new(pack));
         let path = Path::new(expected);

@@ -60,6 +60,7 @@ struct Population {
     patients: Vec<(i64, Patient)>,
     events: Vec<Event>,
     admissions: Vec<Event>,
+    medications: Vec<Event>,
     contacts: Vec<(i64, i32, String)>,
 }
 
@@ -121,6 +122,7 @@ fn read_population(dir: &Path) -> Population {
         patients,
         events: read_events(&dir.join("events.parquet")),
         admissions: read_events(&dir.join("admissions.parquet")),
+        medications: read_events(&dir.join("medications.parquet")),
         contacts,
     }
 }
@@ -137,6 +139,7 @@ fn population() -> &'static Population {
         assert_eq!(population.events.len() as u64, summary.events);
         assert_eq!(population.admissions.len() as u64, summary.admissions);
         assert_eq!(population.contacts.len() as u64, summary.contacts);
+        assert_eq!(population.medications.len() as u64, summary.medications);
         population
     })
 }
@@ -152,7 +155,7 @@ fn codelist(relative: &str) -> HashSet<String> {
 
 fn all_snomed_lists() -> HashMap<String, HashSet<String>> {
     let mut lists = HashMap::new();
-    for folder in ["qof", "primis", "frailty", "strata"] {
+    for folder in ["qof", "primis", "frailty", "strata", "efi"] {
         for entry in std::fs::read_dir(repo().join("reference/codelists").join(folder)).unwrap() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             if name.ends_with(".csv") && name != "admissions_icd10.csv" {
@@ -204,6 +207,7 @@ fn same_seed_gives_identical_bytes_and_another_seed_different_data() {
             "contacts.parquet",
             "dataset.toml",
             "events.parquet",
+            "medications.parquet",
             "patients.parquet"
         ]
     );
@@ -269,7 +273,7 @@ fn dataset_toml_records_extract_date_and_command() {
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    assert_eq!(tables, ["admissions", "events"]);
+    assert_eq!(tables, ["admissions", "events", "medications"]);
     assert!(dataset.contacts.is_some());
 }
 
@@ -388,7 +392,7 @@ fn every_event_lies_within_the_persons_record_and_is_grouped_by_patient() {
     let pop = population();
     let people: HashMap<i64, &Patient> = pop.patients.iter().map(|(id, p)| (*id, p)).collect();
     let extract = extract_days();
-    for table in [&pop.events, &pop.admissions] {
+    for table in [&pop.events, &pop.admissions, &pop.medications] {
         let mut seen: HashSet<i64> = HashSet::new();
         let mut previous: Option<(i64, i32)> = None;
         for e in table {
@@ -437,6 +441,14 @@ fn every_code_is_in_a_known_codelist_or_the_background_set() {
         .iter()
         .map(|e| e.code.as_str())
         .filter(|c| !icd10.contains(*c))
+        .collect();
+    assert!(unknown.is_empty(), "{unknown:?}");
+    let dmd = codelist("dmd/medicines.csv");
+    let unknown: HashSet<&str> = pop
+        .medications
+        .iter()
+        .map(|e| e.code.as_str())
+        .filter(|c| !dmd.contains(*c))
         .collect();
     assert!(unknown.is_empty(), "{unknown:?}");
     // The background set really is background: in no published list.
@@ -682,4 +694,48 @@ fn about_thirty_events_per_person_more_in_older_people_and_recent_years() {
         .filter(|e| (extract - 20 * 365..extract - 15 * 365).contains(&e.date))
         .count() as f64;
     assert!(recent > 1.5 * early, "recent {recent}, early {early}");
+}
+
+/// Prescriptions: issued over the last 15 months of a record, to people
+/// with the conditions they treat; polypharmacy (5+ distinct medicines in
+/// 12 months) is common in people aged 75+ and rare in the young.
+#[test]
+fn prescriptions_are_recent_and_polypharmacy_rises_with_age() {
+    let pop = population();
+    let extract = extract_days();
+    let people: HashMap<i64, &Patient> = pop.patients.iter().map(|(id, p)| (*id, p)).collect();
+    let mut distinct: HashMap<i64, HashSet<&str>> = HashMap::new();
+    for m in &pop.medications {
+        let p = people[&m.patient];
+        let last = p.death.or(p.end).unwrap_or(extract).min(extract);
+        assert!(
+            m.date > last - 460 && m.date <= last,
+            "{} {}",
+            m.patient,
+            m.date
+        );
+        if m.date > extract - 365 {
+            distinct
+                .entry(m.patient)
+                .or_default()
+                .insert(m.code.as_str());
+        }
+    }
+    let share = |lo: i32, hi: i32| {
+        let group: Vec<i64> = pop
+            .patients
+            .iter()
+            .filter(|(_, p)| p.death.is_none() && p.end.is_none())
+            .filter(|(_, p)| (lo..hi).contains(&age_at(p.birth, extract)))
+            .map(|(id, _)| *id)
+            .collect();
+        let poly = group
+            .iter()
+            .filter(|id| distinct.get(id).is_some_and(|d| d.len() >= 5))
+            .count();
+        poly as f64 / group.len() as f64
+    };
+    let (young, old) = (share(18, 50), share(75, 120));
+    assert!(young < 0.01, "{young}");
+    assert!((0.10..0.60).contains(&old), "{old}");
 }

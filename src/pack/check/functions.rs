@@ -16,7 +16,7 @@ use crate::pack::diag::{did_you_mean, ErrorCode};
 use crate::pack::expr::{AggregateFunc, Expr, Type, Window};
 
 /// Every function a pack expression may call.
-pub const FUNCTIONS: [&str; 17] = [
+pub const FUNCTIONS: [&str; 18] = [
     "has",
     "count",
     "count_distinct_codelists",
@@ -26,6 +26,7 @@ pub const FUNCTIONS: [&str; 17] = [
     "min_value",
     "max_value",
     "count_distinct_codes",
+    "count_days",
     "count_categories",
     "sum_weights",
     "latest_of",
