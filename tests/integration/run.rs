@@ -332,6 +332,19 @@ fn sample_data_hand_derived_rows() {
     for (rank, row) in HAND_DERIVED {
         assert_eq!(lines[rank], row, "rank {rank}");
     }
+    // The manifest names the pack the list read features from, with its hash.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(summary.dir.join("manifest.json")).unwrap()).unwrap();
+    let efi = strata::pack::load(&root.join("rules/efi")).unwrap();
+    assert_eq!(
+        manifest["pack"]["uses"],
+        serde_json::json!([{
+            "alias": "efi",
+            "id": "efi",
+            "version": "1.0.0",
+            "content_hash": efi.content_hash,
+        }])
+    );
 }
 
 #[test]
