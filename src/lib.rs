@@ -28,6 +28,7 @@ pub mod list;
 pub mod pack;
 pub mod plan;
 pub mod reference;
+pub mod report;
 pub mod run;
 pub mod synth;
 

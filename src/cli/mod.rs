@@ -142,6 +142,10 @@ pub struct RunArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Show exact counts in report.html (internal use only); by default
+    /// counts of 1 to 7 are hidden and others rounded to 5.
+    #[arg(long)]
+    pub exact_counts: bool,
 }
 
 fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
@@ -264,6 +268,7 @@ fn run_job(args: RunArgs) -> Result<(), Error> {
         as_of: args.as_of,
         previous: args.previous,
         threads: args.threads,
+        exact_counts: args.exact_counts,
         command_line: std::env::args().collect(),
     })?;
     progress.done();

@@ -123,6 +123,9 @@ pub struct Outcomes {
     /// People evaluated (the patients table's rows).
     pub in_table: usize,
     pub tally: Tally,
+    /// Whether each patients-table row is in the population, one bit a
+    /// row (bit `r % 64` of word `r / 64`), for everyone evaluated.
+    pub population: Vec<u64>,
     pub in_population: Vec<bool>,
     /// Feature arrays (one entry per slot) in the pack's feature order;
     /// `None` for features nothing reads after evaluation (see
@@ -148,6 +151,14 @@ impl Outcomes {
 
     pub fn is_empty(&self) -> bool {
         self.in_population.is_empty()
+    }
+
+    /// Whether patients-table row `row` is in the population.
+    #[inline]
+    pub fn row_in_population(&self, row: usize) -> bool {
+        self.population
+            .get(row >> 6)
+            .is_some_and(|w| w >> (row & 63) & 1 == 1)
     }
 
     /// The patients-table row of slot `s`.
@@ -258,6 +269,8 @@ impl Outcomes {
 struct ChunkOutcome {
     people: Vec<u32>,
     tally: Tally,
+    /// Every row of the chunk: in the population or not.
+    population: Vec<bool>,
     in_population: Vec<bool>,
     features: Vec<Option<ArrayRef>>,
     rules: Vec<BooleanArray>,
@@ -456,6 +469,7 @@ fn evaluate_chunk(
     let mut out = ChunkOutcome {
         people: Vec::new(),
         tally,
+        population: population.clone(),
         in_population: Vec::new(),
         features: Vec::new(),
         rules: Vec::new(),
@@ -558,10 +572,21 @@ fn assemble(
     for c in &chunks {
         tally.add(&c.tally);
     }
+    let mut population = vec![0u64; in_table.div_ceil(64)];
+    let mut row = 0usize;
+    for c in &chunks {
+        for &p in &c.population {
+            if p {
+                population[row >> 6] |= 1 << (row & 63);
+            }
+            row += 1;
+        }
+    }
     let mut out = Outcomes {
         people: (keep == Keep::Listed).then(Vec::new),
         in_table,
         tally,
+        population,
         in_population: Vec::new(),
         features,
         feature_types: plan.features.iter().map(|f| f.ty).collect(),

@@ -40,6 +40,8 @@ pub struct RunConfig {
     pub previous: Option<PathBuf>,
     /// Worker threads (default: all cores).
     pub threads: Option<usize>,
+    /// Exact counts in report.html instead of the small-number rules.
+    pub exact_counts: bool,
     /// Recorded in the manifest.
     pub command_line: Vec<String>,
 }
@@ -253,6 +255,24 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         .map_err(|e| Error::Internal(format!("encoding the manifest: {e}")))?;
     json.push(b'\n');
     run.write("manifest.json", &json)
+        .map_err(list::ListError::from)?;
+    let report = crate::report::render(&crate::report::Inputs {
+        pack,
+        manifest: &m,
+        patients,
+        outcomes: &outcomes,
+        lists: &lists,
+        previous: previous.as_ref(),
+        as_of: *as_of,
+        extract_date: dataset.meta.extract_date,
+        counts: if config.exact_counts {
+            crate::report::suppress::Counts::Exact
+        } else {
+            crate::report::suppress::Counts::SmallNumbersSuppressed
+        },
+    })
+    .map_err(|e| Error::Internal(format!("rendering report.html: {e}")))?;
+    run.write("report.html", report.as_bytes())
         .map_err(list::ListError::from)?;
     let dir = run.commit().map_err(list::ListError::from)?;
     tracing::info!(

@@ -10,5 +10,6 @@ mod examples;
 mod library;
 mod pack_language;
 mod plan;
+mod report;
 mod run;
 mod synth;

@@ -1,0 +1,581 @@
+//! `report.html`: one self-contained page a PCN clinical director can read
+//! and sign off: the run at a glance, lists per PCN and practice (with the
+//! changes since the previous run), why people are listed, whether the
+//! lists reach deprived areas (equity by IMD quintile, age band and sex,
+//! with inline SVG bars), data-quality findings and links to every list.
+//!
+//! Built from what the run already holds (the manifest's counts, the
+//! ranked lists, the patients table, the population bits of the outcomes)
+//! into a plain [`Report`] value, then rendered by the template
+//! `report.html.j2` with minijinja (HTML auto-escaping). Aggregate counts
+//! follow [`suppress`]; the page holds no patient identifiers.
+
+pub mod suppress;
+
+use std::collections::BTreeMap;
+
+use arrow::array::Array;
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::dataset::Patients;
+use crate::exec::Outcomes;
+use crate::list::manifest::Manifest;
+use crate::list::{PracticeList, PreviousTiers, TierChange};
+use crate::pack::Pack;
+use suppress::{one, table, Counts, Shown};
+
+/// Everything the page shows, already formatted.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub title: String,
+    pub pack: String,
+    pub as_of: String,
+    pub extract_date: String,
+    pub strata_version: String,
+    pub counts_rule: String,
+    pub exact_counts: bool,
+    pub glance: Vec<Line>,
+    pub practices: TableView,
+    pub changes: Option<TableView>,
+    pub rules: Vec<RuleLine>,
+    pub tier_reasons: Vec<TierReasons>,
+    pub equity: Vec<EquityView>,
+    pub data_quality: Vec<String>,
+    pub lists: Vec<ListLink>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Line {
+    pub label: String,
+    pub value: String,
+}
+
+/// A table of counts with totals, already shown under the counts rule.
+#[derive(Debug, Serialize)]
+pub struct TableView {
+    pub headings: Vec<String>,
+    pub rows: Vec<TableRow>,
+    pub totals: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableRow {
+    pub group: String,
+    pub label: String,
+    pub cells: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleLine {
+    pub id: String,
+    pub points: String,
+    pub fired: String,
+    pub unknown: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TierReasons {
+    pub tier: String,
+    pub listed: String,
+    pub reasons: Vec<Share>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Share {
+    pub label: String,
+    pub percent: String,
+    /// Bar width in the SVG, 0-100.
+    pub width: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EquityView {
+    pub title: String,
+    pub rows: Vec<EquityRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EquityRow {
+    pub group: String,
+    pub population: String,
+    pub listed: String,
+    /// Listed per 100 of the population, or "–" when not shown.
+    pub rate: String,
+    /// Bar width in the SVG, 0-100 (relative to the largest rate).
+    pub width: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListLink {
+    pub practice: String,
+    pub file: String,
+    pub listed: String,
+}
+
+/// What the report is built from.
+pub struct Inputs<'a> {
+    pub pack: &'a Pack,
+    pub manifest: &'a Manifest,
+    pub patients: &'a Patients,
+    pub outcomes: &'a Outcomes,
+    pub lists: &'a [PracticeList],
+    pub previous: Option<&'a PreviousTiers>,
+    pub as_of: NaiveDate,
+    pub extract_date: Option<NaiveDate>,
+    pub counts: Counts,
+}
+
+const TEMPLATE: &str = include_str!("report.html.j2");
+
+/// The page, rendered.
+pub fn render(inputs: &Inputs<'_>) -> Result<String, minijinja::Error> {
+    let report = build(inputs);
+    let mut env = minijinja::Environment::new();
+    env.add_template("report.html", TEMPLATE)?;
+    env.get_template("report.html")?.render(&report)
+}
+
+/// The page's content.
+pub fn build(inp: &Inputs<'_>) -> Report {
+    let c = inp.counts;
+    let m = inp.manifest;
+    let show = |n: u64| one(n, c).to_string();
+
+    let mut glance = vec![
+        Line {
+            label: "People in the patients table".into(),
+            value: show(m.people.in_patients_table),
+        },
+        Line {
+            label: "In the pack's population".into(),
+            value: show(m.people.in_population),
+        },
+        Line {
+            label: "Listed".into(),
+            value: show(m.people.listed),
+        },
+    ];
+    let mut by_tier = vec![0u64; inp.pack.tiers.len()];
+    for l in inp.lists {
+        for e in &l.entries {
+            by_tier[usize::from(e.tier)] += 1;
+        }
+    }
+    for (t, n) in inp.pack.tiers.iter().zip(&by_tier) {
+        glance.push(Line {
+            label: format!("Listed in {} ({})", t.id, t.label),
+            value: show(*n),
+        });
+    }
+    glance.push(Line {
+        label: "In the population but in no tier (not listed)".into(),
+        value: show(m.people.not_in_any_tier),
+    });
+    for (id, n) in &m.people.excluded {
+        let reason = inp
+            .pack
+            .exclusions
+            .iter()
+            .find(|x| &x.id == id)
+            .map_or(id.clone(), |x| x.reason.clone());
+        glance.push(Line {
+            label: format!("Left off: {reason}"),
+            value: show(*n),
+        });
+    }
+    for (id, n) in &m.people.forced_out {
+        glance.push(Line {
+            label: format!("Forced off by the override {id}"),
+            value: show(*n),
+        });
+    }
+
+    // Per PCN and practice, by tier.
+    let pcn_of = |l: &PracticeList| -> String {
+        l.entries
+            .first()
+            .and_then(|e| inp.patients.pcn_code.get(e.person))
+            .unwrap_or("no PCN")
+            .to_string()
+    };
+    let mut ordered: Vec<(String, &PracticeList)> =
+        inp.lists.iter().map(|l| (pcn_of(l), l)).collect();
+    ordered.sort_by(|a, b| (&a.0, &a.1.practice_code).cmp(&(&b.0, &b.1.practice_code)));
+    let cells: Vec<Vec<u64>> = ordered
+        .iter()
+        .map(|(_, l)| {
+            let mut row = vec![0u64; inp.pack.tiers.len()];
+            for e in &l.entries {
+                row[usize::from(e.tier)] += 1;
+            }
+            row
+        })
+        .collect();
+    let tier_ids: Vec<String> = inp.pack.tiers.iter().map(|t| t.id.clone()).collect();
+    let practices = table_view(
+        &ordered,
+        &cells,
+        tier_ids
+            .iter()
+            .cloned()
+            .chain(["All tiers".into()])
+            .collect(),
+        c,
+    );
+
+    // Changes since the previous run.
+    let changes = inp.previous.map(|prev| {
+        let mut listed_ids = std::collections::HashSet::new();
+        let cells: Vec<Vec<u64>> = ordered
+            .iter()
+            .map(|(_, l)| {
+                let mut row = vec![0u64; 4];
+                for e in &l.entries {
+                    listed_ids.insert(inp.patients.ids.text(e.person));
+                    match e.change {
+                        Some(TierChange::New) => row[0] += 1,
+                        Some(TierChange::Up) => row[1] += 1,
+                        Some(TierChange::Down) => row[2] += 1,
+                        _ => {}
+                    }
+                }
+                row
+            })
+            .collect();
+        let mut cells = cells;
+        // Removed: listed last time, not now; counted at their practice
+        // when they are still in the patients table.
+        let mut gone_elsewhere = 0u64;
+        let index: BTreeMap<&str, usize> = ordered
+            .iter()
+            .enumerate()
+            .map(|(i, (_, l))| (l.practice_code.as_str(), i))
+            .collect();
+        for id in prev.keys() {
+            if listed_ids.contains(id) {
+                continue;
+            }
+            let row = inp.patients.row_of_text(id).map(|r| r as usize);
+            match row
+                .and_then(|r| inp.patients.practice_code.get(r))
+                .and_then(|p| index.get(p))
+            {
+                Some(&i) => cells[i][3] += 1,
+                None => gone_elsewhere += 1,
+            }
+        }
+        let mut view = table_view(
+            &ordered,
+            &cells,
+            vec![
+                "New".into(),
+                "Moved up a tier".into(),
+                "Moved down a tier".into(),
+                "No longer listed".into(),
+                "All changes".into(),
+            ],
+            c,
+        );
+        if gone_elsewhere > 0 {
+            view.rows.push(TableRow {
+                group: String::new(),
+                label: "left the practices' lists (no longer in the patients table, or at a practice with no one listed now)".into(),
+                cells: vec![
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    show(gone_elsewhere),
+                    String::new(),
+                ],
+            });
+        }
+        view
+    });
+
+    // Why people are listed.
+    let rules = inp
+        .pack
+        .rules
+        .iter()
+        .zip(&m.rules)
+        .map(|(r, count)| RuleLine {
+            id: r.id.clone(),
+            points: r.points.normalize().to_string(),
+            fired: show(count.fired),
+            unknown: show(count.unknown),
+        })
+        .collect();
+    let tier_reasons = tier_reasons(inp, &by_tier);
+
+    let equity = equity(inp);
+
+    let mut data_quality = Vec::new();
+    for t in &m.tables {
+        let f = &t.findings;
+        for (n, what) in [
+            (
+                f.unknown_patient,
+                "rows whose patient_id is not in the patients table (ignored)",
+            ),
+            (
+                f.after_as_of,
+                "rows dated after the as-of date (never counted)",
+            ),
+            (
+                f.before_birth,
+                "rows dated before the person's date of birth",
+            ),
+        ] {
+            if n > 0 {
+                data_quality.push(format!("{}: {} {what}", t.file, show(n)));
+            }
+        }
+    }
+    if data_quality.is_empty() {
+        data_quality.push("No findings: every event row belongs to a person in the patients table and is dated between their birth and the as-of date.".into());
+    }
+
+    let lists = ordered
+        .iter()
+        .map(|(_, l)| ListLink {
+            practice: l.practice_code.clone(),
+            file: format!("lists/{}.csv", l.practice_code),
+            listed: one(l.entries.len() as u64, c).to_string(),
+        })
+        .collect();
+
+    Report {
+        title: inp.pack.meta.title.clone(),
+        pack: format!(
+            "{} {} ({})",
+            inp.pack.meta.id,
+            inp.pack.meta.version,
+            &inp.pack.content_hash[..12.min(inp.pack.content_hash.len())]
+        ),
+        as_of: inp.as_of.to_string(),
+        extract_date: inp
+            .extract_date
+            .map_or_else(|| "not given".to_string(), |d| d.to_string()),
+        strata_version: env!("CARGO_PKG_VERSION").to_string(),
+        counts_rule: c.rule().to_string(),
+        exact_counts: c == Counts::Exact,
+        glance,
+        practices,
+        changes,
+        rules,
+        tier_reasons,
+        equity,
+        data_quality,
+        lists,
+    }
+}
+
+fn table_view(
+    ordered: &[(String, &PracticeList)],
+    cells: &[Vec<u64>],
+    headings: Vec<String>,
+    c: Counts,
+) -> TableView {
+    let t = table(cells, c);
+    let text = |s: &Shown| s.to_string();
+    let rows = ordered
+        .iter()
+        .zip(t.cells.iter().zip(&t.row_totals))
+        .map(|((pcn, l), (row, total))| TableRow {
+            group: pcn.clone(),
+            label: l.practice_code.clone(),
+            cells: row.iter().chain([total]).map(text).collect(),
+        })
+        .collect();
+    TableView {
+        headings,
+        rows,
+        totals: t.column_totals.iter().chain([&t.total]).map(text).collect(),
+    }
+}
+
+/// For each tier: the share of its listed people each rule fired for.
+fn tier_reasons(inp: &Inputs<'_>, by_tier: &[u64]) -> Vec<TierReasons> {
+    let n_rules = inp.pack.rules.len();
+    let mut fired = vec![vec![0u64; n_rules]; inp.pack.tiers.len()];
+    let mut forced = vec![0u64; inp.pack.tiers.len()];
+    for l in inp.lists {
+        for e in &l.entries {
+            let t = usize::from(e.tier);
+            for (r, counts) in fired[t].iter_mut().enumerate() {
+                let a = &inp.outcomes.rules[r];
+                if a.is_valid(e.slot) && a.value(e.slot) {
+                    *counts += 1;
+                }
+            }
+            if inp.outcomes.forced[e.slot].is_some() {
+                forced[t] += 1;
+            }
+        }
+    }
+    inp.pack
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(t, tier)| {
+            let total = by_tier[t];
+            // Most common first; rules in pack order on a tie.
+            let mut counted: Vec<(u64, &str)> = inp
+                .pack
+                .rules
+                .iter()
+                .zip(&fired[t])
+                .filter(|(_, &n)| n > 0)
+                .map(|(r, &n)| (n, r.id.as_str()))
+                .collect();
+            counted.sort_by_key(|c| std::cmp::Reverse(c.0));
+            let mut reasons: Vec<Share> = counted
+                .into_iter()
+                .map(|(n, id)| share(id, n, total, inp.counts))
+                .collect();
+            if forced[t] > 0 {
+                reasons.push(share(
+                    "forced in by an override",
+                    forced[t],
+                    total,
+                    inp.counts,
+                ));
+            }
+            TierReasons {
+                tier: tier.label.clone(),
+                listed: one(total, inp.counts).to_string(),
+                reasons,
+            }
+        })
+        .collect()
+}
+
+fn share(label: &str, n: u64, total: u64, c: Counts) -> Share {
+    let small = c == Counts::SmallNumbersSuppressed && (1..=7).contains(&n);
+    let p = if total == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / total as f64
+    };
+    Share {
+        label: label.to_string(),
+        percent: if small {
+            "1–7 people".into()
+        } else {
+            format!("{}%", p.round())
+        },
+        width: if small { 0 } else { p.round() as u32 },
+    }
+}
+
+/// Listed people against the population by IMD quintile, age band and
+/// sex.
+fn equity(inp: &Inputs<'_>) -> Vec<EquityView> {
+    let p = inp.patients;
+    let quintile = |row: usize| -> usize {
+        if p.imd_decile.is_valid(row) {
+            ((p.imd_decile.value(row).clamp(1, 10) as usize) - 1) / 2
+        } else {
+            5
+        }
+    };
+    const AGE_BANDS: [(&str, i64, i64); 6] = [
+        ("0-17", 0, 17),
+        ("18-49", 18, 49),
+        ("50-64", 50, 64),
+        ("65-74", 65, 74),
+        ("75-84", 75, 84),
+        ("85+", 85, i64::MAX),
+    ];
+    let age_band = |row: usize| -> usize {
+        let age = (p.date_of_birth.is_valid(row))
+            .then(|| crate::dataset::columns::days_to_date(p.date_of_birth.value(row)))
+            .flatten()
+            .and_then(|dob| crate::pack::semantics::age_on(dob, inp.as_of));
+        match age {
+            Some(a) => AGE_BANDS
+                .iter()
+                .position(|&(_, lo, hi)| (lo..=hi).contains(&a))
+                .unwrap_or(AGE_BANDS.len()),
+            None => AGE_BANDS.len(),
+        }
+    };
+    let sex = |row: usize| -> usize {
+        match p.sex.get(row) {
+            Some("F") => 0,
+            Some("M") => 1,
+            _ => 2,
+        }
+    };
+    let mut pop = [vec![0u64; 6], vec![0u64; 7], vec![0u64; 3]];
+    for row in 0..p.len() {
+        if inp.outcomes.row_in_population(row) {
+            pop[0][quintile(row)] += 1;
+            pop[1][age_band(row)] += 1;
+            pop[2][sex(row)] += 1;
+        }
+    }
+    let mut listed = [vec![0u64; 6], vec![0u64; 7], vec![0u64; 3]];
+    for l in inp.lists {
+        for e in &l.entries {
+            listed[0][quintile(e.person)] += 1;
+            listed[1][age_band(e.person)] += 1;
+            listed[2][sex(e.person)] += 1;
+        }
+    }
+    let names: [Vec<String>; 3] = [
+        vec![
+            "1 (most deprived)".into(),
+            "2".into(),
+            "3".into(),
+            "4".into(),
+            "5 (least deprived)".into(),
+            "unknown".into(),
+        ],
+        AGE_BANDS
+            .iter()
+            .map(|b| b.0.to_string())
+            .chain(["unknown".into()])
+            .collect(),
+        vec!["female".into(), "male".into(), "other or unknown".into()],
+    ];
+    let titles = [
+        "By IMD 2019 quintile of the area people live in",
+        "By age band",
+        "By sex",
+    ];
+    (0..3)
+        .map(|k| {
+            let rates: Vec<Option<f64>> = pop[k]
+                .iter()
+                .zip(&listed[k])
+                .map(|(&n, &l)| {
+                    let hidden = inp.counts == Counts::SmallNumbersSuppressed
+                        && ((1..=7).contains(&l) || (1..=7).contains(&n));
+                    (n > 0 && !hidden).then(|| 100.0 * l as f64 / n as f64)
+                })
+                .collect();
+            let top = rates.iter().flatten().copied().fold(0.0_f64, f64::max);
+            let rows = names[k]
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| pop[k][i] > 0 || listed[k][i] > 0)
+                .map(|(i, g)| EquityRow {
+                    group: g.clone(),
+                    population: one(pop[k][i], inp.counts).to_string(),
+                    listed: one(listed[k][i], inp.counts).to_string(),
+                    rate: rates[i].map_or_else(|| "–".to_string(), |r| format!("{r:.1}%")),
+                    width: match rates[i] {
+                        Some(r) if top > 0.0 => (100.0 * r / top).round() as u32,
+                        _ => 0,
+                    },
+                })
+                .collect();
+            EquityView {
+                title: titles[k].to_string(),
+                rows,
+            }
+        })
+        .collect()
+}

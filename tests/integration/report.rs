@@ -1,0 +1,222 @@
+//! `report.html`: key numbers of the sample run under the small-number
+//! rules and with exact counts (checked against the manifest by hand: see
+//! the comments), no patient identifiers, the changes table against an
+//! earlier run worked out independently from the two runs' list files,
+//! and the page rendered by a real browser (headless Chromium).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(out: &Path, name: &str, as_of: &str, exact: bool, previous: Option<&Path>) -> PathBuf {
+    let summary = strata::run(&strata::RunConfig {
+        pack: root().join("rules/proactive-care"),
+        data: root().join("sample-data"),
+        out: out.to_path_buf(),
+        name: Some(name.into()),
+        as_of: strata::dataset::columns::parse_iso_date(as_of),
+        previous: previous.map(Path::to_path_buf),
+        exact_counts: exact,
+        ..strata::RunConfig::default()
+    })
+    .expect("run");
+    summary.dir
+}
+
+fn row(label: &str, value: &str) -> String {
+    format!("<tr><td>{label}</td><td class=\"n\">{value}</td></tr>")
+}
+
+/// The sample run's manifest (2020-03-23): 20,000 people, 14,643 in the
+/// population, 3,425 listed, 11,106 in no tier, 112 left off for a recent
+/// contact; L82106 lists palliative 25, tier-1 156, tier-2 303, tier-3 705
+/// (1,189). Under the small-number rules each is rounded to the nearest
+/// 5: 14,645, 3,425, 11,105, 110; 25, 155, 305, 705, 1,190.
+#[test]
+fn the_sample_report_shows_rounded_counts_by_default_and_exact_ones_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = std::fs::read_to_string(
+        run(dir.path(), "rounded", "2020-03-23", false, None).join("report.html"),
+    )
+    .unwrap();
+    for (label, value) in [
+        ("People in the patients table", "20,000"),
+        ("Listed", "3,425"),
+        ("In the population but in no tier (not listed)", "11,105"),
+        ("Left off: Contacted in the last 14 days", "110"),
+    ] {
+        assert!(html.contains(&row(label, value)), "{label}: {value}");
+    }
+    assert!(html.contains(
+        "<td>U82904</td><td>L82106</td><td class=\"n\">25</td><td class=\"n\">155</td>\
+         <td class=\"n\">305</td><td class=\"n\">705</td><td class=\"n\">1,190</td>"
+    ));
+    assert!(html.contains("1 to 7 is shown as 1–7"));
+
+    let html = std::fs::read_to_string(
+        run(dir.path(), "exact", "2020-03-23", true, None).join("report.html"),
+    )
+    .unwrap();
+    for (label, value) in [
+        ("Listed", "3,425"),
+        ("In the population but in no tier (not listed)", "11,106"),
+        ("Left off: Contacted in the last 14 days", "112"),
+    ] {
+        assert!(html.contains(&row(label, value)), "{label}: {value}");
+    }
+    assert!(html.contains(
+        "<td>U82904</td><td>L82106</td><td class=\"n\">25</td><td class=\"n\">156</td>\
+         <td class=\"n\">303</td><td class=\"n\">705</td><td class=\"n\">1,189</td>"
+    ));
+    assert!(html.contains("Exact counts (--exact-counts)"));
+
+    // No patient identifier anywhere on the page.
+    let ids = listed_ids(&dir.path().join("exact"));
+    assert_eq!(ids.len(), 3425);
+    for id in ids.keys() {
+        assert!(
+            !html.contains(id.as_str()),
+            "patient id {id} in report.html"
+        );
+    }
+}
+
+/// Patient id -> (practice, tier) from a run's per-practice lists.
+fn listed_ids(run: &Path) -> HashMap<String, (String, String)> {
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir(run.join("lists")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let headers = reader.headers().unwrap().clone();
+        let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let (id, practice, tier) = (col("patient_id"), col("practice_code"), col("tier"));
+        for record in reader.records() {
+            let r = record.unwrap();
+            out.insert(
+                r[id].to_string(),
+                (r[practice].to_string(), r[tier].to_string()),
+            );
+        }
+    }
+    out
+}
+
+/// The changes table against a run three months earlier, worked out here
+/// from the two runs' list files alone: new (not listed before), up or
+/// down a tier (tiers in pack order, the first highest), no longer listed
+/// (counted at the practice they were listed at).
+#[test]
+fn changes_since_the_previous_run_match_the_two_runs_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = run(dir.path(), "before", "2019-12-23", true, None);
+    let now = run(dir.path(), "now", "2020-03-23", true, Some(&before));
+    let (old, new) = (listed_ids(&before), listed_ids(&now));
+    let order = ["palliative", "tier-1", "tier-2", "tier-3"];
+    let rank = |t: &str| order.iter().position(|x| *x == t).unwrap();
+    let mut expected: HashMap<String, [u64; 4]> = HashMap::new();
+    for (id, (practice, tier)) in &new {
+        let e = expected.entry(practice.clone()).or_default();
+        match old.get(id) {
+            None => e[0] += 1,
+            Some((_, was)) if rank(tier) < rank(was) => e[1] += 1,
+            Some((_, was)) if rank(tier) > rank(was) => e[2] += 1,
+            Some(_) => {}
+        }
+    }
+    for (id, (practice, _)) in &old {
+        if !new.contains_key(id) {
+            expected.entry(practice.clone()).or_default()[3] += 1;
+        }
+    }
+    let html = std::fs::read_to_string(now.join("report.html")).unwrap();
+    let changes = &html[html.find("id=\"changes\"").unwrap()..html.find("id=\"why\"").unwrap()];
+    let mut seen = HashSet::new();
+    for (practice, counts) in &expected {
+        let total: u64 = counts.iter().sum();
+        let cells: String = counts
+            .iter()
+            .chain([&total])
+            .map(|n| {
+                format!(
+                    "<td class=\"n\">{}</td>",
+                    strata::report::suppress::thousands(*n)
+                )
+            })
+            .collect();
+        let expected_row = format!("<td>{practice}</td>{cells}");
+        assert!(changes.contains(&expected_row), "{expected_row}\n{changes}");
+        assert!(counts.iter().all(|&n| n > 0), "{practice}: {counts:?}");
+        seen.insert(practice.clone());
+    }
+    assert_eq!(seen.len(), 3);
+}
+
+/// The page in a real browser: headless Chromium prints it to a PNG and
+/// dumps the DOM it rendered. Skipped (with a note) only when Chromium is
+/// not installed and STRATA_BROWSER_TEST is not `required` (.ci/run sets
+/// it, and installs Chromium).
+#[test]
+fn the_report_renders_in_headless_chromium() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists());
+    let required = std::env::var("STRATA_BROWSER_TEST").is_ok_and(|v| v == "required");
+    let Some(chromium) = chromium else {
+        assert!(
+            !required,
+            "Chromium is required (STRATA_BROWSER_TEST=required) but not installed"
+        );
+        eprintln!("note: Chromium not installed; report.html browser test skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(dir.path(), "shown", "2020-03-23", false, None).join("report.html");
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-browser");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let png = out_dir.join("report.png");
+    let _ = std::fs::remove_file(&png);
+    let profile = tempfile::tempdir().unwrap();
+    let browser = |extra: &[&str]| {
+        Command::new(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--enable-logging=stderr",
+                "--v=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("file://{}", report.display()))
+            .output()
+            .expect("chromium runs")
+    };
+    let shot = browser(&[
+        "--hide-scrollbars",
+        "--window-size=1100,2400",
+        &format!("--screenshot={}", png.display()),
+    ]);
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&shot.stderr);
+    assert!(
+        !stderr.contains("CONSOLE") && !stderr.contains("Uncaught"),
+        "console messages: {stderr}"
+    );
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "screenshot of {size} bytes");
+    let dom = browser(&["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("The run at a glance"), "{dom}");
+    assert!(dom.contains(&row("People in the patients table", "20,000")));
+    eprintln!("screenshot: {}", png.display());
+}
