@@ -222,6 +222,7 @@ pub fn parse_codelist_csv(
     let mut weights: BTreeMap<String, (rust_decimal::Decimal, usize)> = BTreeMap::new();
 
     let mut first_seen: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut newlines, mut counted_to) = (0usize, 0usize);
     let mut terms = BTreeMap::new();
     let mut record = csv::StringRecord::new();
     loop {
@@ -275,7 +276,14 @@ pub fn parse_codelist_csv(
             );
             continue;
         }
-        let line = file.locate(span.clone()).line;
+        // The code's line, counted on from the previous row's (locating
+        // each span from the start of the file would make this quadratic).
+        let upto = span.start.min(file.text.len());
+        if upto > counted_to {
+            newlines += memchr::memchr_iter(b'\n', &file.text.as_bytes()[counted_to..upto]).count();
+            counted_to = upto;
+        }
+        let line = newlines + 1;
         if let Some(c) = category_col {
             let raw_cat = record.get(c).unwrap_or("");
             let cat_span = field_span(&file.text, offset, c, raw_cat);

@@ -469,61 +469,119 @@ fn share(label: &str, n: u64, total: u64, c: Counts) -> Share {
     }
 }
 
-/// Listed people against the population by IMD quintile, age band and
-/// sex.
-fn equity(inp: &Inputs<'_>) -> Vec<EquityView> {
-    let p = inp.patients;
-    let quintile = |row: usize| -> usize {
-        if p.imd_decile.is_valid(row) {
+/// Age bands of the equity table: (label, youngest age).
+const AGE_BANDS: [(&str, i64); 6] = [
+    ("0-17", 0),
+    ("18-49", 18),
+    ("50-64", 50),
+    ("65-74", 65),
+    ("75-84", 75),
+    ("85+", 85),
+];
+
+/// The latest date of birth (as days) of someone aged at least `age` on
+/// `as_of` by [`crate::pack::semantics::age_on`], so an age band is a few
+/// integer comparisons a person.
+fn born_by(as_of: NaiveDate, age: i64) -> i32 {
+    use crate::dataset::columns::{date_to_days, days_to_date};
+    use crate::pack::semantics::age_on;
+    let old_enough = |d: i32| {
+        days_to_date(d)
+            .and_then(|dob| age_on(dob, as_of))
+            .is_some_and(|a| a >= age)
+    };
+    let mut d = as_of
+        .checked_sub_months(chrono::Months::new(12 * age as u32))
+        .map_or(i32::MIN, date_to_days);
+    while old_enough(d + 1) {
+        d += 1;
+    }
+    while d > i32::MIN && !old_enough(d) {
+        d -= 1;
+    }
+    d
+}
+
+/// One person's groups: IMD quintile (5 unknown), age band (6 unknown),
+/// sex (0 female, 1 male, 2 other or unknown).
+struct Grouper<'a> {
+    patients: &'a Patients,
+    cutoffs: Vec<i32>,
+    as_of_days: i32,
+    /// By the sex column's dictionary key.
+    sex_of_key: Vec<usize>,
+}
+
+impl Grouper<'_> {
+    fn groups(&self, row: usize) -> [usize; 3] {
+        let p = self.patients;
+        let quintile = if p.imd_decile.is_valid(row) {
             ((p.imd_decile.value(row).clamp(1, 10) as usize) - 1) / 2
         } else {
             5
-        }
-    };
-    const AGE_BANDS: [(&str, i64, i64); 6] = [
-        ("0-17", 0, 17),
-        ("18-49", 18, 49),
-        ("50-64", 50, 64),
-        ("65-74", 65, 74),
-        ("75-84", 75, 84),
-        ("85+", 85, i64::MAX),
-    ];
-    let age_band = |row: usize| -> usize {
-        let age = (p.date_of_birth.is_valid(row))
-            .then(|| crate::dataset::columns::days_to_date(p.date_of_birth.value(row)))
-            .flatten()
-            .and_then(|dob| crate::pack::semantics::age_on(dob, inp.as_of));
-        match age {
-            Some(a) => AGE_BANDS
-                .iter()
-                .position(|&(_, lo, hi)| (lo..=hi).contains(&a))
-                .unwrap_or(AGE_BANDS.len()),
-            None => AGE_BANDS.len(),
-        }
-    };
-    let sex = |row: usize| -> usize {
-        match p.sex.get(row) {
-            Some("F") => 0,
-            Some("M") => 1,
-            _ => 2,
-        }
-    };
-    let mut pop = [vec![0u64; 6], vec![0u64; 7], vec![0u64; 3]];
-    for row in 0..p.len() {
-        if inp.outcomes.row_in_population(row) {
-            pop[0][quintile(row)] += 1;
-            pop[1][age_band(row)] += 1;
-            pop[2][sex(row)] += 1;
-        }
+        };
+        let band = if p.date_of_birth.is_valid(row) && p.date_of_birth.value(row) <= self.as_of_days
+        {
+            let dob = p.date_of_birth.value(row);
+            self.cutoffs.iter().filter(|&&c| dob <= c).count()
+        } else {
+            AGE_BANDS.len()
+        };
+        let sex = p.sex.key(row).map_or(2, |k| self.sex_of_key[k]);
+        [quintile, band, sex]
     }
-    let mut listed = [vec![0u64; 6], vec![0u64; 7], vec![0u64; 3]];
-    for l in inp.lists {
-        for e in &l.entries {
-            listed[0][quintile(e.person)] += 1;
-            listed[1][age_band(e.person)] += 1;
-            listed[2][sex(e.person)] += 1;
+}
+
+/// Listed people against the population by IMD quintile, age band and
+/// sex.
+fn equity(inp: &Inputs<'_>) -> Vec<EquityView> {
+    use rayon::prelude::*;
+    let p = inp.patients;
+    let grouper = Grouper {
+        patients: p,
+        cutoffs: AGE_BANDS[1..]
+            .iter()
+            .map(|&(_, a)| born_by(inp.as_of, a))
+            .collect(),
+        as_of_days: crate::dataset::columns::date_to_days(inp.as_of),
+        sex_of_key: (0..p.sex.dictionary_len())
+            .map(|k| match p.sex.dictionary_value(k) {
+                "F" => 0,
+                "M" => 1,
+                _ => 2,
+            })
+            .collect(),
+    };
+    let empty = || [vec![0u64; 6], vec![0u64; 7], vec![0u64; 3]];
+    let add = |mut a: [Vec<u64>; 3], b: [Vec<u64>; 3]| {
+        for (x, y) in a.iter_mut().zip(b) {
+            x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
         }
-    }
+        a
+    };
+    let pop = (0..p.len())
+        .into_par_iter()
+        .with_min_len(1 << 16)
+        .fold(empty, |mut acc, row| {
+            if inp.outcomes.row_in_population(row) {
+                for (k, g) in grouper.groups(row).into_iter().enumerate() {
+                    acc[k][g] += 1;
+                }
+            }
+            acc
+        })
+        .reduce(empty, add);
+    let listed = inp
+        .lists
+        .par_iter()
+        .flat_map_iter(|l| l.entries.iter())
+        .fold(empty, |mut acc, e| {
+            for (k, g) in grouper.groups(e.person).into_iter().enumerate() {
+                acc[k][g] += 1;
+            }
+            acc
+        })
+        .reduce(empty, add);
     let names: [Vec<String>; 3] = [
         vec![
             "1 (most deprived)".into(),
@@ -578,4 +636,36 @@ fn equity(inp: &Inputs<'_>) -> Vec<EquityView> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::columns::{date_to_days, days_to_date};
+    use crate::pack::semantics::age_on;
+
+    /// The age band cut-offs agree with `age_on` for every birthday over
+    /// 90 years, on ordinary and leap-day as-of dates.
+    #[test]
+    fn age_band_cutoffs_agree_with_age_on() {
+        for as_of in ["2020-03-23", "2020-02-29", "2021-02-28", "2024-03-01"] {
+            let as_of = crate::dataset::columns::parse_iso_date(as_of).unwrap();
+            let cutoffs: Vec<i32> = AGE_BANDS[1..]
+                .iter()
+                .map(|&(_, a)| born_by(as_of, a))
+                .collect();
+            let end = date_to_days(as_of);
+            for dob in end - 90 * 366..=end {
+                let age = age_on(days_to_date(dob).unwrap(), as_of).unwrap();
+                let expected = AGE_BANDS.iter().rposition(|&(_, lo)| age >= lo).unwrap();
+                let band = cutoffs.iter().filter(|&&c| dob <= c).count();
+                assert_eq!(
+                    band,
+                    expected,
+                    "born {:?}, as of {as_of}",
+                    days_to_date(dob)
+                );
+            }
+        }
+    }
 }

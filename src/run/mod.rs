@@ -221,9 +221,9 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     let inputs = inputs?;
     watch.lap("hash_inputs");
     let (people, rules) = manifest::count_people(pack, &outcomes);
-    let mut timings = watch.timings;
+    let mut timings = watch.timings.clone();
     timings.insert("total".into(), started.elapsed().as_millis() as u64);
-    let m = manifest::Manifest {
+    let mut m = manifest::Manifest {
         strata_version: env!("CARGO_PKG_VERSION"),
         pack: manifest::PackInfo {
             id: pack.meta.id.clone(),
@@ -249,13 +249,8 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         tiers_by_practice: manifest::tiers_by_practice(pack, &lists),
         rules,
         tables: outcomes.tables.clone(),
-        timings_ms: timings.clone(),
+        timings_ms: timings,
     };
-    let mut json = serde_json::to_vec_pretty(&m)
-        .map_err(|e| Error::Internal(format!("encoding the manifest: {e}")))?;
-    json.push(b'\n');
-    run.write("manifest.json", &json)
-        .map_err(list::ListError::from)?;
     let report = crate::report::render(&crate::report::Inputs {
         pack,
         manifest: &m,
@@ -274,6 +269,15 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     .map_err(|e| Error::Internal(format!("rendering report.html: {e}")))?;
     run.write("report.html", report.as_bytes())
         .map_err(list::ListError::from)?;
+    let report_ms = watch.lap("report");
+    m.timings_ms.insert("report".into(), report_ms);
+    m.timings_ms
+        .insert("total".into(), started.elapsed().as_millis() as u64);
+    let mut json = serde_json::to_vec_pretty(&m)
+        .map_err(|e| Error::Internal(format!("encoding the manifest: {e}")))?;
+    json.push(b'\n');
+    run.write("manifest.json", &json)
+        .map_err(list::ListError::from)?;
     let dir = run.commit().map_err(list::ListError::from)?;
     tracing::info!(
         stage = "done",
@@ -288,7 +292,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         in_population: m.people.in_population,
         listed,
         practices: lists.len(),
-        timings_ms: timings,
+        timings_ms: m.timings_ms.clone(),
     })
 }
 

@@ -14,7 +14,7 @@
 
 use super::conditions::{
     ASTHMA, ATRIAL_FIBRILLATION, CHD, CONDITION_COUNT, COPD, DEMENTIA, DEPRESSION, DIABETES,
-    HEART_FAILURE, HYPERTENSION, RHEUMATOID_ARTHRITIS, SEVERE_MENTAL_ILLNESS,
+    EPILEPSY, HEART_FAILURE, HYPERTENSION, RHEUMATOID_ARTHRITIS, SEVERE_MENTAL_ILLNESS,
 };
 use super::random::{between, chance, SynthRng};
 
@@ -87,14 +87,16 @@ pub mod dmd {
     pub const MACROGOL: &str = "3591211000001105";
     pub const MEBEVERINE_135MG: &str = "42355011000001102";
     pub const LITHIUM_CARBONATE_400MG_MR: &str = "39110111000001103";
+    pub const LEVETIRACETAM_500MG: &str = "42131311000001108";
+    pub const CO_CODAMOL_30_500: &str = "42009811000001101";
 }
 
 use dmd::*;
 
 /// Every medicine use, in the order it is drawn. Only medicines with an
 /// open dm+d code are used (no open list gave gliclazide, tiotropium,
-/// antiepileptics for epilepsy, donepezil, alendronic acid or
-/// paracetamol), so those people are on fewer medicines than in life.
+/// donepezil, alendronic acid or paracetamol), so those people are on
+/// fewer medicines than in life.
 const USES: &[Use] = &[
     on(HYPERTENSION, 0.55, AMLODIPINE_5MG),
     on(HYPERTENSION, 0.50, RAMIPRIL_5MG),
@@ -122,7 +124,9 @@ const USES: &[Use] = &[
     on(DEPRESSION, 0.45, SERTRALINE_50MG),
     on(DEPRESSION, 0.12, ZOPICLONE_7_5MG),
     on(DEPRESSION, 0.10, AMITRIPTYLINE_10MG),
+    on(EPILEPSY, 0.75, LEVETIRACETAM_500MG),
     on(RHEUMATOID_ARTHRITIS, 0.55, METHOTREXATE_2_5MG),
+    on(RHEUMATOID_ARTHRITIS, 0.25, CO_CODAMOL_30_500),
     on(RHEUMATOID_ARTHRITIS, 0.25, PREGABALIN_75MG),
     on(RHEUMATOID_ARTHRITIS, 0.40, OMEPRAZOLE_20MG),
     on(SEVERE_MENTAL_ILLNESS, 0.15, LITHIUM_CARBONATE_400MG_MR),
@@ -135,6 +139,7 @@ const USES: &[Use] = &[
     older(70, 0.10, ASPIRIN_75MG),
     older(60, 0.06, AMITRIPTYLINE_10MG),
     older(70, 0.08, PREGABALIN_75MG),
+    older(70, 0.08, CO_CODAMOL_30_500),
     older(75, 0.18, SENNA_7_5MG),
     older(75, 0.08, LACTULOSE),
     older(75, 0.08, MACROGOL),
