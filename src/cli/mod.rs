@@ -146,6 +146,10 @@ pub struct RunArgs {
     /// counts of 1 to 7 are hidden and others rounded to 5.
     #[arg(long)]
     pub exact_counts: bool,
+    /// Calls each practice makes in a week: the first N people of every
+    /// list are marked call_this_week (default: the pack's [list] capacity).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub capacity: Option<u32>,
 }
 
 fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
@@ -269,6 +273,7 @@ fn run_job(args: RunArgs) -> Result<(), Error> {
         previous: args.previous,
         threads: args.threads,
         exact_counts: args.exact_counts,
+        capacity: args.capacity,
         command_line: std::env::args().collect(),
     })?;
     progress.done();

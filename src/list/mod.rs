@@ -336,8 +336,24 @@ fn age_of(patients: &Patients, i: usize, plan: &Plan) -> Option<i64> {
     days_to_date(d).and_then(|dob| age_on(dob, plan.as_of))
 }
 
+/// What a run's lists carry besides the pack's columns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListOptions {
+    /// Compared with a previous run: `new_since_previous`, `tier_change`.
+    pub with_previous: bool,
+    /// Calls a practice makes in a week: `call_this_week` marks the first
+    /// this many people of each practice's list.
+    pub capacity: Option<u32>,
+}
+
+impl ListOptions {
+    fn call_this_week(&self, rank: u32) -> Option<bool> {
+        self.capacity.map(|c| rank <= c)
+    }
+}
+
 /// The column headings of a list, in order.
-pub fn headings(pack: &Pack, with_previous: bool) -> Vec<String> {
+pub fn headings(pack: &Pack, opts: &ListOptions) -> Vec<String> {
     let mut h: Vec<String> = [
         "rank",
         contract::PATIENT_ID,
@@ -360,7 +376,10 @@ pub fn headings(pack: &Pack, with_previous: bool) -> Vec<String> {
             .map(|&f| pack.features[f].name.clone()),
     );
     h.push("reasons".into());
-    if with_previous {
+    if opts.capacity.is_some() {
+        h.push("call_this_week".into());
+    }
+    if opts.with_previous {
         h.push("new_since_previous".into());
         h.push("tier_change".into());
     }
@@ -380,18 +399,18 @@ pub fn write_lists(
     patients: &Patients,
     outcomes: &Outcomes,
     lists: &[PracticeList],
-    with_previous: bool,
+    opts: &ListOptions,
 ) -> Result<(), ListError> {
     /// Practices in flight at once.
     const WINDOW: usize = 32;
     run.subdir("lists")?;
-    let heads = headings(pack, with_previous);
+    let heads = headings(pack, opts);
     let werr = |message: String| ListError::Write {
         file: "list.parquet".into(),
         message,
     };
     // The schema, from the batch of an empty list.
-    let schema = practice_batch(pack, patients, outcomes, &[], &[], with_previous)?.schema();
+    let schema = practice_batch(pack, patients, outcomes, &[], &[], opts)?.schema();
     let file = run.file("list.parquet")?;
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
@@ -419,23 +438,9 @@ pub fn write_lists(
                         .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
                         .collect();
                     write_practice_list(
-                        run,
-                        &heads,
-                        pack,
-                        outcomes,
-                        patients,
-                        list,
-                        &reasons,
-                        with_previous,
+                        run, &heads, pack, outcomes, patients, list, &reasons, opts,
                     )?;
-                    practice_batch(
-                        pack,
-                        patients,
-                        outcomes,
-                        &list.entries,
-                        &reasons,
-                        with_previous,
-                    )
+                    practice_batch(pack, patients, outcomes, &list.entries, &reasons, opts)
                 })
                 .collect();
             for batch in batches {
@@ -471,7 +476,7 @@ fn write_practice_list(
     patients: &Patients,
     list: &PracticeList,
     reasons: &[String],
-    with_previous: bool,
+    opts: &ListOptions,
 ) -> Result<(), ListError> {
     let rel = format!("lists/{}.csv", safe_file_name(&list.practice_code));
     let file = run.file(&rel)?;
@@ -508,7 +513,11 @@ fn write_practice_list(
             w.write_field(&buf).map_err(werr)?;
         }
         w.write_field(reasons).map_err(werr)?;
-        if with_previous {
+        if let Some(call) = opts.call_this_week(e.rank) {
+            w.write_field(if call { "yes" } else { "no" })
+                .map_err(werr)?;
+        }
+        if opts.with_previous {
             let change = e.change.unwrap_or(TierChange::New);
             w.write_field(if change == TierChange::New {
                 "yes"
@@ -562,7 +571,7 @@ fn practice_batch(
     outcomes: &Outcomes,
     entries: &[ListEntry],
     reasons: &[String],
-    with_previous: bool,
+    opts: &ListOptions,
 ) -> Result<RecordBatch, ListError> {
     let rows = UInt32Array::from(entries.iter().map(|e| e.person as u32).collect::<Vec<_>>());
     let slots = UInt32Array::from(entries.iter().map(|e| e.slot as u32).collect::<Vec<_>>());
@@ -648,7 +657,18 @@ fn practice_batch(
             reasons.iter().map(String::as_str),
         )),
     );
-    if with_previous {
+    if opts.capacity.is_some() {
+        push(
+            "call_this_week",
+            Arc::new(BooleanArray::from(
+                entries
+                    .iter()
+                    .map(|e| opts.call_this_week(e.rank))
+                    .collect::<Vec<_>>(),
+            )),
+        );
+    }
+    if opts.with_previous {
         push(
             "new_since_previous",
             Arc::new(BooleanArray::from(

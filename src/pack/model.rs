@@ -174,6 +174,9 @@ pub struct ListSpec {
     pub order_by: Vec<OrderKey>,
     /// Feature indices shown as list columns, in order.
     pub display: Vec<usize>,
+    /// Calls a practice makes in a week: the first this many people of
+    /// each practice's list are marked `call_this_week`.
+    pub capacity: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

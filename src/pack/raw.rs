@@ -39,6 +39,8 @@ pub struct RawPack {
     pub exclusions: Vec<RawExclusion>,
     pub order_by: Vec<Sp<String>>,
     pub display: Vec<Sp<String>>,
+    /// `[list] capacity`: calls a practice makes in a week.
+    pub capacity: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -282,9 +284,26 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
     }
 
     if let Some((_, t)) = w.table(root, "list") {
-        w.check_keys(t, &["order_by", "display"], "in [list]");
+        w.check_keys(t, &["order_by", "display", "capacity"], "in [list]");
         raw.order_by = w.string_array(t, "order_by");
         raw.display = w.string_array(t, "display");
+        if let Some(v) = t.get("capacity") {
+            match v.get_ref() {
+                DeValue::Integer(i) => match i.as_str().replace('_', "").parse::<u32>() {
+                    Ok(n) if n >= 1 => raw.capacity = Some(n),
+                    _ => w.push(
+                        ErrorCode::InvalidValue,
+                        v.span(),
+                        "capacity is the number of calls a practice makes in a week: a whole number from 1".into(),
+                    ),
+                },
+                other => w.push(
+                    ErrorCode::WrongValueType,
+                    v.span(),
+                    format!("expected a whole number of calls a week, found {}", type_name(other)),
+                ),
+            }
+        }
     }
     raw
 }

@@ -111,6 +111,8 @@ pub struct ListLink {
     pub practice: String,
     pub file: String,
     pub listed: String,
+    /// "N weeks of calls at C a week", when a capacity is set.
+    pub weeks: Option<String>,
 }
 
 /// What the report is built from.
@@ -123,6 +125,8 @@ pub struct Inputs<'a> {
     pub previous: Option<&'a PreviousTiers>,
     pub as_of: NaiveDate,
     pub extract_date: Option<NaiveDate>,
+    /// Calls a practice makes in a week, if set.
+    pub capacity: Option<u32>,
     pub counts: Counts,
 }
 
@@ -342,6 +346,13 @@ pub fn build(inp: &Inputs<'_>) -> Report {
             practice: l.practice_code.clone(),
             file: format!("lists/{}.csv", l.practice_code),
             listed: one(l.entries.len() as u64, c).to_string(),
+            weeks: inp.capacity.map(|cap| {
+                let weeks = (l.entries.len() as u64).div_ceil(u64::from(cap));
+                format!(
+                    "{weeks} week{} of calls at {cap} a week",
+                    if weeks == 1 { "" } else { "s" }
+                )
+            }),
         })
         .collect();
 

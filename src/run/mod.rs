@@ -42,6 +42,9 @@ pub struct RunConfig {
     pub threads: Option<usize>,
     /// Exact counts in report.html instead of the small-number rules.
     pub exact_counts: bool,
+    /// Calls a practice makes in a week (overrides the pack's
+    /// `[list] capacity`).
+    pub capacity: Option<u32>,
     /// Recorded in the manifest.
     pub command_line: Vec<String>,
 }
@@ -200,6 +203,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         "lists ranked"
     );
 
+    let capacity = config.capacity.or(pack.list.capacity);
     let run = RunDir::create(&config.out.join(&name)).map_err(list::ListError::from)?;
     list::write_lists(
         &run,
@@ -208,7 +212,10 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         patients,
         &outcomes,
         &lists,
-        previous.is_some(),
+        &list::ListOptions {
+            with_previous: previous.is_some(),
+            capacity,
+        },
     )?;
     watch.lap("write_lists");
     if std::env::var_os("STRATA_TEST_FAIL_AFTER_LISTS").is_some() {
@@ -260,6 +267,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         previous: previous.as_ref(),
         as_of: *as_of,
         extract_date: dataset.meta.extract_date,
+        capacity,
         counts: if config.exact_counts {
             crate::report::suppress::Counts::Exact
         } else {

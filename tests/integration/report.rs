@@ -220,3 +220,56 @@ fn the_report_renders_in_headless_chromium() {
     assert!(dom.contains(&row("People in the patients table", "20,000")));
     eprintln!("screenshot: {}", png.display());
 }
+
+/// Call capacity: the first N people of each practice's list are marked
+/// `call_this_week`, N from `--capacity` (over the pack's `[list]
+/// capacity`); at a boundary between two people with the same score the
+/// list's own order (tier, score, age, patient id) decides, so exactly N
+/// are marked. The report says how many weeks of calls each list is.
+#[test]
+fn call_capacity_marks_exactly_the_first_n_of_each_list() {
+    let dir = tempfile::tempdir().unwrap();
+    // Find a capacity that falls inside a run of equal scores on L82106.
+    let plain = run(dir.path(), "plain", "2020-03-23", true, None);
+    let text = std::fs::read_to_string(plain.join("lists/L82106.csv")).unwrap();
+    let scores: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(6).unwrap().to_string())
+        .collect();
+    let capacity = (40..scores.len() - 1)
+        .find(|&n| scores[n - 1] == scores[n])
+        .expect("two equal scores next to each other") as u32;
+
+    let summary = strata::run(&strata::RunConfig {
+        pack: root().join("rules/proactive-care"),
+        data: root().join("sample-data"),
+        out: dir.path().to_path_buf(),
+        name: Some("capacity".into()),
+        capacity: Some(capacity),
+        ..strata::RunConfig::default()
+    })
+    .unwrap();
+    for practice in ["L82106", "L82124", "L82205"] {
+        let mut reader =
+            csv::Reader::from_path(summary.dir.join(format!("lists/{practice}.csv"))).unwrap();
+        let headers = reader.headers().unwrap().clone();
+        let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let (rank, call) = (col("rank"), col("call_this_week"));
+        let mut marked = 0;
+        for record in reader.records() {
+            let r = record.unwrap();
+            let rank: u32 = r[rank].parse().unwrap();
+            let expected = if rank <= capacity { "yes" } else { "no" };
+            assert_eq!(&r[call], expected, "{practice} rank {rank}");
+            marked += u32::from(&r[call] == "yes");
+        }
+        assert_eq!(marked, capacity, "{practice}");
+    }
+    let html = std::fs::read_to_string(summary.dir.join("report.html")).unwrap();
+    let weeks = (scores.len() as u32).div_ceil(capacity);
+    assert!(
+        html.contains(&format!("{weeks} weeks of calls at {capacity} a week")),
+        "{weeks} weeks at {capacity}"
+    );
+}

@@ -130,6 +130,10 @@ pub fn build(
         &features.names,
         &column_types,
     );
+    let list = crate::pack::ListSpec {
+        capacity: raw.capacity,
+        ..list
+    };
 
     if sink.count() > errors_before {
         return None;
