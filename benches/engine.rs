@@ -96,7 +96,7 @@ fn stages(c: &mut Criterion) {
                         &f.patients,
                         &outcomes,
                         &lists,
-                        false,
+                        &list::ListOptions::default(),
                     )
                     .expect("write");
                     run.commit().expect("commit");
