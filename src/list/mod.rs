@@ -186,6 +186,26 @@ pub fn rank(
     outcomes: &Outcomes,
     previous: Option<&PreviousTiers>,
 ) -> Vec<PracticeList> {
+    rank_within(
+        pack,
+        plan,
+        patients,
+        outcomes,
+        previous,
+        &patients.practice_code,
+    )
+}
+
+/// Ranks the listed people within each group of `group` (practice code,
+/// or PCN code for the PCN-wide lists), in the same order as [`rank`].
+pub fn rank_within(
+    pack: &Pack,
+    plan: &Plan,
+    patients: &Patients,
+    outcomes: &Outcomes,
+    previous: Option<&PreviousTiers>,
+    group: &crate::dataset::columns::TextColumn,
+) -> Vec<PracticeList> {
     // Who is listed is found in parallel; slots stay in patients-table order.
     let listed: Vec<usize> = (0..outcomes.len())
         .into_par_iter()
@@ -193,7 +213,7 @@ pub fn rank(
         .collect();
     // Grouped by the practice code's dictionary key first (no text
     // compared per person), then by the code itself.
-    let practice = &patients.practice_code;
+    let practice = group;
     let mut by_key: Vec<Vec<usize>> = vec![Vec::new(); practice.dictionary_len() + 1];
     for s in listed {
         let k = practice
@@ -438,7 +458,7 @@ pub fn write_lists(
                         .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
                         .collect();
                     write_practice_list(
-                        run, &heads, pack, outcomes, patients, list, &reasons, opts,
+                        run, "", &heads, pack, outcomes, patients, list, &reasons, opts,
                     )?;
                     practice_batch(pack, patients, outcomes, &list.entries, &reasons, opts)
                 })
@@ -468,8 +488,10 @@ pub fn write_lists(
 
 /// Writes `lists/<practice>.csv`: cells formatted into one reused buffer.
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)]
 fn write_practice_list(
     run: &RunDir,
+    prefix: &str,
     heads: &[String],
     pack: &Pack,
     outcomes: &Outcomes,
@@ -478,7 +500,7 @@ fn write_practice_list(
     reasons: &[String],
     opts: &ListOptions,
 ) -> Result<(), ListError> {
-    let rel = format!("lists/{}.csv", safe_file_name(&list.practice_code));
+    let rel = format!("lists/{prefix}{}.csv", safe_file_name(&list.practice_code));
     let file = run.file(&rel)?;
     let mut w = csv::Writer::from_writer(file);
     let werr = |e: csv::Error| ListError::Write {
@@ -496,7 +518,8 @@ fn write_practice_list(
             PatientIds::Text(ids) => w.write_field(ids.value(i)),
         }
         .map_err(werr)?;
-        w.write_field(&list.practice_code).map_err(werr)?;
+        w.write_field(patients.practice_code.value(i))
+            .map_err(werr)?;
         w.write_field(patients.pcn_code.value(i)).map_err(werr)?;
         w.write_field(&tier.id).map_err(werr)?;
         w.write_field(&tier.label).map_err(werr)?;
@@ -535,6 +558,41 @@ fn write_practice_list(
     })
 }
 
+/// Writes `lists/pcn-<code>.csv` for every PCN: all its practices' listed
+/// people, ranked within the PCN (CSV only: `list.parquet` already holds
+/// everyone with their PCN). No `call_this_week` column: capacity is a
+/// practice's.
+pub fn write_pcn_lists(
+    run: &RunDir,
+    pack: &Pack,
+    plan: &Plan,
+    patients: &Patients,
+    outcomes: &Outcomes,
+    pcn_lists: &[PracticeList],
+    with_previous: bool,
+) -> Result<(), ListError> {
+    let opts = ListOptions {
+        with_previous,
+        capacity: None,
+    };
+    let heads = headings(pack, &opts);
+    pcn_lists.par_iter().try_for_each(|list| {
+        let reasons: Vec<String> = list
+            .entries
+            .iter()
+            .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
+            .collect();
+        let prefix = if list.practice_code.is_empty() {
+            "pcn-none"
+        } else {
+            "pcn-"
+        };
+        write_practice_list(
+            run, prefix, &heads, pack, outcomes, patients, list, &reasons, &opts,
+        )
+    })
+}
+
 /// A cell's text formatted into a reused buffer; nothing for `None`.
 fn shown(buf: &mut String, v: Option<impl std::fmt::Display>) -> &str {
     use std::fmt::Write as _;
@@ -546,7 +604,7 @@ fn shown(buf: &mut String, v: Option<impl std::fmt::Display>) -> &str {
 }
 
 /// Practice codes become file names; anything but letters, digits, `-` and `_` is replaced.
-fn safe_file_name(code: &str) -> String {
+pub fn safe_file_name(code: &str) -> String {
     let s: String = code
         .chars()
         .map(|c| {

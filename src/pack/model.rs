@@ -177,6 +177,8 @@ pub struct ListSpec {
     /// Calls a practice makes in a week: the first this many people of
     /// each practice's list are marked `call_this_week`.
     pub capacity: Option<u32>,
+    /// Also write `lists/pcn-<code>.csv`, ranked within each PCN.
+    pub pcn_lists: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,6 +41,8 @@ pub struct RawPack {
     pub display: Vec<Sp<String>>,
     /// `[list] capacity`: calls a practice makes in a week.
     pub capacity: Option<u32>,
+    /// `[list] pcn_lists`: also write a ranked list per PCN.
+    pub pcn_lists: bool,
 }
 
 #[derive(Debug, Default)]
@@ -284,7 +286,21 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
     }
 
     if let Some((_, t)) = w.table(root, "list") {
-        w.check_keys(t, &["order_by", "display", "capacity"], "in [list]");
+        w.check_keys(
+            t,
+            &["order_by", "display", "capacity", "pcn_lists"],
+            "in [list]",
+        );
+        if let Some(v) = t.get("pcn_lists") {
+            match v.get_ref() {
+                DeValue::Boolean(b) => raw.pcn_lists = *b,
+                other => w.push(
+                    ErrorCode::WrongValueType,
+                    v.span(),
+                    format!("expected true or false, found {}", type_name(other)),
+                ),
+            }
+        }
         raw.order_by = w.string_array(t, "order_by");
         raw.display = w.string_array(t, "display");
         if let Some(v) = t.get("capacity") {

@@ -43,6 +43,7 @@ pub struct Report {
     pub equity: Vec<EquityView>,
     pub data_quality: Vec<String>,
     pub lists: Vec<ListLink>,
+    pub pcn_lists: Vec<ListLink>,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,6 +123,8 @@ pub struct Inputs<'a> {
     pub patients: &'a Patients,
     pub outcomes: &'a Outcomes,
     pub lists: &'a [PracticeList],
+    /// The PCN-wide lists, when the pack writes them.
+    pub pcn_lists: &'a [PracticeList],
     pub previous: Option<&'a PreviousTiers>,
     pub as_of: NaiveDate,
     pub extract_date: Option<NaiveDate>,
@@ -344,7 +347,10 @@ pub fn build(inp: &Inputs<'_>) -> Report {
         .iter()
         .map(|(_, l)| ListLink {
             practice: l.practice_code.clone(),
-            file: format!("lists/{}.csv", l.practice_code),
+            file: format!(
+                "lists/{}.csv",
+                crate::list::safe_file_name(&l.practice_code)
+            ),
             listed: one(l.entries.len() as u64, c).to_string(),
             weeks: inp.capacity.map(|cap| {
                 let weeks = (l.entries.len() as u64).div_ceil(u64::from(cap));
@@ -379,6 +385,27 @@ pub fn build(inp: &Inputs<'_>) -> Report {
         equity,
         data_quality,
         lists,
+        pcn_lists: inp
+            .pcn_lists
+            .iter()
+            .map(|l| ListLink {
+                practice: if l.practice_code.is_empty() {
+                    "no PCN".into()
+                } else {
+                    format!("PCN {}", l.practice_code)
+                },
+                file: if l.practice_code.is_empty() {
+                    "lists/pcn-none_.csv".into()
+                } else {
+                    format!(
+                        "lists/pcn-{}.csv",
+                        crate::list::safe_file_name(&l.practice_code)
+                    )
+                },
+                listed: one(l.entries.len() as u64, c).to_string(),
+                weeks: None,
+            })
+            .collect(),
     }
 }
 

@@ -217,6 +217,27 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
             capacity,
         },
     )?;
+    let pcn_lists = pack.list.pcn_lists.then(|| {
+        list::rank_within(
+            pack,
+            plan,
+            patients,
+            &outcomes,
+            previous.as_ref(),
+            &patients.pcn_code,
+        )
+    });
+    if let Some(pcn) = &pcn_lists {
+        list::write_pcn_lists(
+            &run,
+            pack,
+            plan,
+            patients,
+            &outcomes,
+            pcn,
+            previous.is_some(),
+        )?;
+    }
     watch.lap("write_lists");
     if std::env::var_os("STRATA_TEST_FAIL_AFTER_LISTS").is_some() {
         // A test hook: fail half way through writing a run.
@@ -264,6 +285,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         patients,
         outcomes: &outcomes,
         lists: &lists,
+        pcn_lists: pcn_lists.as_deref().unwrap_or(&[]),
         previous: previous.as_ref(),
         as_of: *as_of,
         extract_date: dataset.meta.extract_date,

@@ -90,6 +90,14 @@ fn listed_ids(run: &Path) -> HashMap<String, (String, String)> {
     let mut out = HashMap::new();
     for entry in std::fs::read_dir(run.join("lists")).unwrap() {
         let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("pcn-")
+        {
+            continue;
+        }
         let mut reader = csv::Reader::from_path(&path).unwrap();
         let headers = reader.headers().unwrap().clone();
         let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
@@ -272,4 +280,49 @@ fn call_capacity_marks_exactly_the_first_n_of_each_list() {
         html.contains(&format!("{weeks} weeks of calls at {capacity} a week")),
         "{weeks} weeks at {capacity}"
     );
+}
+
+/// The PCN-wide list: every listed person of the PCN's three practices,
+/// ranked together in the list order (tier, then score highest first,
+/// then age oldest first), each with their own practice.
+#[test]
+fn the_pcn_list_ranks_all_its_practices_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = run(dir.path(), "pcn", "2020-03-23", true, None);
+    let practices = listed_ids(&now);
+    let mut reader = csv::Reader::from_path(now.join("lists/pcn-U82904.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (rank, id, practice, tier, score, age) = (
+        col("rank"),
+        col("patient_id"),
+        col("practice_code"),
+        col("tier"),
+        col("score"),
+        col("age"),
+    );
+    let order = ["palliative", "tier-1", "tier-2", "tier-3"];
+    let mut previous: Option<(usize, f64, i64)> = None;
+    let mut n = 0;
+    for (i, record) in reader.records().enumerate() {
+        let r = record.unwrap();
+        assert_eq!(r[rank].parse::<usize>().unwrap(), i + 1);
+        assert_eq!(practices[&r[id]].0, r[practice].to_string());
+        let key = (
+            order.iter().position(|t| *t == &r[tier]).unwrap(),
+            r[score].parse::<f64>().unwrap(),
+            r[age].parse::<i64>().unwrap(),
+        );
+        if let Some(p) = previous {
+            assert!(
+                p.0 < key.0 || p.0 == key.0 && (p.1 > key.1 || p.1 == key.1 && p.2 >= key.2),
+                "row {} out of order: {p:?} then {key:?}",
+                i + 1
+            );
+        }
+        previous = Some(key);
+        n += 1;
+    }
+    assert_eq!(n, practices.len());
+    assert!(!headers.iter().any(|h| h == "call_this_week"));
 }

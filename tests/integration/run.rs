@@ -302,7 +302,10 @@ fn sample_data_golden_list() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     practices.sort();
-    assert_eq!(practices, ["L82106.csv", "L82124.csv", "L82205.csv"]);
+    assert_eq!(
+        practices,
+        ["L82106.csv", "L82124.csv", "L82205.csv", "pcn-U82904.csv"]
+    );
 }
 
 /// Rows of the sample list derived by hand from the pack (see
@@ -380,14 +383,15 @@ fn thread_count_does_not_change_a_byte_on_a_larger_population() {
         );
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
-    let mut files = vec!["list.parquet".to_string()];
+    let mut files = vec!["list.parquet".to_string(), "report.html".to_string()];
     for entry in std::fs::read_dir(dir.path().join("one/lists")).unwrap() {
         files.push(format!(
             "lists/{}",
             entry.unwrap().file_name().to_string_lossy()
         ));
     }
-    assert_eq!(files.len(), 8);
+    // 7 practice lists in 2 PCNs, list.parquet and report.html.
+    assert_eq!(files.len(), 11);
     for file in files {
         let a = std::fs::read(dir.path().join("one").join(&file)).unwrap();
         let b = std::fs::read(dir.path().join("four").join(&file)).unwrap();

@@ -132,6 +132,7 @@ pub fn build(
     );
     let list = crate::pack::ListSpec {
         capacity: raw.capacity,
+        pcn_lists: raw.pcn_lists,
         ..list
     };
 
