@@ -488,7 +488,6 @@ pub fn write_lists(
 
 /// Writes `lists/<practice>.csv`: cells formatted into one reused buffer.
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn write_practice_list(
     run: &RunDir,
     prefix: &str,
