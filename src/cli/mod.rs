@@ -136,7 +136,9 @@ pub struct RunArgs {
     /// latest event date (never the clock).
     #[arg(long, value_parser = parse_date)]
     pub as_of: Option<chrono::NaiveDate>,
-    /// An earlier run folder, to mark who is new and how tiers moved.
+    /// An earlier run folder, to mark who is new and how tiers moved and
+    /// write changes.csv; `auto` takes the latest earlier run of the same
+    /// pack in OUT.
     #[arg(long)]
     pub previous: Option<PathBuf>,
     /// Worker threads (default: all cores).

@@ -49,6 +49,49 @@ pub enum Keep {
     Everyone,
 }
 
+/// What was decided about one person, one byte each ([`Outcomes::fate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    OutsidePopulation,
+    Listed,
+    /// In the population, in no tier.
+    NoTier,
+    /// Forced off the list by this override.
+    ForcedOut(usize),
+    /// Left off by this exclusion.
+    Excluded(usize),
+}
+
+impl Fate {
+    const FORCED: u8 = 3;
+    /// Overrides get codes 3..=127, exclusions 128..=255.
+    const EXCLUDED: u8 = 128;
+
+    fn code(d: &semantics::Decision) -> u8 {
+        if !d.in_population {
+            0
+        } else if let Some((o, Forced::Out)) = d.forced {
+            Fate::FORCED.saturating_add(o.min(124) as u8)
+        } else if let Some(x) = d.excluded_by {
+            Fate::EXCLUDED.saturating_add(x.min(127) as u8)
+        } else if d.tier.is_some() {
+            1
+        } else {
+            2
+        }
+    }
+
+    pub fn of(code: u8) -> Fate {
+        match code {
+            0 => Fate::OutsidePopulation,
+            1 => Fate::Listed,
+            2 => Fate::NoTier,
+            c if c < Fate::EXCLUDED => Fate::ForcedOut(usize::from(c - Fate::FORCED)),
+            c => Fate::Excluded(usize::from(c - Fate::EXCLUDED)),
+        }
+    }
+}
+
 /// Counts over everyone evaluated, for the manifest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -126,6 +169,9 @@ pub struct Outcomes {
     /// Whether each patients-table row is in the population, one bit a
     /// row (bit `r % 64` of word `r / 64`), for everyone evaluated.
     pub population: Vec<u64>,
+    /// What was decided about each patients-table row (see [`Fate`]), for
+    /// everyone evaluated: why someone listed last time is not now.
+    pub fate: Vec<u8>,
     pub in_population: Vec<bool>,
     /// Feature arrays (one entry per slot) in the pack's feature order;
     /// `None` for features nothing reads after evaluation (see
@@ -269,8 +315,8 @@ impl Outcomes {
 struct ChunkOutcome {
     people: Vec<u32>,
     tally: Tally,
-    /// Every row of the chunk: in the population or not.
-    population: Vec<bool>,
+    /// Every row of the chunk: what was decided ([`Fate`] codes).
+    fate: Vec<u8>,
     in_population: Vec<bool>,
     features: Vec<Option<ArrayRef>>,
     rules: Vec<BooleanArray>,
@@ -469,7 +515,7 @@ fn evaluate_chunk(
     let mut out = ChunkOutcome {
         people: Vec::new(),
         tally,
-        population: population.clone(),
+        fate: Vec::with_capacity(len),
         in_population: Vec::new(),
         features: Vec::new(),
         rules: Vec::new(),
@@ -488,6 +534,7 @@ fn evaluate_chunk(
         };
         let d = semantics::decide(facts, |o| plan.overrides[o].tier);
         out.tally.count(&d);
+        out.fate.push(Fate::code(&d));
         let k = keep == Keep::Everyone || d.listed();
         kept.push(k);
         if k {
@@ -573,13 +620,13 @@ fn assemble(
         tally.add(&c.tally);
     }
     let mut population = vec![0u64; in_table.div_ceil(64)];
-    let mut row = 0usize;
+    let mut fate = Vec::with_capacity(in_table);
     for c in &chunks {
-        for &p in &c.population {
-            if p {
-                population[row >> 6] |= 1 << (row & 63);
-            }
-            row += 1;
+        fate.extend_from_slice(&c.fate);
+    }
+    for (row, &f) in fate.iter().enumerate() {
+        if f != 0 {
+            population[row >> 6] |= 1 << (row & 63);
         }
     }
     let mut out = Outcomes {
@@ -587,6 +634,7 @@ fn assemble(
         in_table,
         tally,
         population,
+        fate,
         in_population: Vec::new(),
         features,
         feature_types: plan.features.iter().map(|f| f.ty).collect(),

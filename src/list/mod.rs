@@ -2,6 +2,7 @@
 //! earlier run, and write the run folder (per-practice CSV lists,
 //! `list.parquet`, `manifest.json`) atomically.
 
+pub mod changes;
 pub mod manifest;
 pub mod run_dir;
 

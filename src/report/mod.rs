@@ -38,6 +38,8 @@ pub struct Report {
     pub glance: Vec<Line>,
     pub practices: TableView,
     pub changes: Option<TableView>,
+    /// Why people left the lists since the previous run.
+    pub left: Vec<Line>,
     pub rules: Vec<RuleLine>,
     pub tier_reasons: Vec<TierReasons>,
     pub equity: Vec<EquityView>,
@@ -126,6 +128,8 @@ pub struct Inputs<'a> {
     /// The PCN-wide lists, when the pack writes them.
     pub pcn_lists: &'a [PracticeList],
     pub previous: Option<&'a PreviousTiers>,
+    /// Who left the lists since the previous run, and why.
+    pub leavers: Option<&'a [crate::list::changes::Leaver]>,
     pub as_of: NaiveDate,
     pub extract_date: Option<NaiveDate>,
     /// Calls a practice makes in a week, if set.
@@ -232,7 +236,7 @@ pub fn build(inp: &Inputs<'_>) -> Report {
     );
 
     // Changes since the previous run.
-    let changes = inp.previous.map(|prev| {
+    let changes = inp.previous.map(|_| {
         let mut listed_ids = std::collections::HashSet::new();
         let cells: Vec<Vec<u64>> = ordered
             .iter()
@@ -251,23 +255,16 @@ pub fn build(inp: &Inputs<'_>) -> Report {
             })
             .collect();
         let mut cells = cells;
-        // Removed: listed last time, not now; counted at their practice
-        // when they are still in the patients table.
+        // No longer listed: counted at the practice they are registered
+        // with now, if it has a list; otherwise on a line of their own.
         let mut gone_elsewhere = 0u64;
         let index: BTreeMap<&str, usize> = ordered
             .iter()
             .enumerate()
             .map(|(i, (_, l))| (l.practice_code.as_str(), i))
             .collect();
-        for id in prev.keys() {
-            if listed_ids.contains(id) {
-                continue;
-            }
-            let row = inp.patients.row_of_text(id).map(|r| r as usize);
-            match row
-                .and_then(|r| inp.patients.practice_code.get(r))
-                .and_then(|p| index.get(p))
-            {
+        for l in inp.leavers.unwrap_or_default() {
+            match index.get(l.practice_code.as_str()) {
                 Some(&i) => cells[i][3] += 1,
                 None => gone_elsewhere += 1,
             }
@@ -287,7 +284,7 @@ pub fn build(inp: &Inputs<'_>) -> Report {
         if gone_elsewhere > 0 {
             view.rows.push(TableRow {
                 group: String::new(),
-                label: "left the practices' lists (no longer in the patients table, or at a practice with no one listed now)".into(),
+                label: "no longer in the extract, or at a practice with no one listed now".into(),
                 cells: vec![
                     String::new(),
                     String::new(),
@@ -299,6 +296,18 @@ pub fn build(inp: &Inputs<'_>) -> Report {
         }
         view
     });
+
+    let mut left_counts: BTreeMap<crate::list::changes::Why, u64> = BTreeMap::new();
+    for l in inp.leavers.unwrap_or_default() {
+        *left_counts.entry(l.why).or_insert(0) += 1;
+    }
+    let left = left_counts
+        .into_iter()
+        .map(|(why, n)| Line {
+            label: why.label().to_string(),
+            value: show(n),
+        })
+        .collect();
 
     // Why people are listed.
     let rules = inp
@@ -380,6 +389,7 @@ pub fn build(inp: &Inputs<'_>) -> Report {
         glance,
         practices,
         changes,
+        left,
         rules,
         tier_reasons,
         equity,

@@ -188,8 +188,25 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     release_free_memory();
     watch.lap("execute");
 
-    let previous = config
-        .previous
+    let previous_dir = match config.previous.as_deref() {
+        Some(p) if p == Path::new("auto") => {
+            let found = latest_earlier_run(&config.out, &pack.meta.id, *as_of, &name);
+            match &found {
+                Some(dir) => {
+                    tracing::info!(stage = "previous", run = %dir.display(), "comparing with the latest earlier run")
+                }
+                None => {
+                    tracing::info!(
+                        stage = "previous",
+                        "no earlier run of this pack to compare with"
+                    )
+                }
+            }
+            found
+        }
+        other => other.map(Path::to_path_buf),
+    };
+    let previous = previous_dir
         .as_deref()
         .map(list::read_previous)
         .transpose()?;
@@ -227,6 +244,12 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
             &patients.pcn_code,
         )
     });
+    let leavers = previous
+        .as_ref()
+        .map(|prev| list::changes::leavers(pack, patients, &outcomes, &lists, prev, *as_of));
+    if let Some(leavers) = &leavers {
+        list::changes::write_changes(&run, leavers)?;
+    }
     if let Some(pcn) = &pcn_lists {
         list::write_pcn_lists(
             &run,
@@ -287,6 +310,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         lists: &lists,
         pcn_lists: pcn_lists.as_deref().unwrap_or(&[]),
         previous: previous.as_ref(),
+        leavers: leavers.as_deref(),
         as_of: *as_of,
         extract_date: dataset.meta.extract_date,
         capacity,
@@ -337,6 +361,43 @@ fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// `--previous auto`: the run folder in `out` of the same pack with the
+/// latest as-of date before `as_of` (the folder name breaks a tie), read
+/// from each folder's manifest. Unfinished runs (hidden temporary
+/// folders) and the run being written are never picked.
+fn latest_earlier_run(out: &Path, pack_id: &str, as_of: NaiveDate, name: &str) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(out).ok()?;
+    let mut best: Option<(NaiveDate, String, PathBuf)> = None;
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let folder = entry.file_name().to_string_lossy().into_owned();
+        if folder.starts_with('.') || folder == name || !dir.is_dir() {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(dir.join("manifest.json")) else {
+            continue;
+        };
+        let Ok(m) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            continue;
+        };
+        let same_pack = m["pack"]["id"].as_str() == Some(pack_id);
+        let run_as_of = m["as_of"]
+            .as_str()
+            .and_then(crate::dataset::columns::parse_iso_date);
+        if let (true, Some(d)) = (same_pack, run_as_of) {
+            let candidate = (d, folder, dir);
+            if d < as_of
+                && best
+                    .as_ref()
+                    .is_none_or(|b| (&b.0, &b.1) < (&candidate.0, &candidate.1))
+            {
+                best = Some(candidate);
+            }
+        }
+    }
+    best.map(|b| b.2)
 }
 
 /// SHA-256 of every input file, for the manifest.

@@ -326,3 +326,150 @@ fn the_pcn_list_ranks_all_its_practices_together() {
     assert_eq!(n, practices.len());
     assert!(!headers.iter().any(|h| h == "call_this_week"));
 }
+
+/// Two hand-made nightly extracts of one practice, nine people: between
+/// them 1 died, 2 left the practice, 3 was phoned, 4 got a "no longer at
+/// high risk" code after a shielding one, 5 dropped out of the extract, 6
+/// lost the code that scored (recorded in error), 7 stayed, 8 is new and 9
+/// became housebound and frail (up a tier). `--previous auto` finds the
+/// first run; changes.csv names each leaver with the exact reason, the
+/// lists mark new and up, and the report counts them.
+#[test]
+fn changes_csv_names_every_leaver_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, patients: &str, events: &str, contacts: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("patients.csv"), patients).unwrap();
+        std::fs::write(d.join("events.csv"), events).unwrap();
+        std::fs::write(d.join("contacts.csv"), contacts).unwrap();
+        std::fs::write(d.join("admissions.csv"), "patient_id,code,date\n").unwrap();
+        std::fs::write(d.join("medications.csv"), "patient_id,code,date\n").unwrap();
+        std::fs::write(d.join("dataset.toml"), "extract_date = 2020-03-23\n").unwrap();
+        d
+    };
+    let header =
+        "patient_id,practice_code,date_of_birth,sex,imd_decile,registration_end,date_of_death\n";
+    let person =
+        |id: u32, end: &str, death: &str| format!("{id},L83001,1935-01-01,F,6,{end},{death}\n");
+    let lives_alone = |id: u32| format!("{id},105529008,2015-01-01\n");
+    let day1_patients: String = std::iter::once(header.to_string())
+        .chain((1..=7).chain([9]).map(|i| person(i, "", "")))
+        .collect();
+    let day1_events: String = std::iter::once("patient_id,code,date\n".to_string())
+        .chain((1..=7).chain([9]).map(lives_alone))
+        .chain(["4,1300561000000107,2020-03-17\n".to_string()])
+        .collect();
+    let day1 = write(
+        "day1",
+        &day1_patients,
+        &day1_events,
+        "patient_id,date,outcome\n",
+    );
+    let day2_patients: String = [
+        header.to_string(),
+        person(1, "", "2020-03-20"),
+        person(2, "2020-03-01", ""),
+        person(3, "", ""),
+        person(4, "", ""),
+        person(6, "", ""),
+        person(7, "", ""),
+        person(8, "", ""),
+        person(9, "", ""),
+    ]
+    .concat();
+    let day2_events: String = [
+        "patient_id,code,date\n".to_string(),
+        lives_alone(1),
+        lives_alone(2),
+        lives_alone(3),
+        lives_alone(4),
+        "4,1300561000000107,2020-03-17\n4,1300571000000100,2020-03-21\n".into(),
+        lives_alone(7),
+        lives_alone(8),
+        lives_alone(9),
+        "9,138079003,2020-03-01\n9,925831000000107,2020-02-01\n".into(),
+    ]
+    .concat();
+    let day2 = write(
+        "day2",
+        &day2_patients,
+        &day2_events,
+        "patient_id,date,outcome\n3,2020-03-20,spoke\n",
+    );
+    let runs = dir.path().join("runs");
+    let go = |data: &Path, name: &str, previous: Option<&str>| {
+        strata::run(&strata::RunConfig {
+            pack: root().join("rules/proactive-care"),
+            data: data.to_path_buf(),
+            out: runs.clone(),
+            name: Some(name.into()),
+            previous: previous.map(PathBuf::from),
+            exact_counts: true,
+            ..strata::RunConfig::default()
+        })
+        .unwrap()
+        .dir
+    };
+    // The first night runs as of 2020-03-22, the second as of its
+    // extract date (2020-03-23): `auto` picks the latest earlier run.
+    let first = strata::run(&strata::RunConfig {
+        pack: root().join("rules/proactive-care"),
+        data: day1.clone(),
+        out: runs.clone(),
+        name: Some("night1".into()),
+        as_of: strata::dataset::columns::parse_iso_date("2020-03-22"),
+        ..strata::RunConfig::default()
+    })
+    .unwrap()
+    .dir;
+    let first_listed = listed_ids(&first);
+    // Everyone aged 85 living alone is tier 2 (3 + 2 = 5); 4 is shielded.
+    assert_eq!(first_listed.len(), 8);
+    assert_eq!(first_listed["4"].1, "tier-1");
+    let second = go(&day2, "night2", Some("auto"));
+    let changes = std::fs::read_to_string(second.join("changes.csv")).unwrap();
+    assert_eq!(
+        changes,
+        "patient_id,practice_code,previous_tier,why,detail\n\
+         5,,tier-2,not_in_extract,not in the patients table\n\
+         1,L83001,tier-2,died,date of death 2020-03-20\n\
+         2,L83001,tier-2,deregistered,registration ended 2020-03-01\n\
+         4,L83001,tier-1,forced_off,override shielding: the latest code says not to list\n\
+         3,L83001,tier-2,excluded,Contacted in the last 14 days\n\
+         6,L83001,tier-2,no_tier,\"in the population, but no tier's condition holds now\"\n"
+    );
+    let now = listed_ids(&second);
+    let mut ids: Vec<&String> = now.keys().collect();
+    ids.sort();
+    assert_eq!(ids, ["7", "8", "9"]);
+    let list = std::fs::read_to_string(second.join("lists/L83001.csv")).unwrap();
+    let change = |id: &str| {
+        list.lines()
+            .find(|l| l.split(',').nth(1) == Some(id))
+            .map(|l| l.rsplit(',').next().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(
+        (change("7"), change("8"), change("9")),
+        ("same".into(), "new".into(), "up".into())
+    );
+    let html = std::fs::read_to_string(second.join("report.html")).unwrap();
+    assert!(
+        html.contains(
+            "<td>L83001</td><td class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">0</td>\
+         <td class=\"n\">5</td><td class=\"n\">7</td>"
+        ),
+        "{html}"
+    );
+    for (label, n) in [
+        ("died", 1),
+        ("left the practice (registration ended)", 1),
+        ("no longer in the extract", 1),
+        ("forced off by an override (a clinician&#x27;s code)", 1),
+        ("left off by an exclusion (e.g. a recent call)", 1),
+        ("no longer in any tier", 1),
+    ] {
+        assert!(html.contains(&row(label, &n.to_string())), "{label}");
+    }
+}
