@@ -5,7 +5,7 @@
 //! codelist membership is decided once per distinct code), dates as Date32
 //! and optional numeric values.
 
-use arrow::array::{Date32Array, DictionaryArray, Float64Array};
+use arrow::array::{AsArray, Date32Array, DictionaryArray, Float64Array};
 use arrow::datatypes::Int32Type;
 
 use super::columns::{self, PatientIds, Site};
@@ -13,7 +13,7 @@ use super::error::DatasetError;
 use super::raw::{Locator, RawBatch, RawTable};
 use super::TableFile;
 
-pub use crate::contract::{CODE, DATE, PATIENT_ID, VALUE};
+pub use crate::contract::{CODE, DATE, OUTCOME, PATIENT_ID, VALUE};
 
 /// One typed batch of an event table.
 #[derive(Debug, Clone)]
@@ -148,6 +148,8 @@ impl Iterator for EventReader {
 pub struct ContactBatch {
     pub ids: PatientIds,
     pub dates: Date32Array,
+    /// The `outcome` column, when the table has one.
+    pub outcomes: Option<arrow::array::StringArray>,
 }
 
 /// Streams the contacts table (patient_id, date; outcome is not needed to
@@ -159,7 +161,7 @@ pub struct ContactReader {
 
 impl ContactReader {
     pub fn open(table: &TableFile) -> Result<ContactReader, DatasetError> {
-        let raw = RawTable::open(table, &[PATIENT_ID, DATE], &[])?;
+        let raw = RawTable::open(table, &[PATIENT_ID, DATE, OUTCOME], &[])?;
         let file = table.display_name();
         for required in [PATIENT_ID, DATE] {
             if !raw.file_columns().iter().any(|c| c == required) {
@@ -197,6 +199,20 @@ impl Iterator for ContactReader {
             Ok(ContactBatch {
                 ids: columns::patient_ids(ids, PATIENT_ID, &site)?,
                 dates: columns::dates(dates, DATE, &site, true)?,
+                outcomes: match raw.batch.column_by_name(OUTCOME) {
+                    None => None,
+                    Some(o) => Some(
+                        arrow::compute::cast(o, &arrow::datatypes::DataType::Utf8)
+                            .map_err(|_| DatasetError::WrongType {
+                                file: self.file.clone(),
+                                column: OUTCOME.into(),
+                                expected: "text",
+                                found: o.data_type().to_string(),
+                            })?
+                            .as_string::<i32>()
+                            .clone(),
+                    ),
+                },
             })
         })())
     }

@@ -43,7 +43,8 @@ pub struct Chunk<'a> {
     pub ages: Option<&'a Column>,
     pub accs: &'a [AccColumn],
     /// Latest contact on or before the as-of date, full length.
-    pub last_contact: &'a [i32],
+    /// Latest contact date by outcome set (0: any outcome).
+    pub last_contact: &'a [Vec<i32>],
     /// Chunk-local columns of the features evaluated so far.
     pub features: &'a [Column],
     /// The chunk's scores, a decimal column (tier conditions only).
@@ -240,17 +241,22 @@ impl<'a> Chunk<'a> {
                     .ok_or_else(|| internal("score used outside a tier condition"))?,
             ),
             P::Aggregate(agg) => Datum::owned(self.aggregate(agg)?),
-            P::Contacted { since } => Datum::owned(Column::Bool(
-                self.last_contact[self.range()]
-                    .iter()
-                    .map(|&d| Some(d != NO_MAX_DATE && d >= *since))
-                    .collect(),
+            P::Contacted { since, set, .. } => Datum::owned(Column::Bool(
+                self.last_contact
+                    .get(*set)
+                    .ok_or_else(|| internal("a contact outcome set was not scanned"))?
+                    [self.range()]
+                .iter()
+                .map(|&d| Some(d != NO_MAX_DATE && d >= *since))
+                .collect(),
             )),
             P::LastContact => Datum::owned(Column::Date(
-                self.last_contact[self.range()]
-                    .iter()
-                    .map(|&d| (d != NO_MAX_DATE).then_some(d))
-                    .collect(),
+                self.last_contact
+                    .first()
+                    .ok_or_else(|| internal("contacts were not scanned"))?[self.range()]
+                .iter()
+                .map(|&d| (d != NO_MAX_DATE).then_some(d))
+                .collect(),
             )),
             P::LatestOf { first, second } => {
                 let a = self.max_dates(first.0)?;

@@ -49,6 +49,23 @@ pub enum Keep {
     Everyone,
 }
 
+/// Whether an exclusion reads the contacts table (`contacted(...)`).
+pub fn is_contact_exclusion(e: &crate::plan::physical::PhysicalExpr) -> bool {
+    let mut found = false;
+    e.walk(&mut |x| found |= matches!(x, crate::plan::physical::PhysicalExpr::Contacted { .. }));
+    found
+}
+
+/// In a tier, not forced off, but left off by an exclusion that reads the
+/// contacts table: listed but for a recent call.
+pub fn recently_contacted(plan: &Plan, d: &semantics::Decision) -> bool {
+    d.in_population
+        && d.tier.is_some()
+        && !matches!(d.forced, Some((_, Forced::Out)))
+        && d.excluded_by
+            .is_some_and(|x| plan.exclusions.get(x).is_some_and(is_contact_exclusion))
+}
+
 /// What was decided about one person, one byte each ([`Outcomes::fate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
@@ -225,6 +242,19 @@ impl Outcomes {
     }
 
     /// Whether the person in slot `i` is on a contact list.
+    /// Whether slot `i` would be listed but for a recent call.
+    pub fn recently_contacted(&self, plan: &Plan, i: usize) -> bool {
+        recently_contacted(
+            plan,
+            &semantics::Decision {
+                in_population: self.in_population[i],
+                forced: self.forced[i].map(|(o, f)| (o as usize, f)),
+                excluded_by: self.excluded_by[i].map(usize::from),
+                tier: self.tier[i].map(usize::from),
+            },
+        )
+    }
+
     pub fn listed(&self, i: usize) -> bool {
         semantics::Decision {
             in_population: self.in_population[i],
@@ -344,7 +374,13 @@ pub fn execute(
         None
     };
     let started = std::time::Instant::now();
-    let scanned = scan::scan(&plan.scan, patients, &tables, contacts, plan.as_of_days)?;
+    let scanned = scan::scan(
+        &plan.scan,
+        patients,
+        &tables,
+        contacts.map(|c| (c, plan.physical.contact_sets.as_slice())),
+        plan.as_of_days,
+    )?;
     tracing::info!(
         stage = "scan",
         tables = scanned.tables.len(),
@@ -535,7 +571,9 @@ fn evaluate_chunk(
         let d = semantics::decide(facts, |o| plan.overrides[o].tier);
         out.tally.count(&d);
         out.fate.push(Fate::code(&d));
-        let k = keep == Keep::Everyone || d.listed();
+        // Also kept: people who would be listed but for a recent call,
+        // for their own file (they never silently vanish).
+        let k = keep == Keep::Everyone || d.listed() || recently_contacted(plan, &d);
         kept.push(k);
         if k {
             out.people.push((start + i) as u32);

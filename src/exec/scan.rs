@@ -176,7 +176,8 @@ impl AccSlice<'_> {
 pub struct ScanResult {
     pub accs: Vec<AccColumn>,
     /// Latest contact on or before the as-of date, per person.
-    pub last_contact: Vec<i32>,
+    /// Latest contact date by outcome set (0: any outcome).
+    pub last_contact: Vec<Vec<i32>>,
     pub tables: Vec<TableCounts>,
 }
 
@@ -197,7 +198,7 @@ pub fn scan(
     plan: &ScanPlan,
     patients: &Patients,
     tables: &[(TableFile, &TableScan)],
-    contacts: Option<&TableFile>,
+    contacts: Option<(&TableFile, &[Vec<String>])>,
     as_of_days: i32,
 ) -> Result<ScanResult, DatasetError> {
     let n = patients.len();
@@ -215,8 +216,9 @@ pub fn scan(
     for acc in &mut accs {
         acc.finish(n);
     }
-    let mut last_contact = vec![NO_MAX_DATE; n];
-    if let Some(file) = contacts {
+    let sets: &[Vec<String>] = contacts.map_or(&[], |c| c.1);
+    let mut last_contact = vec![vec![NO_MAX_DATE; n]; sets.len().max(1)];
+    if let Some((file, _)) = contacts {
         let mut rows = Vec::new();
         let mut c = TableCounts {
             table: file.name.clone(),
@@ -227,14 +229,22 @@ pub fn scan(
             let batch = batch?;
             resolve_rows(patients, &batch.ids, &mut rows);
             c.rows += rows.len() as u64;
-            for (&row, &date) in rows.iter().zip(batch.dates.values().iter()) {
+            for (i, (&row, &date)) in rows.iter().zip(batch.dates.values().iter()).enumerate() {
                 if row == u32::MAX {
                     c.findings.unknown_patient += 1;
                 } else if date > as_of_days {
                     c.findings.after_as_of += 1;
                 } else {
-                    let slot = &mut last_contact[row as usize];
-                    *slot = (*slot).max(date);
+                    let outcome = batch
+                        .outcomes
+                        .as_ref()
+                        .and_then(|o| o.is_valid(i).then(|| o.value(i)));
+                    for (set, last) in sets.iter().zip(last_contact.iter_mut()) {
+                        if crate::pack::semantics::contact_counts(outcome, set) {
+                            let slot = &mut last[row as usize];
+                            *slot = (*slot).max(date);
+                        }
+                    }
                     c.matched += 1;
                 }
             }

@@ -194,6 +194,7 @@ pub fn rank(
         outcomes,
         previous,
         &patients.practice_code,
+        &|s| outcomes.listed(s),
     )
 }
 
@@ -206,11 +207,12 @@ pub fn rank_within(
     outcomes: &Outcomes,
     previous: Option<&PreviousTiers>,
     group: &crate::dataset::columns::TextColumn,
+    who: &(dyn Fn(usize) -> bool + Sync),
 ) -> Vec<PracticeList> {
     // Who is listed is found in parallel; slots stay in patients-table order.
     let listed: Vec<usize> = (0..outcomes.len())
         .into_par_iter()
-        .filter(|&s| outcomes.listed(s))
+        .filter(|&s| who(s))
         .collect();
     // Grouped by the practice code's dictionary key first (no text
     // compared per person), then by the code itself.
@@ -459,7 +461,15 @@ pub fn write_lists(
                         .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
                         .collect();
                     write_practice_list(
-                        run, "", &heads, pack, outcomes, patients, list, &reasons, opts,
+                        run,
+                        ("", ""),
+                        &heads,
+                        pack,
+                        outcomes,
+                        patients,
+                        list,
+                        &reasons,
+                        opts,
                     )?;
                     practice_batch(pack, patients, outcomes, &list.entries, &reasons, opts)
                 })
@@ -491,7 +501,7 @@ pub fn write_lists(
 #[allow(clippy::too_many_arguments)]
 fn write_practice_list(
     run: &RunDir,
-    prefix: &str,
+    (prefix, suffix): (&str, &str),
     heads: &[String],
     pack: &Pack,
     outcomes: &Outcomes,
@@ -500,7 +510,10 @@ fn write_practice_list(
     reasons: &[String],
     opts: &ListOptions,
 ) -> Result<(), ListError> {
-    let rel = format!("lists/{prefix}{}.csv", safe_file_name(&list.practice_code));
+    let rel = format!(
+        "lists/{prefix}{}{suffix}.csv",
+        safe_file_name(&list.practice_code)
+    );
     let file = run.file(&rel)?;
     let mut w = csv::Writer::from_writer(file);
     let werr = |e: csv::Error| ListError::Write {
@@ -588,7 +601,48 @@ pub fn write_pcn_lists(
             "pcn-"
         };
         write_practice_list(
-            run, prefix, &heads, pack, outcomes, patients, list, &reasons, &opts,
+            run,
+            (prefix, ""),
+            &heads,
+            pack,
+            outcomes,
+            patients,
+            list,
+            &reasons,
+            &opts,
+        )
+    })
+}
+
+/// Writes `lists/<practice>-recently-contacted.csv`: people who would be
+/// on the practice's list but for a recent call, ranked as the list is,
+/// so they never silently vanish (and are never on the call list).
+pub fn write_recently_contacted(
+    run: &RunDir,
+    pack: &Pack,
+    plan: &Plan,
+    patients: &Patients,
+    outcomes: &Outcomes,
+    lists: &[PracticeList],
+) -> Result<(), ListError> {
+    let opts = ListOptions::default();
+    let heads = headings(pack, &opts);
+    lists.par_iter().try_for_each(|list| {
+        let reasons: Vec<String> = list
+            .entries
+            .iter()
+            .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
+            .collect();
+        write_practice_list(
+            run,
+            ("", "-recently-contacted"),
+            &heads,
+            pack,
+            outcomes,
+            patients,
+            list,
+            &reasons,
+            &opts,
         )
     })
 }

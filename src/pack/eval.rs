@@ -43,6 +43,9 @@ pub struct PersonRecord {
     pub events: Vec<EventRecord>,
     /// Dates of proactive contacts already made.
     pub contacts: Vec<NaiveDate>,
+    /// The outcome of each contact, in the same order (missing ones are
+    /// contacts without an outcome).
+    pub contact_outcomes: Vec<Option<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -467,13 +470,22 @@ impl<'a> Context<'a> {
                     _ => name(*b),
                 }
             }
-            Expr::Contacted(window) => {
+            Expr::Contacted(window, outcomes) => {
                 let hits: Vec<NaiveDate> = self
                     .person
                     .contacts
                     .iter()
-                    .copied()
-                    .filter(|d| window.contains(self.as_of, *d))
+                    .enumerate()
+                    .filter(|&(i, d)| {
+                        let outcome = self
+                            .person
+                            .contact_outcomes
+                            .get(i)
+                            .and_then(Option::as_deref);
+                        window.contains(self.as_of, *d)
+                            && crate::pack::semantics::contact_counts(outcome, outcomes)
+                    })
+                    .map(|(_, d)| *d)
                     .collect();
                 ev.extend(hits.iter().map(|d| contact_evidence(*d)));
                 Value::Bool(!hits.is_empty())

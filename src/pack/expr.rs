@@ -394,7 +394,8 @@ pub enum Expr {
         b: usize,
     },
     /// Any `contacts` row within the window.
-    Contacted(Window),
+    /// With outcomes (lower case, trimmed; empty: any outcome, or none).
+    Contacted(Window, Vec<String>),
     /// Date of the latest contact on or before the as-of date.
     LastContact,
 }
@@ -419,7 +420,7 @@ impl Expr {
             | Expr::Registered
             | Expr::Alive
             | Expr::Score
-            | Expr::Contacted(_)
+            | Expr::Contacted(..)
             | Expr::LastContact => {}
             Expr::Not(e) | Expr::Neg(e) | Expr::DaysSince(e) | Expr::IsNull { expr: e, .. } => {
                 go(e)
@@ -479,7 +480,7 @@ impl Expr {
             Expr::DaysSince(_) => Type::Int,
             Expr::Aggregate { func, .. } => func.result_type(),
             Expr::LatestOf { .. } => Type::Str,
-            Expr::Contacted(_) => Type::Bool,
+            Expr::Contacted(..) => Type::Bool,
             Expr::LastContact => Type::Date,
         }
     }

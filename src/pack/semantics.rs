@@ -26,6 +26,20 @@ pub fn age_on(dob: NaiveDate, as_of: NaiveDate) -> Option<i64> {
     Some(years)
 }
 
+/// A contact outcome as compared: trimmed, lower case (`Spoke ` is
+/// `spoke`).
+pub fn contact_outcome(text: &str) -> String {
+    text.trim().to_lowercase()
+}
+
+/// Whether a contact with `outcome` counts for `contacted(window,
+/// outcomes)`: any contact when no outcomes are named, else only those
+/// with one of them (a contact without an outcome then does not count).
+pub fn contact_counts(outcome: Option<&str>, outcomes: &[String]) -> bool {
+    outcomes.is_empty()
+        || outcome.is_some_and(|o| outcomes.iter().any(|x| *x == contact_outcome(o)))
+}
+
 // ---- latest code wins --------------------------------------------------------
 
 /// How an override decided for a person.

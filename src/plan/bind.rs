@@ -113,6 +113,9 @@ pub struct PhysicalPlan {
     pub order: Vec<(OrderKeyPlan, bool)>,
     /// Whether an expression reads the contacts table.
     pub needs_contacts: bool,
+    /// The contact outcome sets `contacted` reads (the first, empty, is
+    /// any contact).
+    pub contact_sets: Vec<Vec<String>>,
     /// Index of the date-of-birth column (always planned).
     pub date_of_birth: usize,
     /// Whether an expression reads `age` (computed once per chunk).
@@ -259,6 +262,7 @@ impl PhysicalPlan {
             overrides,
             order,
             needs_contacts: lw.needs_contacts,
+            contact_sets: lw.contact_sets.clone(),
             date_of_birth,
             reads_age,
             reads_score,

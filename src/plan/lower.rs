@@ -39,6 +39,8 @@ pub struct Lowering<'a> {
     pub accs: Vec<AccSpec>,
     acc_index: HashMap<AccSpec, usize>,
     pub needs_contacts: bool,
+    /// Outcome sets `contacted` reads; the first (empty) is any contact.
+    pub contact_sets: Vec<Vec<String>>,
     /// Codelists made of one category of a categorised codelist: (its
     /// codelist, the category). Numbered after the pack's codelists.
     pub derived: Vec<(usize, String)>,
@@ -146,6 +148,7 @@ impl<'a> Lowering<'a> {
             accs: Vec::new(),
             acc_index: HashMap::new(),
             needs_contacts: false,
+            contact_sets: vec![Vec::new()],
             derived: Vec::new(),
         }
     }
@@ -452,10 +455,19 @@ impl<'a> Lowering<'a> {
                     second: (self.latest(*b), nb),
                 }
             }
-            Expr::Contacted(window) => {
+            Expr::Contacted(window, outcomes) => {
                 self.needs_contacts = true;
+                let set = match self.contact_sets.iter().position(|s| s == outcomes) {
+                    Some(k) => k,
+                    None => {
+                        self.contact_sets.push(outcomes.clone());
+                        self.contact_sets.len() - 1
+                    }
+                };
                 P::Contacted {
                     since: window_start(window, self.as_of),
+                    set,
+                    outcomes: outcomes.clone(),
                 }
             }
             Expr::LastContact => {

@@ -47,6 +47,10 @@ pub enum PhysicalExpr {
     /// Any `contacts` row dated from `since` (Date32 days) to the as-of date.
     Contacted {
         since: i32,
+        /// Index into the plan's contact outcome sets (0: any outcome).
+        set: usize,
+        /// The outcomes that count (empty: any), for display.
+        outcomes: Vec<String>,
     },
     LastContact,
     /// The name of whichever codelist has the later event (latest code wins).
@@ -303,7 +307,15 @@ impl fmt::Display for PhysicalExpr {
                     write!(f, "weighted_sum({})", list.join(", "))
                 }
             },
-            Contacted { since } => write!(f, "contacted(since DATE '{}')", date_text(*since)),
+            Contacted {
+                since, outcomes, ..
+            } => {
+                write!(f, "contacted(since DATE '{}'", date_text(*since))?;
+                for o in outcomes {
+                    write!(f, ", '{o}'")?;
+                }
+                f.write_str(")")
+            }
             LastContact => f.write_str("last_contact()"),
             LatestOf { first, second } => write!(
                 f,

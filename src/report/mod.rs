@@ -116,6 +116,8 @@ pub struct ListLink {
     pub listed: String,
     /// "N weeks of calls at C a week", when a capacity is set.
     pub weeks: Option<String>,
+    /// The recently-contacted file and how many are in it.
+    pub recent: Option<(String, String)>,
 }
 
 /// What the report is built from.
@@ -127,6 +129,8 @@ pub struct Inputs<'a> {
     pub lists: &'a [PracticeList],
     /// The PCN-wide lists, when the pack writes them.
     pub pcn_lists: &'a [PracticeList],
+    /// Per practice: people listed but for a recent call.
+    pub recently_contacted: &'a [PracticeList],
     pub previous: Option<&'a PreviousTiers>,
     /// Who left the lists since the previous run, and why.
     pub leavers: Option<&'a [crate::list::changes::Leaver]>,
@@ -361,6 +365,19 @@ pub fn build(inp: &Inputs<'_>) -> Report {
                 crate::list::safe_file_name(&l.practice_code)
             ),
             listed: one(l.entries.len() as u64, c).to_string(),
+            recent: inp
+                .recently_contacted
+                .iter()
+                .find(|r| r.practice_code == l.practice_code)
+                .map(|r| {
+                    (
+                        format!(
+                            "lists/{}-recently-contacted.csv",
+                            crate::list::safe_file_name(&r.practice_code)
+                        ),
+                        one(r.entries.len() as u64, c).to_string(),
+                    )
+                }),
             weeks: inp.capacity.map(|cap| {
                 let weeks = (l.entries.len() as u64).div_ceil(u64::from(cap));
                 format!(
@@ -414,6 +431,7 @@ pub fn build(inp: &Inputs<'_>) -> Report {
                 },
                 listed: one(l.entries.len() as u64, c).to_string(),
                 weeks: None,
+                recent: None,
             })
             .collect(),
     }

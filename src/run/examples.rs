@@ -64,7 +64,8 @@ struct Example {
     #[serde(default)]
     events: Vec<toml::Value>,
     #[serde(default)]
-    contacts: Vec<toml::value::Datetime>,
+    /// Calls already made: a date, or `[date, outcome]`.
+    contacts: Vec<toml::Value>,
     expect: Expect,
 }
 
@@ -456,10 +457,35 @@ fn write_dataset(
     for (table, text) in &tables {
         std::fs::write(dir.join(format!("{table}.csv")), text).map_err(io)?;
     }
-    let mut contacts = String::from("patient_id,date\n");
+    let mut contacts = String::from("patient_id,date,outcome\n");
     for (i, x) in examples.iter().enumerate() {
-        for d in &x.contacts {
-            contacts.push_str(&format!("{},{d}\n", example_id(i)));
+        for c in &x.contacts {
+            let (d, outcome) = match c {
+                toml::Value::Datetime(d) => (d.to_string(), String::new()),
+                toml::Value::Array(pair) => match (pair.first(), pair.get(1)) {
+                    (Some(toml::Value::Datetime(d)), Some(toml::Value::String(o))) => {
+                        (d.to_string(), o.clone())
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{}: a contact is a date or [date, \"outcome\"]",
+                            x.name
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(format!(
+                        "{}: a contact is a date or [date, \"outcome\"]",
+                        x.name
+                    ))
+                }
+            };
+            let outcome = if outcome.contains([',', '"', '\n']) {
+                format!("\"{}\"", outcome.replace('"', "\"\""))
+            } else {
+                outcome
+            };
+            contacts.push_str(&format!("{},{d},{outcome}\n", example_id(i)));
         }
     }
     std::fs::write(dir.join("contacts.csv"), contacts).map_err(io)?;

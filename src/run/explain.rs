@@ -120,14 +120,19 @@ pub(crate) fn person_record(
             }
         }
     }
-    let mut contacts = Vec::new();
+    let (mut contacts, mut contact_outcomes) = (Vec::new(), Vec::new());
     if let Some(table) = &job.dataset.contacts {
         for batch in ContactReader::open(table)? {
             let batch = batch?;
             resolve_rows(patients, &batch.ids, &mut rows);
             for (i, &r) in rows.iter().enumerate() {
                 if r as usize == row {
-                    contacts.extend(days_to_date(batch.dates.value(i)));
+                    if let Some(d) = days_to_date(batch.dates.value(i)) {
+                        contacts.push(d);
+                        contact_outcomes.push(batch.outcomes.as_ref().and_then(|o| {
+                            arrow::array::Array::is_valid(o, i).then(|| o.value(i).to_string())
+                        }));
+                    }
                 }
             }
         }
@@ -137,5 +142,6 @@ pub(crate) fn person_record(
         columns,
         events,
         contacts,
+        contact_outcomes,
     })
 }

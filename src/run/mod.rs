@@ -242,8 +242,19 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
             &outcomes,
             previous.as_ref(),
             &patients.pcn_code,
+            &|s| outcomes.listed(s),
         )
     });
+    let recently_contacted = list::rank_within(
+        pack,
+        plan,
+        patients,
+        &outcomes,
+        None,
+        &patients.practice_code,
+        &|s| outcomes.recently_contacted(plan, s),
+    );
+    list::write_recently_contacted(&run, pack, plan, patients, &outcomes, &recently_contacted)?;
     let leavers = previous
         .as_ref()
         .map(|prev| list::changes::leavers(pack, patients, &outcomes, &lists, prev, *as_of));
@@ -309,6 +320,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         outcomes: &outcomes,
         lists: &lists,
         pcn_lists: pcn_lists.as_deref().unwrap_or(&[]),
+        recently_contacted: &recently_contacted,
         previous: previous.as_ref(),
         leavers: leavers.as_deref(),
         as_of: *as_of,

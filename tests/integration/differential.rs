@@ -616,6 +616,7 @@ fn record(i: usize, x: &Person) -> PersonRecord {
         columns,
         events,
         contacts: x.contacts.clone(),
+        contact_outcomes: Vec::new(),
     }
 }
 
@@ -703,14 +704,21 @@ fn check(as_of: NaiveDate, people: Vec<Person>, shape: PackShape) -> Result<(), 
             i
         );
     }
-    // A run keeps only the listed people: the same outcomes in fewer
-    // slots, and the same counts over everyone.
+    // A run keeps only the listed people (and those listed but for a
+    // recent call): the same outcomes in fewer slots, and the same counts
+    // over everyone.
     let kept = execute(&plan, &ds, &patients, Keep::Listed).unwrap();
     prop_assert_eq!(&kept.tally, &fast.tally, "counts");
     prop_assert_eq!(kept.in_table, people.len());
     for i in 0..people.len() {
         let slot = kept.slot_of(i);
-        prop_assert_eq!(slot.is_some(), fast.listed(i), "kept P{}", i);
+        // Kept: the listed, and those listed but for a recent call.
+        prop_assert_eq!(
+            slot.is_some(),
+            fast.listed(i) || fast.recently_contacted(&plan, i),
+            "kept P{}",
+            i
+        );
         let Some(s) = slot else { continue };
         prop_assert_eq!(kept.person(s), i);
         prop_assert_eq!(kept.score[s], fast.score[i], "kept score of P{}", i);

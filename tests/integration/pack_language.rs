@@ -240,18 +240,34 @@ fn write_dataset(dir: &Path, case: &toml::Table) {
     for (t, text) in tables {
         std::fs::write(dir.join(format!("{t}.csv")), text).expect("event table");
     }
+    // A contact is a date, or [date, outcome].
     let contacts: Vec<String> = case
         .get("contacts")
         .and_then(|c| c.as_array())
         .into_iter()
         .flatten()
-        .map(|c| format!("1,{}\n", c.as_datetime().expect("contact")))
+        .map(|c| {
+            let (d, o) = contact(c);
+            format!("1,{d},{}\n", o.unwrap_or_default())
+        })
         .collect();
     std::fs::write(
         dir.join("contacts.csv"),
-        format!("patient_id,date\n{}", contacts.concat()),
+        format!("patient_id,date,outcome\n{}", contacts.concat()),
     )
     .expect("contacts.csv");
+}
+
+/// A contact of a case: a date, or `[date, outcome]`.
+fn contact(c: &toml::Value) -> (String, Option<String>) {
+    match c.as_array() {
+        Some(pair) => (
+            pair[0].as_datetime().expect("contact date").to_string(),
+            pair.get(1)
+                .map(|o| o.as_str().expect("outcome").to_string()),
+        ),
+        None => (c.as_datetime().expect("contact").to_string(), None),
+    }
 }
 
 /// Feature `x` of the one person, computed by the vectorised engine.
@@ -299,9 +315,9 @@ fn person_from(case: &toml::Table) -> PersonRecord {
         .into_iter()
         .flatten()
     {
-        person
-            .contacts
-            .push(date(&c.as_datetime().expect("contact").to_string()));
+        let (d, o) = contact(c);
+        person.contacts.push(date(&d));
+        person.contact_outcomes.push(o);
     }
     person
 }
@@ -421,6 +437,7 @@ fn golden_person() -> PersonRecord {
             ev("60621009", "2021-01-15", Some(45.0)),
         ],
         contacts: vec![date("2020-01-02")],
+        contact_outcomes: vec![Some("spoke".into())],
     }
 }
 

@@ -32,10 +32,11 @@ fn row(label: &str, value: &str) -> String {
 }
 
 /// The sample run's manifest (2020-03-23): 20,000 people, 14,643 in the
-/// population, 3,423 listed, 11,108 in no tier, 112 left off for a recent
-/// contact; L82106 lists palliative 25, tier-1 154, tier-2 307, tier-3 702
-/// (1,188). Under the small-number rules each is rounded to the nearest
-/// 5: 14,645, 3,425, 11,110, 110; 25, 155, 305, 700, 1,190.
+/// population, 3,442 listed, 11,118 in no tier, 83 left off for a recent
+/// call (reached or declined); L82106 lists palliative 25, tier-1 157,
+/// tier-2 311, tier-3 706 (1,199). Under the small-number rules each is
+/// rounded to the nearest 5: 14,645, 3,440, 11,120, 85; 25, 155, 310, 705,
+/// 1,200.
 #[test]
 fn the_sample_report_shows_rounded_counts_by_default_and_exact_ones_on_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,15 +46,15 @@ fn the_sample_report_shows_rounded_counts_by_default_and_exact_ones_on_request()
     .unwrap();
     for (label, value) in [
         ("People in the patients table", "20,000"),
-        ("Listed", "3,425"),
-        ("In the population but in no tier (not listed)", "11,110"),
-        ("Left off: Contacted in the last 14 days", "110"),
+        ("Listed", "3,440"),
+        ("In the population but in no tier (not listed)", "11,120"),
+        ("Left off: Contacted in the last 14 days", "85"),
     ] {
         assert!(html.contains(&row(label, value)), "{label}: {value}");
     }
     assert!(html.contains(
         "<td>U82904</td><td>L82106</td><td class=\"n\">25</td><td class=\"n\">155</td>\
-         <td class=\"n\">305</td><td class=\"n\">700</td><td class=\"n\">1,190</td>"
+         <td class=\"n\">310</td><td class=\"n\">705</td><td class=\"n\">1,200</td>"
     ));
     assert!(html.contains("1 to 7 is shown as 1–7"));
 
@@ -62,21 +63,21 @@ fn the_sample_report_shows_rounded_counts_by_default_and_exact_ones_on_request()
     )
     .unwrap();
     for (label, value) in [
-        ("Listed", "3,423"),
-        ("In the population but in no tier (not listed)", "11,108"),
-        ("Left off: Contacted in the last 14 days", "112"),
+        ("Listed", "3,442"),
+        ("In the population but in no tier (not listed)", "11,118"),
+        ("Left off: Contacted in the last 14 days", "83"),
     ] {
         assert!(html.contains(&row(label, value)), "{label}: {value}");
     }
     assert!(html.contains(
-        "<td>U82904</td><td>L82106</td><td class=\"n\">25</td><td class=\"n\">154</td>\
-         <td class=\"n\">307</td><td class=\"n\">702</td><td class=\"n\">1,188</td>"
+        "<td>U82904</td><td>L82106</td><td class=\"n\">25</td><td class=\"n\">157</td>\
+         <td class=\"n\">311</td><td class=\"n\">706</td><td class=\"n\">1,199</td>"
     ));
     assert!(html.contains("Exact counts (--exact-counts)"));
 
     // No patient identifier anywhere on the page.
     let ids = listed_ids(&dir.path().join("exact"));
-    assert_eq!(ids.len(), 3423);
+    assert_eq!(ids.len(), 3442);
     for id in ids.keys() {
         assert!(
             !html.contains(id.as_str()),
@@ -90,12 +91,8 @@ fn listed_ids(run: &Path) -> HashMap<String, (String, String)> {
     let mut out = HashMap::new();
     for entry in std::fs::read_dir(run.join("lists")).unwrap() {
         let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("pcn-")
-        {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("pcn-") || name.ends_with("-recently-contacted.csv") {
             continue;
         }
         let mut reader = csv::Reader::from_path(&path).unwrap();
@@ -438,6 +435,18 @@ fn changes_csv_names_every_leaver_with_why() {
          4,L83001,tier-1,forced_off,override shielding: the latest code says not to list\n\
          3,L83001,tier-2,excluded,Contacted in the last 14 days\n\
          6,L83001,tier-2,no_tier,\"in the population, but no tier's condition holds now\"\n"
+    );
+    // 3 would be listed but was phoned: in the practice's own file, with
+    // the list's columns, never on the call list.
+    let recent =
+        std::fs::read_to_string(second.join("lists/L83001-recently-contacted.csv")).unwrap();
+    let recent: Vec<&str> = recent.lines().collect();
+    assert_eq!(recent.len(), 2, "{recent:?}");
+    assert!(recent[0].starts_with("rank,patient_id,practice_code"));
+    assert!(
+        recent[1].starts_with("1,3,L83001,,tier-2,"),
+        "{}",
+        recent[1]
     );
     let now = listed_ids(&second);
     let mut ids: Vec<&String> = now.keys().collect();

@@ -304,7 +304,15 @@ fn sample_data_golden_list() {
     practices.sort();
     assert_eq!(
         practices,
-        ["L82106.csv", "L82124.csv", "L82205.csv", "pcn-U82904.csv"]
+        [
+            "L82106-recently-contacted.csv",
+            "L82106.csv",
+            "L82124-recently-contacted.csv",
+            "L82124.csv",
+            "L82205-recently-contacted.csv",
+            "L82205.csv",
+            "pcn-U82904.csv"
+        ]
     );
 }
 
@@ -313,9 +321,9 @@ fn sample_data_golden_list() {
 /// file cannot silently change them.
 const HAND_DERIVED: [(usize, &str); 4] = [
     (7, "7,1730227490427,L82106,U82904,palliative,Palliative care register: through the palliative care team,7,98,M,4,0,yes,no,yes,11,0,no,4,Lives alone; Moderate or severe frailty; Aged 80 or over"),
-    (51, "51,1445648446612,L82106,U82904,tier-1,Tier 1: call this week,10,87,M,5,3,yes,no,yes,12,0,no,5,On the shielded patient list (clinically extremely vulnerable); Lives alone; 3 long-term conditions; Moderate or severe frailty; Aged 80 or over"),
-    (58, "58,1376188977523,L82106,U82904,tier-1,Tier 1: call this week,10,85,M,4,4,yes,no,yes,9,0,no,4,Lives alone; 4 long-term conditions; Moderate or severe frailty by the eFI (9 of 36 deficits); Aged 80 or over"),
-    (1188, "1188,1109088369086,L82106,U82904,tier-3,Tier 3: call when capacity allows,3,18,F,4,0,yes,no,no,1,0,no,4,Lives alone"),
+    (52, "52,1445648446612,L82106,U82904,tier-1,Tier 1: call this week,10,87,M,5,3,yes,no,yes,12,0,no,5,On the shielded patient list (clinically extremely vulnerable); Lives alone; 3 long-term conditions; Moderate or severe frailty; Aged 80 or over"),
+    (59, "59,1376188977523,L82106,U82904,tier-1,Tier 1: call this week,10,85,M,4,4,yes,no,yes,9,0,no,4,Lives alone; 4 long-term conditions; Moderate or severe frailty by the eFI (9 of 36 deficits); Aged 80 or over"),
+    (1199, "1199,1109088369086,L82106,U82904,tier-3,Tier 3: call when capacity allows,3,18,F,4,0,yes,no,no,1,0,no,4,Lives alone"),
 ];
 
 #[test]
@@ -331,7 +339,7 @@ fn sample_data_hand_derived_rows() {
     .unwrap();
     let list = std::fs::read_to_string(summary.dir.join("lists/L82106.csv")).unwrap();
     let lines: Vec<&str> = list.lines().collect();
-    assert_eq!(lines.len(), 1189);
+    assert_eq!(lines.len(), 1200);
     for (rank, row) in HAND_DERIVED {
         assert_eq!(lines[rank], row, "rank {rank}");
     }
@@ -390,8 +398,9 @@ fn thread_count_does_not_change_a_byte_on_a_larger_population() {
             entry.unwrap().file_name().to_string_lossy()
         ));
     }
-    // 7 practice lists in 2 PCNs, list.parquet and report.html.
-    assert_eq!(files.len(), 11);
+    // 7 practice lists in 2 PCNs, 7 recently-contacted files,
+    // list.parquet and report.html.
+    assert_eq!(files.len(), 18);
     for file in files {
         let a = std::fs::read(dir.path().join("one").join(&file)).unwrap();
         let b = std::fs::read(dir.path().join("four").join(&file)).unwrap();

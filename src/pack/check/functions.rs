@@ -95,15 +95,40 @@ impl Converter<'_, '_> {
                 Some(Expr::DaysSince(Box::new(d)))
             }
             "contacted" => {
-                if args.len() != 1 {
+                if args.is_empty() {
                     self.sink.error(
                         ErrorCode::BadArguments,
                         span,
-                        "contacted(window) takes one window, e.g. contacted('14 days')",
+                        "contacted(window[, outcome, ...]) takes a window and optionally the \
+                         outcomes that count, e.g. contacted('14 days', 'spoke', 'declined')",
                     );
                     return None;
                 }
-                Some(Expr::Contacted(self.window_arg(args[0])?))
+                let window = self.window_arg(args[0]);
+                let mut outcomes = Vec::new();
+                let mut ok = true;
+                for a in &args[1..] {
+                    match a {
+                        sql::Expr::Value(v) => match &v.value {
+                            sql::Value::SingleQuotedString(o) if !o.trim().is_empty() => {
+                                outcomes.push(crate::pack::semantics::contact_outcome(o))
+                            }
+                            _ => ok = false,
+                        },
+                        _ => ok = false,
+                    }
+                    if !ok {
+                        self.sink.error(
+                            ErrorCode::BadArguments,
+                            self.span_of(a),
+                            "a contact outcome is quoted text, e.g. 'spoke'",
+                        );
+                        return None;
+                    }
+                }
+                outcomes.sort();
+                outcomes.dedup();
+                Some(Expr::Contacted(window?, outcomes))
             }
             "last_contact" => {
                 if !args.is_empty() {
@@ -415,7 +440,12 @@ mod tests {
         );
         assert_eq!(
             errors("contacted()"),
-            ["E206 `contacted`: contacted(window) takes one window, e.g. contacted('14 days')"]
+            ["E206 `contacted`: contacted(window[, outcome, ...]) takes a window and optionally \
+              the outcomes that count, e.g. contacted('14 days', 'spoke', 'declined')"]
+        );
+        assert_eq!(
+            errors("contacted('14 days', spoke)"),
+            ["E206 `spoke`: a contact outcome is quoted text, e.g. 'spoke'"]
         );
         assert_eq!(
             errors("coalesce()"),
