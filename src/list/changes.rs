@@ -175,11 +175,11 @@ pub fn write_changes(run: &RunDir, leavers: &[Leaver]) -> Result<BTreeMap<Why, u
     let mut counts = BTreeMap::new();
     for l in leavers {
         w.write_record([
-            l.patient_id.as_str(),
-            &l.practice_code,
-            &l.previous_tier,
+            &*super::inert(&l.patient_id),
+            &*super::inert(&l.practice_code),
+            &*super::inert(&l.previous_tier),
             l.why.code(),
-            &l.detail,
+            &*super::inert(&l.detail),
         ])
         .map_err(werr)?;
         *counts.entry(l.why).or_insert(0) += 1;

@@ -528,27 +528,34 @@ fn write_practice_list(
         w.write_field(shown(&mut buf, Some(e.rank))).map_err(werr)?;
         match &patients.ids {
             PatientIds::Int(ids) => w.write_field(shown(&mut buf, Some(ids.value(i)))),
-            PatientIds::Text(ids) => w.write_field(ids.value(i)),
+            PatientIds::Text(ids) => w.write_field(&*inert(ids.value(i))),
         }
         .map_err(werr)?;
-        w.write_field(patients.practice_code.value(i))
+        w.write_field(&*inert(patients.practice_code.value(i)))
             .map_err(werr)?;
-        w.write_field(patients.pcn_code.value(i)).map_err(werr)?;
-        w.write_field(&tier.id).map_err(werr)?;
-        w.write_field(&tier.label).map_err(werr)?;
+        w.write_field(&*inert(patients.pcn_code.value(i)))
+            .map_err(werr)?;
+        w.write_field(&*inert(&tier.id)).map_err(werr)?;
+        w.write_field(&*inert(&tier.label)).map_err(werr)?;
         w.write_field(shown(&mut buf, Some(outcomes.score_decimal(e.slot))))
             .map_err(werr)?;
         w.write_field(shown(&mut buf, e.age)).map_err(werr)?;
-        w.write_field(patients.sex.value(i)).map_err(werr)?;
+        w.write_field(&*inert(patients.sex.value(i)))
+            .map_err(werr)?;
         let imd = &patients.imd_decile;
         w.write_field(shown(&mut buf, imd.is_valid(i).then(|| imd.value(i))))
             .map_err(werr)?;
         for &f in &pack.list.display {
             buf.clear();
             outcomes.write_feature(f, e.slot, &mut buf);
-            w.write_field(&buf).map_err(werr)?;
+            // Numbers stay numbers (a negative one is not a formula).
+            if pack.features[f].ty == crate::pack::Type::Str {
+                w.write_field(&*inert(&buf)).map_err(werr)?;
+            } else {
+                w.write_field(&buf).map_err(werr)?;
+            }
         }
-        w.write_field(reasons).map_err(werr)?;
+        w.write_field(&*inert(reasons)).map_err(werr)?;
         if let Some(call) = opts.call_this_week(e.rank) {
             w.write_field(if call { "yes" } else { "no" })
                 .map_err(werr)?;
@@ -645,6 +652,18 @@ pub fn write_recently_contacted(
             &opts,
         )
     })
+}
+
+/// Text for a CSV cell a spreadsheet will open: a cell beginning with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'` so
+/// it is shown as text and never run as a formula (OWASP's advice on CSV
+/// injection). Only text columns go through it: numbers stay numbers.
+pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// A cell's text formatted into a reused buffer; nothing for `None`.

@@ -12,4 +12,5 @@ mod pack_language;
 mod plan;
 mod report;
 mod run;
+mod security;
 mod synth;
