@@ -73,6 +73,7 @@ impl Error {
             Error::Exec(ExecError::Dataset(_)) => Blame::Input,
             Error::Exec(ExecError::Eval(_)) => Blame::Internal,
             Error::List(ListError::Previous { .. }) => Blame::Input,
+            Error::List(ListError::Locked { .. }) => Blame::Input,
             Error::List(ListError::RunDir(e)) => run_dir_blame(e),
             Error::List(ListError::Write { .. }) => Blame::Internal,
             Error::Synth(SynthError::InvalidConfig(_) | SynthError::OutputExists { .. }) => {

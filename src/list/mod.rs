@@ -29,7 +29,7 @@ use crate::pack::{Pack, Value};
 use crate::plan::types::{DECIMAL_PRECISION, DECIMAL_SCALE};
 use crate::plan::{OrderKeyPlan, Plan};
 
-pub use run_dir::{RunDir, RunDirError};
+pub use run_dir::{OutputLock, RunDir, RunDirError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -39,6 +39,11 @@ pub enum ListError {
     Write { file: String, message: String },
     #[error("{path}: cannot read the previous run's list.parquet: {message}")]
     Previous { path: String, message: String },
+    #[error(
+        "{root}: another strata run is writing here ({holder}); wait for it to finish, or \
+         remove {root}/.strata.lock if that run is no longer going"
+    )]
+    Locked { root: String, holder: String },
 }
 
 /// How a person's tier moved since the previous run.

@@ -127,6 +127,107 @@ impl RunDir {
     }
 }
 
+/// The output root's lock: one run writes to a root at a time. A second
+/// run fails at once with a message naming the holder; a lock left by a
+/// run that no longer exists (killed) is taken over, and the temporary
+/// folders such a run left behind are removed.
+#[derive(Debug)]
+pub struct OutputLock {
+    path: PathBuf,
+}
+
+/// What took the lock, as written in it.
+fn holder_text(run: &str) -> String {
+    format!(
+        "pid {}, run {run}, started {}",
+        std::process::id(),
+        chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+    )
+}
+
+fn pid_of(holder: &str) -> Option<u32> {
+    holder
+        .strip_prefix("pid ")?
+        .split(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether a process with this id is running (Linux: /proc; elsewhere
+/// assume it is, so a lock is never taken over wrongly).
+fn alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+impl OutputLock {
+    /// Takes the lock of `root` for the run `run`. `Err(Some(holder))`
+    /// when another live run holds it.
+    pub fn acquire(root: &Path, run: &str) -> Result<OutputLock, Result<String, RunDirError>> {
+        if !root.is_dir() {
+            fs::create_dir_all(root).map_err(|e| Err(io(root)(e)))?;
+        }
+        let path = root.join(".strata.lock");
+        for _ in 0..2 {
+            let mut o = OpenOptions::new();
+            o.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                o.mode(0o600);
+            }
+            match o.open(&path) {
+                Ok(mut f) => {
+                    let _ = writeln!(f, "{}", holder_text(run));
+                    let lock = OutputLock { path };
+                    lock.remove_stale_partials(root);
+                    return Ok(lock);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(&path).unwrap_or_default();
+                    let holder = holder.trim().to_string();
+                    match pid_of(&holder) {
+                        Some(pid) if !alive(pid) => {
+                            let _ = fs::remove_file(&path);
+                        }
+                        _ => return Err(Ok(holder)),
+                    }
+                }
+                Err(e) => return Err(Err(io(&path)(e))),
+            }
+        }
+        Err(Ok(fs::read_to_string(&path)
+            .unwrap_or_default()
+            .trim()
+            .to_string()))
+    }
+
+    /// Temporary folders of runs that died (only this run may write here
+    /// now, so every one is stale).
+    fn remove_stale_partials(&self, root: &Path) {
+        let Ok(entries) = fs::read_dir(root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".partial-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 impl Drop for RunDir {
     fn drop(&mut self) {
         if !self.committed {

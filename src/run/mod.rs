@@ -174,6 +174,15 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
             "--name {name:?} is not a plain folder name"
         )));
     }
+    // One run writes to an output root at a time (taken before the work,
+    // so a second run fails at once).
+    let _lock = list::OutputLock::acquire(&config.out, &name).map_err(|e| match e {
+        Ok(holder) => Error::List(list::ListError::Locked {
+            root: config.out.display().to_string(),
+            holder,
+        }),
+        Err(e) => Error::List(list::ListError::from(e)),
+    })?;
     // The input files are hashed for the manifest on a thread of their own,
     // while the engine scans them (the reads share the page cache).
     let (outcomes, inputs) = std::thread::scope(|s| {

@@ -120,3 +120,72 @@ display = ["place", "minus"]
         .iter()
         .any(|c| c.starts_with("'=HYPERLINK(") && c.ends_with("../../evil")));
 }
+
+/// One run writes to an output root at a time: a lock held by a live
+/// process stops a second run at once with a message naming the holder
+/// (exit 2 from the CLI); a lock left by a process that no longer exists
+/// is taken over, and the temporary folders it left are removed.
+#[test]
+fn a_second_run_on_the_same_output_root_fails_naming_the_holder() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    std::fs::create_dir_all(&out).unwrap();
+    let lock = out.join(".strata.lock");
+    // Held by this (live) test process.
+    std::fs::write(
+        &lock,
+        format!(
+            "pid {}, run other-night, started 2020-03-23 02:00:00\n",
+            std::process::id()
+        ),
+    )
+    .unwrap();
+    let config = strata::RunConfig {
+        pack: root.join("tests/fixtures/tiny-pack"),
+        data: root.join("tests/fixtures/tiny-data"),
+        out: out.clone(),
+        ..strata::RunConfig::default()
+    };
+    let err = strata::run(&config).unwrap_err();
+    assert_eq!(err.blame(), strata::error::Blame::Input);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: another strata run is writing here (pid {}, run other-night, started \
+             2020-03-23 02:00:00); wait for it to finish, or remove {}/.strata.lock if that \
+             run is no longer going",
+            out.display(),
+            std::process::id(),
+            out.display()
+        )
+    );
+    let left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, [".strata.lock"]);
+
+    // A killed run's lock and temporary folder: taken over and cleaned.
+    std::fs::write(
+        &lock,
+        "pid 4000000000, run killed, started 2020-03-22 02:00:00\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(out.join(".2020-03-23-tiny.partial-4000000000/lists")).unwrap();
+    let summary = strata::run(&config).unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [summary
+            .dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()]
+    );
+}
