@@ -159,6 +159,31 @@ fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
         .ok_or_else(|| format!("{s:?} is not a date (expected YYYY-MM-DD)"))
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM: remove the run's temporary folder and the
+/// output root's lock at once, say so, and exit 130 / 143 (128 + the
+/// signal), leaving any earlier run untouched.
+fn stop_cleanly_on_signals() {
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                crate::list::run_dir::remove_on_signal();
+                let name = if sig == SIGINT {
+                    "interrupted"
+                } else {
+                    "terminated"
+                };
+                eprintln!("error: {name}; nothing was written and any earlier run is untouched");
+                std::process::exit(128 + sig);
+            }
+        });
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -169,6 +194,7 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.log_format, &cli.log_level);
+    stop_cleanly_on_signals();
     // A panic is a bug in strata: report it plainly (exit 1), without a
     // backtrace full of internals, and never with data values.
     std::panic::set_hook(Box::new(|info| {

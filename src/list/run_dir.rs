@@ -9,6 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {source}")]
@@ -22,6 +23,37 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
     move |source| RunDirError {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Paths to remove if the process is stopped by a signal (the temporary
+/// folder of a run being written, the output root's lock): see
+/// [`remove_on_signal`].
+static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn track(path: &Path) {
+    if let Ok(mut v) = IN_PROGRESS.lock() {
+        v.push(path.to_path_buf());
+    }
+}
+
+fn untrack(path: &Path) {
+    if let Ok(mut v) = IN_PROGRESS.lock() {
+        v.retain(|p| p != path);
+    }
+}
+
+/// Removes every temporary folder and lock this process holds. Called when
+/// SIGINT or SIGTERM stops a run: the destination is untouched, the
+/// earlier run stays, and the next run finds no lock.
+pub fn remove_on_signal() {
+    let paths = IN_PROGRESS.lock().map(|v| v.clone()).unwrap_or_default();
+    for p in paths.iter().rev() {
+        if p.is_dir() {
+            let _ = fs::remove_dir_all(p);
+        } else {
+            let _ = fs::remove_file(p);
+        }
     }
 }
 
@@ -62,6 +94,7 @@ impl RunDir {
             fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
         private_dir(&tmp)?;
+        track(&tmp);
         Ok(RunDir {
             dest: dest.to_path_buf(),
             tmp,
@@ -120,6 +153,7 @@ impl RunDir {
             return Err(io(&self.dest)(e));
         }
         self.committed = true;
+        untrack(&self.tmp);
         if had_old {
             let _ = fs::remove_dir_all(&old);
         }
@@ -184,6 +218,7 @@ impl OutputLock {
             match o.open(&path) {
                 Ok(mut f) => {
                     let _ = writeln!(f, "{}", holder_text(run));
+                    track(&path);
                     let lock = OutputLock { path };
                     lock.remove_stale_partials(root);
                     return Ok(lock);
@@ -225,6 +260,7 @@ impl OutputLock {
 impl Drop for OutputLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
+        untrack(&self.path);
     }
 }
 
@@ -232,6 +268,7 @@ impl Drop for RunDir {
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.tmp);
+            untrack(&self.tmp);
         }
     }
 }

@@ -288,6 +288,13 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
             "failing on purpose after writing the lists (STRATA_TEST_FAIL_AFTER_LISTS)".into(),
         ));
     }
+    if let Some(ms) = std::env::var("STRATA_TEST_PAUSE_AFTER_LISTS_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        // A test hook: hold the half-written run so a test can stop it.
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 
     let inputs = inputs?;
     watch.lap("hash_inputs");

@@ -189,3 +189,132 @@ fn a_second_run_on_the_same_output_root_fails_naming_the_holder() {
             .into_owned()]
     );
 }
+
+/// SIGTERM and Ctrl-C (SIGINT) half way through writing a run: the process
+/// stops within a second with 143 / 130, its temporary folder and the lock
+/// are gone, and the earlier run of the same name is untouched.
+#[test]
+fn a_signal_stops_a_run_cleanly_and_keeps_the_earlier_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let args = |name: &str| {
+        vec![
+            "run".to_string(),
+            "--pack".into(),
+            root.join("tests/fixtures/tiny-pack").display().to_string(),
+            "--data".into(),
+            root.join("tests/fixtures/tiny-data").display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+            "--name".into(),
+            name.into(),
+        ]
+    };
+    let first = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args("night"))
+        .output()
+        .unwrap();
+    assert!(first.status.success());
+    let earlier = std::fs::read(out.join("night/manifest.json")).unwrap();
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args("night"))
+            .env("STRATA_TEST_PAUSE_AFTER_LISTS_MS", "20000")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the half-written run's lists exist.
+        let started = std::time::Instant::now();
+        loop {
+            let partial = std::fs::read_dir(&out).unwrap().flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.contains(".partial-") && e.path().join("lists").is_dir()
+            });
+            if partial {
+                break;
+            }
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "the run never started writing"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let sent = std::time::Instant::now();
+        let killed = std::process::Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(
+            sent.elapsed().as_millis() < 1000,
+            "took {:?}",
+            sent.elapsed()
+        );
+        assert_eq!(status.code(), Some(code), "SIG{signal}");
+        let mut left: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["night"], "after SIG{signal}");
+        assert_eq!(
+            std::fs::read(out.join("night/manifest.json")).unwrap(),
+            earlier
+        );
+    }
+}
+
+/// SIGKILL at 20 points spread over a run (no chance to clean up): the
+/// destination is always a complete run (the earlier one, or the new one
+/// when the kill came after the rename), never a partial one; the next run
+/// takes over the dead run's lock, removes its temporary folder and
+/// succeeds.
+#[test]
+fn sigkill_anywhere_never_leaves_a_partial_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    strata::synth::generate(&strata::synth::SynthConfig::new(40_000, 4, 3, &data)).unwrap();
+    let out = dir.path().join("runs");
+    let run = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.args(["run", "--pack"])
+            .arg(root.join("rules/proactive-care"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .args(["--name", "night"])
+            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        c
+    };
+    let started = std::time::Instant::now();
+    assert!(run().status().unwrap().success());
+    let took = started.elapsed();
+    let complete = |what: &str| {
+        let m = std::fs::read(out.join("night/manifest.json")).expect(what);
+        let m: serde_json::Value = serde_json::from_slice(&m).expect(what);
+        assert_eq!(m["pack"]["id"], "proactive-care", "{what}");
+        assert!(out.join("night/report.html").is_file(), "{what}");
+        assert!(out.join("night/list.parquet").is_file(), "{what}");
+    };
+    for k in 0..20u32 {
+        let mut child = run().spawn().unwrap();
+        std::thread::sleep(took * k / 20);
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        complete(&format!("after a kill at {k}/20 of the run"));
+    }
+    assert!(run().status().unwrap().success());
+    let left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["night"]);
+    complete("the run after the kills");
+}
