@@ -60,6 +60,15 @@ pub const PATIENT_COLUMNS: [PatientColumn; 9] = [
     col(DATE_OF_DEATH, Type::Date, false, true),
 ];
 
+/// Columns whose values identify a person or are their own dates: never
+/// shown in a message, a log line, the manifest or the report.
+pub fn is_personal(name: &str) -> bool {
+    matches!(
+        name,
+        PATIENT_ID | DATE_OF_BIRTH | DATE_OF_DEATH | REGISTRATION_END | LSOA_CODE
+    )
+}
+
 /// The contract column called `name`, if it is one.
 pub fn patient_column(name: &str) -> Option<&'static PatientColumn> {
     PATIENT_COLUMNS.iter().find(|c| c.name == name)

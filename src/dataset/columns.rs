@@ -126,11 +126,16 @@ pub fn dates(
                     Some(v) => match parse_iso_date(v) {
                         Some(d) => b.append_value(date_to_days(d)),
                         None => {
-                            return Err(site.bad(
-                                i,
-                                name,
-                                format!("{v:?} is not a date (expected YYYY-MM-DD)"),
-                            ))
+                            // A person's own dates are personal data: the
+                            // message names the line, never the value.
+                            let problem = if crate::contract::is_personal(name) {
+                                "is not a date (expected YYYY-MM-DD; the value is not shown: \
+                                 it is personal data)"
+                                    .to_string()
+                            } else {
+                                format!("{v:?} is not a date (expected YYYY-MM-DD)")
+                            };
+                            return Err(site.bad(i, name, problem));
                         }
                     },
                 }

@@ -68,7 +68,7 @@ fn bad_date_names_file_line_and_column() {
             "patients.csv",
             "patient_id,practice_code,date_of_birth\n1,L83001,1950-01-01\n2,L83001,31/02/1950\n",
         )],
-        r#"patients.csv:3: column date_of_birth: "31/02/1950" is not a date (expected YYYY-MM-DD)"#,
+        r#"patients.csv:3: column date_of_birth: is not a date (expected YYYY-MM-DD; the value is not shown: it is personal data)"#,
     );
 }
 
@@ -79,7 +79,7 @@ fn line_numbers_count_physical_lines_across_quoted_newlines() {
             "patients.csv",
             "patient_id,practice_code,date_of_birth,note\n1,L83001,1950-01-01,\"two\nlines\"\n2,L83001,1950-02-30,x\n",
         )],
-        r#"patients.csv:4: column date_of_birth: "1950-02-30" is not a date (expected YYYY-MM-DD)"#,
+        r#"patients.csv:4: column date_of_birth: is not a date (expected YYYY-MM-DD; the value is not shown: it is personal data)"#,
     );
 }
 
@@ -93,7 +93,7 @@ fn line_numbers_are_right_with_windows_line_ends() {
     text.push_str("7,L83001,31/02/1950\r\n");
     assert_input_error(
         &[("patients.csv", &text)],
-        r#"patients.csv:8: column date_of_birth: "31/02/1950" is not a date (expected YYYY-MM-DD)"#,
+        r#"patients.csv:8: column date_of_birth: is not a date (expected YYYY-MM-DD; the value is not shown: it is personal data)"#,
     );
     // And across a quoted field holding a CRLF.
     assert_input_error(
@@ -101,7 +101,7 @@ fn line_numbers_are_right_with_windows_line_ends() {
             "patients.csv",
             "patient_id,practice_code,date_of_birth,note\r\n1,L83001,1950-01-01,\"two\r\nlines\"\r\n2,L83001,1950-02-30,x\r\n",
         )],
-        r#"patients.csv:4: column date_of_birth: "1950-02-30" is not a date (expected YYYY-MM-DD)"#,
+        r#"patients.csv:4: column date_of_birth: is not a date (expected YYYY-MM-DD; the value is not shown: it is personal data)"#,
     );
 }
 

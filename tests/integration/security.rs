@@ -318,3 +318,125 @@ fn sigkill_anywhere_never_leaves_a_partial_run() {
     assert_eq!(left, ["night"]);
     complete("the run after the kills");
 }
+
+/// No patient identifier, date of birth or LSOA code in anything strata
+/// prints or writes outside the patient-level lists: every command's
+/// stdout and stderr (info logs, text and JSON), the manifest, the report,
+/// and the error for a malformed date of birth. (`explain` prints one
+/// person's record on request, to stdout: only its logs are scanned.)
+#[test]
+fn no_identifier_leaves_the_patient_level_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let ids = ["QZXPID0001", "QZXPID0002", "QZXPID0003"];
+    let dobs = ["1931-07-19", "1933-11-05", "1941-02-27"];
+    let lsoas = ["E01099001", "E01099002", "E01099003"];
+    let mut patients =
+        String::from("patient_id,practice_code,pcn_code,date_of_birth,sex,lsoa_code\n");
+    for k in 0..3 {
+        patients.push_str(&format!(
+            "{},L83001,U83001,{},F,{}\n",
+            ids[k], dobs[k], lsoas[k]
+        ));
+    }
+    std::fs::write(data.join("patients.csv"), &patients).unwrap();
+    std::fs::write(
+        data.join("events.csv"),
+        "patient_id,code,date\nQZXPID0001,105529008,2019-01-01\nQZXPID0001,44054006,2018-01-01\n\
+         QZXPID0009,105529008,2019-01-01\n",
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("contacts.csv"),
+        "patient_id,date,outcome\nQZXPID0002,2020-03-20,spoke\n",
+    )
+    .unwrap();
+    std::fs::write(data.join("dataset.toml"), "extract_date = 2020-03-23\n").unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("patients.csv"),
+        patients
+            .replace("1941-02-27", "27/02/1941")
+            .replace("1931-07-19", "1931-07-19"),
+    )
+    .unwrap();
+    let out = dir.path().join("runs");
+    let pack = root.join("tests/fixtures/tiny-pack");
+    let strata = |args: &[&str], log: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["--log-level", "debug", "--log-format", log])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (p, d, b, o) = (
+        pack.to_str().unwrap(),
+        data.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let mut printed = Vec::new();
+    for log in ["human", "json"] {
+        for args in [
+            vec!["check", p],
+            vec!["inspect", d],
+            vec!["run", "--pack", p, "--data", d, "--out", o, "--name", log],
+            vec![
+                "run",
+                "--pack",
+                p,
+                "--data",
+                d,
+                "--out",
+                o,
+                "--name",
+                "again",
+                "--previous",
+                "auto",
+            ],
+            vec!["run", "--pack", p, "--data", b, "--out", o, "--name", "bad"],
+            vec!["inspect", b],
+        ] {
+            let (stdout, stderr) = strata(&args, log);
+            printed.push((args.join(" "), stdout));
+            printed.push((args.join(" ") + " (stderr)", stderr));
+        }
+        let (_, stderr) = strata(
+            &["explain", "--pack", p, "--data", d, "--patient", ids[0]],
+            log,
+        );
+        printed.push(("explain (stderr)".into(), stderr));
+    }
+    for run in ["human", "again"] {
+        for file in ["manifest.json", "report.html"] {
+            printed.push((
+                format!("{run}/{file}"),
+                std::fs::read_to_string(out.join(run).join(file)).unwrap(),
+            ));
+        }
+    }
+    assert!(
+        printed.iter().any(|(_, t)| t.contains("date_of_birth")),
+        "the bad date was reported"
+    );
+    for (what, text) in &printed {
+        for secret in ids
+            .iter()
+            .chain(&dobs)
+            .chain(&lsoas)
+            .chain(&["27/02/1941", "QZXPID0009"])
+        {
+            assert!(!text.contains(secret), "{secret} in {what}:\n{text}");
+        }
+    }
+    // The lists do name the people (they are for the practice).
+    let list = std::fs::read_to_string(out.join("human/lists/L83001.csv")).unwrap();
+    assert!(list.contains(ids[0]));
+}
