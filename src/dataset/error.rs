@@ -28,8 +28,8 @@ impl fmt::Display for Location {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("{path}: not a dataset folder (no such directory)")]
-    NotADirectory { path: PathBuf },
+    #[error("{path}: not a dataset folder ({what})")]
+    NotADirectory { path: PathBuf, what: &'static str },
 
     #[error("{path}: {source}")]
     Io {

@@ -78,6 +78,11 @@ impl Dataset {
         if !dir.is_dir() {
             return Err(DatasetError::NotADirectory {
                 path: dir.to_path_buf(),
+                what: if dir.exists() {
+                    "it is a file; give the folder that holds the tables"
+                } else {
+                    "no such directory"
+                },
             });
         }
         let io = |source| DatasetError::Io {

@@ -174,6 +174,12 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
             "--name {name:?} is not a plain folder name"
         )));
     }
+    if config.out.exists() && !config.out.is_dir() {
+        return Err(Error::usage(format!(
+            "{}: --out is a file; give the folder runs are kept in",
+            config.out.display()
+        )));
+    }
     // One run writes to an output root at a time (taken before the work,
     // so a second run fails at once).
     let _lock = list::OutputLock::acquire(&config.out, &name).map_err(|e| match e {

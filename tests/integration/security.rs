@@ -438,3 +438,111 @@ fn no_identifier_leaves_the_patient_level_files() {
     let list = std::fs::read_to_string(out.join("human/lists/L83001.csv")).unwrap();
     assert!(list.contains(ids[0]));
 }
+
+/// `tests/corpus/datasets/*`: every broken dataset exits 2 with its exact
+/// message and leaves no run folder; so do the cases made here (too big or
+/// binary to keep in the repository).
+#[test]
+fn the_broken_input_corpus_gives_its_exact_errors() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = |data: &std::path::Path, out: &std::path::Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(root)
+            .args([
+                "--log-level",
+                "warn",
+                "run",
+                "--pack",
+                "tests/fixtures/tiny-pack",
+                "--data",
+            ])
+            .arg(data)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let mut cases: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("tests/corpus/datasets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 14);
+    for case in &cases {
+        let rel = case.strip_prefix(root).unwrap();
+        let out = dir.path().join(rel.file_name().unwrap());
+        let (code, stderr) = run(rel, &out);
+        let expected = std::fs::read_to_string(case.join("expected.txt")).unwrap();
+        assert_eq!(
+            (code, stderr.as_str()),
+            (Some(2), expected.as_str()),
+            "{}",
+            rel.display()
+        );
+        let written = std::fs::read_dir(&out).map_or(0, |d| d.count());
+        assert_eq!(written, 0, "{} left something in --out", rel.display());
+    }
+
+    // Made here: a 10 MB field (the error is on the next line, and the
+    // message does not carry the field), a truncated Parquet file, a
+    // dataset path that is a file, an output root that is a file.
+    let big = dir.path().join("ten-megabyte-field");
+    std::fs::create_dir_all(&big).unwrap();
+    std::fs::write(big.join("dataset.toml"), "extract_date = 2020-03-23\n").unwrap();
+    let field = "L".repeat(10_000_000);
+    std::fs::write(
+        big.join("patients.csv"),
+        format!("patient_id,practice_code,date_of_birth\n1,{field},1950-01-01\n2,L1,x\n"),
+    )
+    .unwrap();
+    let (code, stderr) = run(&big, &dir.path().join("o1"));
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "error: patients.csv:3: column date_of_birth: is not a date (expected YYYY-MM-DD; the \
+         value is not shown: it is personal data)\n"
+    );
+
+    let truncated = dir.path().join("truncated-parquet");
+    std::fs::create_dir_all(&truncated).unwrap();
+    std::fs::write(
+        truncated.join("dataset.toml"),
+        "extract_date = 2020-03-23\n",
+    )
+    .unwrap();
+    let bytes = std::fs::read(root.join("sample-data/patients.parquet")).unwrap();
+    std::fs::write(
+        truncated.join("patients.parquet"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    let (code, stderr) = run(&truncated, &dir.path().join("o2"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: patients.parquet: "), "{stderr}");
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let (code, stderr) = run(&file, &dir.path().join("o3"));
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {}: not a dataset folder (it is a file; give the folder that holds the tables)\n",
+            file.display()
+        )
+    );
+    let (code, stderr) = run(std::path::Path::new("tests/fixtures/tiny-data"), &file);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {}: --out is a file; give the folder runs are kept in\n",
+            file.display()
+        )
+    );
+}
