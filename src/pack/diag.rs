@@ -162,15 +162,33 @@ impl fmt::Display for Diagnostic {
         if let Some(loc) = &self.location {
             let gutter = loc.line.to_string();
             let pad = " ".repeat(gutter.len());
-            writeln!(f, "{gutter} | {}", loc.line_text)?;
+            // A very long line (a generated expression) is cut to the part
+            // the caret points at.
+            const SHOWN: usize = 200;
+            let chars: Vec<char> = loc.line_text.chars().collect();
+            let start = loc.column.saturating_sub(1).min(chars.len());
+            let (from, cut_before) = if chars.len() > SHOWN && start > SHOWN / 2 {
+                (start - SHOWN / 2, true)
+            } else {
+                (0, false)
+            };
+            let to = chars.len().min(from + SHOWN);
+            let shown: String = chars[from..to].iter().collect();
+            let (before, after) = (
+                if cut_before { "…" } else { "" },
+                if to < chars.len() { "…" } else { "" },
+            );
+            writeln!(f, "{gutter} | {before}{shown}{after}")?;
             // Tabs keep their width so the caret lines up under them.
-            let lead: String = loc
-                .line_text
-                .chars()
-                .take(loc.column.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
+            let lead: String = std::iter::repeat_n(' ', before.chars().count())
+                .chain(
+                    chars[from..start]
+                        .iter()
+                        .map(|&c| if c == '\t' { '\t' } else { ' ' }),
+                )
                 .collect();
-            writeln!(f, "{pad} | {lead}{}", "^".repeat(loc.width.max(1)))?;
+            let width = loc.width.max(1).min(to.saturating_sub(start).max(1));
+            writeln!(f, "{pad} | {lead}{}", "^".repeat(width))?;
         }
         if let Some(help) = &self.help {
             writeln!(f, "  = help: {help}")?;

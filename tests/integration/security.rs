@@ -546,3 +546,64 @@ fn the_broken_input_corpus_gives_its_exact_errors() {
         )
     );
 }
+
+/// Hostile packs are check errors, never a crash: a 10,000-term OR chain
+/// (nested one level per operator), 10,000 nested brackets, and garbage
+/// bytes. A codelist of one million codes loads and matches.
+#[test]
+fn hostile_packs_are_errors_and_a_million_code_codelist_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, features: &str, codelists: &str| {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.join("codelists")).unwrap();
+        std::fs::write(
+            p.join("pack.toml"),
+            format!(
+                "[pack]\nid = \"{name}\"\ntitle = \"t\"\nversion = \"1\"\n\n[population]\nwhen = \"true\"\n\n{codelists}[features]\n{features}\n"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let codes = |e: strata::pack::PackErrors| -> Vec<&'static str> {
+        e.diagnostics.iter().map(|d| d.code.code()).collect()
+    };
+    let wide = write(
+        "wide",
+        &format!("x = \"{}\"", vec!["age > 1"; 10_000].join(" OR ")),
+        "",
+    );
+    assert_eq!(codes(strata::pack::load(&wide).unwrap_err()), ["E202"]);
+    let nested = write(
+        "nested",
+        &format!("x = \"{}age{}\"", "(".repeat(10_000), ")".repeat(10_000)),
+        "",
+    );
+    assert_eq!(codes(strata::pack::load(&nested).unwrap_err()), ["E201"]);
+    let garbage = dir.path().join("garbage");
+    std::fs::create_dir_all(&garbage).unwrap();
+    std::fs::write(
+        garbage.join("pack.toml"),
+        [0xff, 0xfe, 0x00, 0x9c, b'\n', b'['],
+    )
+    .unwrap();
+    assert_eq!(codes(strata::pack::load(&garbage).unwrap_err()), ["E007"]);
+    let binary_sql = write("binary", "x = \"\\u0001\\u0002 ;;; DROP TABLE x; --\"", "");
+    assert!(strata::pack::load(&binary_sql).is_err());
+
+    let big = write(
+        "million",
+        "x = \"has(big)\"",
+        "[codelists.big]\nfile = \"codelists/big.csv\"\n\n",
+    );
+    let mut csv = String::with_capacity(30_000_000);
+    csv.push_str("code,term\n");
+    for i in 0..1_000_000u64 {
+        csv.push_str(&format!("{},code {i}\n", 2_000_000_000 + i));
+    }
+    std::fs::write(big.join("codelists/big.csv"), csv).unwrap();
+    let pack = strata::pack::load(&big).unwrap();
+    assert_eq!(pack.codelists[0].codes.len(), 1_000_000);
+    assert!(pack.codelists[0].matching_code("2000999999").is_some());
+    assert!(pack.codelists[0].matching_code("3000000000").is_none());
+}

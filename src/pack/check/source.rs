@@ -162,7 +162,79 @@ pub(super) fn parse_sql(sink: &mut Sink<'_>, s: &Sp<String>) -> Option<sql::Expr
         );
         return None;
     }
+    if nests_deeper_than(&expr, MAX_DEPTH) {
+        sink.error(
+            ErrorCode::Unsupported,
+            s.span.clone(),
+            format!(
+                "the expression is nested more than {MAX_DEPTH} operators deep (a long chain of \
+                 AND / OR / + counts one level per operator)"
+            ),
+        )
+        .help(Some(
+            "split it into features, e.g. one feature per group of conditions".to_string(),
+        ));
+        return None;
+    }
     Some(expr)
+}
+
+/// The deepest expression the checker, planner and evaluators accept: they
+/// walk the tree recursively, and sqlparser builds `a OR b OR ...` as a
+/// chain one level deeper per operator.
+const MAX_DEPTH: usize = 256;
+
+/// Whether `e` is more than `limit` levels deep. Recurses at most `limit`
+/// levels itself, so it is safe on any tree.
+fn nests_deeper_than(e: &sql::Expr, limit: usize) -> bool {
+    use sql::Expr as S;
+    let Some(next) = limit.checked_sub(1) else {
+        return true;
+    };
+    let deep = |x: &sql::Expr| nests_deeper_than(x, next);
+    match e {
+        S::BinaryOp { left, right, .. } => deep(left) || deep(right),
+        S::UnaryOp { expr, .. }
+        | S::Nested(expr)
+        | S::IsNull(expr)
+        | S::IsNotNull(expr)
+        | S::IsTrue(expr)
+        | S::IsFalse(expr)
+        | S::Cast { expr, .. } => deep(expr),
+        S::Between {
+            expr, low, high, ..
+        } => deep(expr) || deep(low) || deep(high),
+        S::In {
+            expr,
+            target: sql::InTarget::List(list),
+            ..
+        } => deep(expr) || list.iter().any(deep),
+        S::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            operand.as_deref().is_some_and(deep)
+                || conditions
+                    .iter()
+                    .any(|w| deep(&w.condition) || deep(&w.result))
+                || else_result.as_deref().is_some_and(deep)
+        }
+        S::Function(f) => match &f.args {
+            sql::FunctionArguments::List(l) => l.args.iter().any(|a| match a {
+                sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(x))
+                | sql::FunctionArg::Named {
+                    arg: sql::FunctionArgExpr::Expr(x),
+                    ..
+                } => deep(x),
+                _ => false,
+            }),
+            _ => false,
+        },
+        S::Array(a) => a.elem.iter().any(deep),
+        _ => false,
+    }
 }
 
 fn error_text(e: &ParserError) -> String {
