@@ -607,3 +607,85 @@ fn hostile_packs_are_errors_and_a_million_code_codelist_works() {
     assert!(pack.codelists[0].matching_code("2000999999").is_some());
     assert!(pack.codelists[0].matching_code("3000000000").is_none());
 }
+
+/// Every crate compiled into strata is under a permissive licence, and
+/// docs/LICENSES.md lists each one (name, version, licence).
+#[test]
+fn every_dependency_is_permissively_licensed_and_listed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes: std::collections::HashMap<&str, &serde_json::Value> = m["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n))
+        .collect();
+    let root_id = m["resolve"]["root"].as_str().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![root_id];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        for d in nodes[id]["deps"].as_array().unwrap() {
+            let normal_or_build = d["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kind"].is_null() || k["kind"] == "build");
+            if normal_or_build {
+                stack.push(d["pkg"].as_str().unwrap());
+            }
+        }
+    }
+    const ALLOWED: [&str; 10] = [
+        "MIT",
+        "Apache-2.0",
+        "BSD-2-Clause",
+        "BSD-3-Clause",
+        "Zlib",
+        "Unlicense",
+        "CC0-1.0",
+        "BSL-1.0",
+        "Unicode-3.0",
+        "LLVM-exception",
+    ];
+    let listed = std::fs::read_to_string(root.join("docs/LICENSES.md")).unwrap();
+    let mut n = 0;
+    for p in m["packages"].as_array().unwrap() {
+        let id = p["id"].as_str().unwrap();
+        if id == root_id || !seen.contains(id) {
+            continue;
+        }
+        n += 1;
+        let (name, version) = (p["name"].as_str().unwrap(), p["version"].as_str().unwrap());
+        let licence = p["license"].as_str().unwrap_or("");
+        // One alternative of the expression must be all permissive.
+        let ok = licence
+            .split([' ', '/'])
+            .collect::<Vec<_>>()
+            .join(" ")
+            .split(" OR ")
+            .any(|alt| {
+                alt.split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+                    .filter(|t| !t.is_empty() && *t != "AND" && *t != "WITH")
+                    .all(|t| ALLOWED.contains(&t))
+            });
+        assert!(ok, "{name} {version}: licence {licence:?}");
+        assert!(
+            listed.contains(&format!("| {name} | {version} | {licence} |")),
+            "{name} {version} is not in docs/LICENSES.md"
+        );
+    }
+    assert!(n > 100, "{n} crates");
+}
