@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod differential;
 mod examples;
+mod fuzz;
 mod library;
 mod pack_language;
 mod plan;
