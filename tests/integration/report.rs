@@ -57,6 +57,10 @@ fn the_sample_report_shows_rounded_counts_by_default_and_exact_ones_on_request()
          <td class=\"n\">310</td><td class=\"n\">705</td><td class=\"n\">1,200</td>"
     ));
     assert!(html.contains("1 to 7 is shown as 1–7"));
+    // Self-contained: nothing fetched, nothing run.
+    for remote in ["http://", "https://", "<script", "<link", "@import", "url("] {
+        assert!(!html.contains(remote), "report.html contains {remote}");
+    }
 
     let html = std::fs::read_to_string(
         run(dir.path(), "exact", "2020-03-23", true, None).join("report.html"),
