@@ -241,13 +241,11 @@ pub fn build(inp: &Inputs<'_>) -> Report {
 
     // Changes since the previous run.
     let changes = inp.previous.map(|_| {
-        let mut listed_ids = std::collections::HashSet::new();
-        let cells: Vec<Vec<u64>> = ordered
+        let mut cells: Vec<Vec<u64>> = ordered
             .iter()
             .map(|(_, l)| {
                 let mut row = vec![0u64; 4];
                 for e in &l.entries {
-                    listed_ids.insert(inp.patients.ids.text(e.person));
                     match e.change {
                         Some(TierChange::New) => row[0] += 1,
                         Some(TierChange::Up) => row[1] += 1,
@@ -258,7 +256,6 @@ pub fn build(inp: &Inputs<'_>) -> Report {
                 row
             })
             .collect();
-        let mut cells = cells;
         // No longer listed: counted at the practice they are registered
         // with now, if it has a list; otherwise on a line of their own.
         let mut gone_elsewhere = 0u64;
