@@ -183,9 +183,6 @@ pub struct Outcomes {
     /// People evaluated (the patients table's rows).
     pub in_table: usize,
     pub tally: Tally,
-    /// Whether each patients-table row is in the population, one bit a
-    /// row (bit `r % 64` of word `r / 64`), for everyone evaluated.
-    pub population: Vec<u64>,
     /// What was decided about each patients-table row (see [`Fate`]), for
     /// everyone evaluated: why someone listed last time is not now.
     pub fate: Vec<u8>,
@@ -219,9 +216,9 @@ impl Outcomes {
     /// Whether patients-table row `row` is in the population.
     #[inline]
     pub fn row_in_population(&self, row: usize) -> bool {
-        self.population
-            .get(row >> 6)
-            .is_some_and(|w| w >> (row & 63) & 1 == 1)
+        self.fate
+            .get(row)
+            .is_some_and(|&f| Fate::of(f) != Fate::OutsidePopulation)
     }
 
     /// The patients-table row of slot `s`.
@@ -241,28 +238,24 @@ impl Outcomes {
         }
     }
 
-    /// Whether the person in slot `i` is on a contact list.
-    /// Whether slot `i` would be listed but for a recent call.
-    pub fn recently_contacted(&self, plan: &Plan, i: usize) -> bool {
-        recently_contacted(
-            plan,
-            &semantics::Decision {
-                in_population: self.in_population[i],
-                forced: self.forced[i].map(|(o, f)| (o as usize, f)),
-                excluded_by: self.excluded_by[i].map(usize::from),
-                tier: self.tier[i].map(usize::from),
-            },
-        )
-    }
-
-    pub fn listed(&self, i: usize) -> bool {
+    /// What was decided about the person in slot `i`.
+    fn decision(&self, i: usize) -> semantics::Decision {
         semantics::Decision {
             in_population: self.in_population[i],
             forced: self.forced[i].map(|(o, f)| (o as usize, f)),
             excluded_by: self.excluded_by[i].map(usize::from),
             tier: self.tier[i].map(usize::from),
         }
-        .listed()
+    }
+
+    /// Whether slot `i` would be listed but for a recent call.
+    pub fn recently_contacted(&self, plan: &Plan, i: usize) -> bool {
+        recently_contacted(plan, &self.decision(i))
+    }
+
+    /// Whether the person in slot `i` is on a contact list.
+    pub fn listed(&self, i: usize) -> bool {
+        self.decision(i).listed()
     }
 
     pub fn feature_value(&self, f: usize, i: usize) -> Value {
@@ -657,21 +650,14 @@ fn assemble(
     for c in &chunks {
         tally.add(&c.tally);
     }
-    let mut population = vec![0u64; in_table.div_ceil(64)];
     let mut fate = Vec::with_capacity(in_table);
     for c in &chunks {
         fate.extend_from_slice(&c.fate);
-    }
-    for (row, &f) in fate.iter().enumerate() {
-        if f != 0 {
-            population[row >> 6] |= 1 << (row & 63);
-        }
     }
     let mut out = Outcomes {
         people: (keep == Keep::Listed).then(Vec::new),
         in_table,
         tally,
-        population,
         fate,
         in_population: Vec::new(),
         features,
