@@ -600,30 +600,14 @@ pub fn write_pcn_lists(
         with_previous,
         capacity: None,
     };
-    let heads = headings(pack, &opts);
-    pcn_lists.par_iter().try_for_each(|list| {
-        let reasons: Vec<String> = list
-            .entries
-            .iter()
-            .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
-            .collect();
-        let prefix = if list.practice_code.is_empty() {
-            "pcn-none"
+    let affix = |code: &str| {
+        if code.is_empty() {
+            ("pcn-none", "")
         } else {
-            "pcn-"
-        };
-        write_practice_list(
-            run,
-            (prefix, ""),
-            &heads,
-            pack,
-            outcomes,
-            patients,
-            list,
-            &reasons,
-            &opts,
-        )
-    })
+            ("pcn-", "")
+        }
+    };
+    write_csv_lists(run, pack, plan, patients, outcomes, pcn_lists, &opts, affix)
 }
 
 /// Writes `lists/<practice>-recently-contacted.csv`: people who would be
@@ -637,8 +621,25 @@ pub fn write_recently_contacted(
     outcomes: &Outcomes,
     lists: &[PracticeList],
 ) -> Result<(), ListError> {
+    let affix = |_: &str| ("", "-recently-contacted");
     let opts = ListOptions::default();
-    let heads = headings(pack, &opts);
+    write_csv_lists(run, pack, plan, patients, outcomes, lists, &opts, affix)
+}
+
+/// Writes each list as `lists/<prefix><code><suffix>.csv` only (no
+/// Parquet), in parallel; `affix` gives the prefix and suffix for a code.
+#[allow(clippy::too_many_arguments)]
+fn write_csv_lists(
+    run: &RunDir,
+    pack: &Pack,
+    plan: &Plan,
+    patients: &Patients,
+    outcomes: &Outcomes,
+    lists: &[PracticeList],
+    opts: &ListOptions,
+    affix: impl Fn(&str) -> (&'static str, &'static str) + Sync,
+) -> Result<(), ListError> {
+    let heads = headings(pack, opts);
     lists.par_iter().try_for_each(|list| {
         let reasons: Vec<String> = list
             .entries
@@ -647,14 +648,14 @@ pub fn write_recently_contacted(
             .collect();
         write_practice_list(
             run,
-            ("", "-recently-contacted"),
+            affix(&list.practice_code),
             &heads,
             pack,
             outcomes,
             patients,
             list,
             &reasons,
-            &opts,
+            opts,
         )
     })
 }
