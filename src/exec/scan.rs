@@ -13,6 +13,7 @@
 //! value" with ties broken by the larger value), so the result does not
 //! depend on the thread count or on how the table is sorted.
 
+use crate::pack::semantics::{contact_counts, contact_outcome};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, StringArray};
@@ -235,12 +236,15 @@ pub fn scan(
                 } else if date > as_of_days {
                     c.findings.after_as_of += 1;
                 } else {
+                    // Normalised once a row, and only when an outcome set
+                    // beyond "any contact" (set 0) is read.
                     let outcome = batch
                         .outcomes
                         .as_ref()
-                        .and_then(|o| o.is_valid(i).then(|| o.value(i)));
+                        .filter(|_| sets.len() > 1)
+                        .and_then(|o| o.is_valid(i).then(|| contact_outcome(o.value(i))));
                     for (set, last) in sets.iter().zip(last_contact.iter_mut()) {
-                        if crate::pack::semantics::contact_counts(outcome, set) {
+                        if contact_counts(outcome.as_deref(), set) {
                             let slot = &mut last[row as usize];
                             *slot = (*slot).max(date);
                         }

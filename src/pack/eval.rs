@@ -481,9 +481,10 @@ impl<'a> Context<'a> {
                             .person
                             .contact_outcomes
                             .get(i)
-                            .and_then(Option::as_deref);
+                            .and_then(Option::as_deref)
+                            .map(crate::pack::semantics::contact_outcome);
                         window.contains(self.as_of, *d)
-                            && crate::pack::semantics::contact_counts(outcome, outcomes)
+                            && crate::pack::semantics::contact_counts(outcome.as_deref(), outcomes)
                     })
                     .map(|(_, d)| *d)
                     .collect();

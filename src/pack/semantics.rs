@@ -32,12 +32,12 @@ pub fn contact_outcome(text: &str) -> String {
     text.trim().to_lowercase()
 }
 
-/// Whether a contact with `outcome` counts for `contacted(window,
-/// outcomes)`: any contact when no outcomes are named, else only those
-/// with one of them (a contact without an outcome then does not count).
+/// Whether a contact whose outcome is `outcome` (already through
+/// [`contact_outcome`]) counts for `contacted(window, outcomes)`: any
+/// contact when no outcomes are named, else only those with one of them (a
+/// contact without an outcome then does not count).
 pub fn contact_counts(outcome: Option<&str>, outcomes: &[String]) -> bool {
-    outcomes.is_empty()
-        || outcome.is_some_and(|o| outcomes.iter().any(|x| *x == contact_outcome(o)))
+    outcomes.is_empty() || outcome.is_some_and(|o| outcomes.iter().any(|x| x == o))
 }
 
 // ---- latest code wins --------------------------------------------------------
