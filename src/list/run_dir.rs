@@ -207,17 +207,26 @@ impl OutputLock {
             fs::create_dir_all(root).map_err(|e| Err(io(root)(e)))?;
         }
         let path = root.join(".strata.lock");
-        for _ in 0..2 {
+        // The holder is written to a file of this process first and then
+        // linked in as the lock, so a lock is never seen without its holder
+        // (a run killed between creating and writing it would otherwise
+        // leave an empty lock that no later run could take over).
+        let mine = root.join(format!(".strata.lock.{}", std::process::id()));
+        {
             let mut o = OpenOptions::new();
-            o.write(true).create_new(true);
+            o.write(true).create(true).truncate(true);
             #[cfg(unix)]
             {
                 use std::os::unix::fs::OpenOptionsExt;
                 o.mode(0o600);
             }
-            match o.open(&path) {
-                Ok(mut f) => {
-                    let _ = writeln!(f, "{}", holder_text(run));
+            let mut f = o.open(&mine).map_err(|e| Err(io(&mine)(e)))?;
+            writeln!(f, "{}", holder_text(run)).map_err(|e| Err(io(&mine)(e)))?;
+        }
+        for _ in 0..2 {
+            match fs::hard_link(&mine, &path) {
+                Ok(()) => {
+                    let _ = fs::remove_file(&mine);
                     track(&path);
                     let lock = OutputLock { path };
                     lock.remove_stale_partials(root);
@@ -230,12 +239,19 @@ impl OutputLock {
                         Some(pid) if !alive(pid) => {
                             let _ = fs::remove_file(&path);
                         }
-                        _ => return Err(Ok(holder)),
+                        _ => {
+                            let _ = fs::remove_file(&mine);
+                            return Err(Ok(holder));
+                        }
                     }
                 }
-                Err(e) => return Err(Err(io(&path)(e))),
+                Err(e) => {
+                    let _ = fs::remove_file(&mine);
+                    return Err(Err(io(&path)(e)));
+                }
             }
         }
+        let _ = fs::remove_file(&mine);
         Err(Ok(fs::read_to_string(&path)
             .unwrap_or_default()
             .trim()
@@ -252,6 +268,12 @@ impl OutputLock {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') && name.contains(".partial-") {
                 let _ = fs::remove_dir_all(e.path());
+            }
+            // A holder file of a run killed before it linked its lock.
+            if let Some(pid) = name.strip_prefix(".strata.lock.") {
+                if pid.parse().is_ok_and(|p| !alive(p)) {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
     }
