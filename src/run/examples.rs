@@ -457,37 +457,32 @@ fn write_dataset(
     for (table, text) in &tables {
         std::fs::write(dir.join(format!("{table}.csv")), text).map_err(io)?;
     }
-    let mut contacts = String::from("patient_id,date,outcome\n");
+    let mut contacts = csv::Writer::from_writer(Vec::new());
+    contacts
+        .write_record(["patient_id", "date", "outcome"])
+        .map_err(|e| e.to_string())?;
     for (i, x) in examples.iter().enumerate() {
         for c in &x.contacts {
-            let (d, outcome) = match c {
-                toml::Value::Datetime(d) => (d.to_string(), String::new()),
-                toml::Value::Array(pair) => match (pair.first(), pair.get(1)) {
-                    (Some(toml::Value::Datetime(d)), Some(toml::Value::String(o))) => {
-                        (d.to_string(), o.clone())
-                    }
-                    _ => {
-                        return Err(format!(
-                            "{}: a contact is a date or [date, \"outcome\"]",
-                            x.name
-                        ))
-                    }
+            let contact = match c {
+                toml::Value::Datetime(d) => Some((d, "")),
+                toml::Value::Array(pair) => match pair.as_slice() {
+                    [toml::Value::Datetime(d), toml::Value::String(o)] => Some((d, o.as_str())),
+                    _ => None,
                 },
-                _ => {
-                    return Err(format!(
-                        "{}: a contact is a date or [date, \"outcome\"]",
-                        x.name
-                    ))
-                }
+                _ => None,
             };
-            let outcome = if outcome.contains([',', '"', '\n']) {
-                format!("\"{}\"", outcome.replace('"', "\"\""))
-            } else {
-                outcome
+            let Some((d, outcome)) = contact else {
+                return Err(format!(
+                    "{}: a contact is a date or [date, \"outcome\"]",
+                    x.name
+                ));
             };
-            contacts.push_str(&format!("{},{d},{outcome}\n", example_id(i)));
+            contacts
+                .write_record([example_id(i), d.to_string(), outcome.to_string()])
+                .map_err(|e| e.to_string())?;
         }
     }
+    let contacts = contacts.into_inner().map_err(|e| e.to_string())?;
     std::fs::write(dir.join("contacts.csv"), contacts).map_err(io)?;
     std::fs::write(
         dir.join("dataset.toml"),
