@@ -49,13 +49,6 @@ pub enum Keep {
     Everyone,
 }
 
-/// Whether an exclusion reads the contacts table (`contacted(...)`).
-pub fn is_contact_exclusion(e: &crate::plan::physical::PhysicalExpr) -> bool {
-    let mut found = false;
-    e.walk(&mut |x| found |= matches!(x, crate::plan::physical::PhysicalExpr::Contacted { .. }));
-    found
-}
-
 /// In a tier, not forced off, but left off by an exclusion that reads the
 /// contacts table: listed but for a recent call.
 pub fn recently_contacted(plan: &Plan, d: &semantics::Decision) -> bool {
@@ -63,7 +56,7 @@ pub fn recently_contacted(plan: &Plan, d: &semantics::Decision) -> bool {
         && d.tier.is_some()
         && !matches!(d.forced, Some((_, Forced::Out)))
         && d.excluded_by
-            .is_some_and(|x| plan.exclusions.get(x).is_some_and(is_contact_exclusion))
+            .is_some_and(|x| plan.contact_exclusions.get(x).copied().unwrap_or(false))
 }
 
 /// What was decided about one person, one byte each ([`Outcomes::fate`]).

@@ -108,6 +108,9 @@ pub struct PhysicalPlan {
     /// In priority order.
     pub tiers: Vec<PhysicalExpr>,
     pub exclusions: Vec<PhysicalExpr>,
+    /// By exclusion: whether it reads the call log (`contacted(...)`), so
+    /// the people it leaves off were listed but for a recent call.
+    pub contact_exclusions: Vec<bool>,
     pub overrides: Vec<PlannedOverride>,
     /// After tier; the patient id is the final tie-break.
     pub order: Vec<(OrderKeyPlan, bool)>,
@@ -258,6 +261,14 @@ impl PhysicalPlan {
             rules,
             score_add,
             tiers,
+            contact_exclusions: exclusions
+                .iter()
+                .map(|x| {
+                    let mut reads = false;
+                    x.walk(&mut |e| reads |= matches!(e, PhysicalExpr::Contacted { .. }));
+                    reads
+                })
+                .collect(),
             exclusions,
             overrides,
             order,
