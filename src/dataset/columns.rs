@@ -492,6 +492,9 @@ pub fn patient_ids(col: &ArrayRef, name: &str, site: &Site) -> Result<PatientIds
             }
             Ok(PatientIds::Int(ids))
         }
+        t @ (DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Boolean) => {
+            Err(site.wrong_type(name, "an integer or text identifier", t))
+        }
         _ => texts(col, name, site, true).map(PatientIds::Text),
     }
 }

@@ -94,4 +94,8 @@ pub enum DatasetError {
 
     #[error("{file}: cannot read Parquet: {message}")]
     Parquet { file: String, message: String },
+
+    /// A Parquet file that cannot be opened at all (empty, cut short).
+    #[error("{file}: {message}")]
+    ParquetFile { file: String, message: String },
 }

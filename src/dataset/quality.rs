@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use arrow::array::Array;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use super::columns::{date_to_days, days_to_date, PatientIds};
@@ -38,6 +38,63 @@ impl Findings {
     pub fn total(&self) -> u64 {
         self.unknown_patient + self.after_as_of + self.before_birth
     }
+}
+
+/// Patients whose date of birth is implausible on the as-of date. They are
+/// kept (a data lead fixes the record; the night's lists still run): a birth
+/// after the as-of date has no age, so no age-based population holds them;
+/// an age over 120 is scored as recorded. Counted so the manifest, the
+/// report and `strata inspect` show them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PatientFindings {
+    /// Born after the as-of date.
+    pub born_after_as_of: u64,
+    /// Alive and registered on the as-of date and older than 120.
+    pub aged_over_120: u64,
+}
+
+impl PatientFindings {
+    pub fn total(&self) -> u64 {
+        self.born_after_as_of + self.aged_over_120
+    }
+
+    /// Plain-words lines for the report and `inspect`, one per finding.
+    pub fn lines(&self) -> Vec<(u64, &'static str)> {
+        [
+            (self.born_after_as_of, "people born after the as-of date (no age; in no age-based population)"),
+            (self.aged_over_120, "registered people aged over 120 on the as-of date (a date of birth or death to check)"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .collect()
+    }
+}
+
+/// Counts the patients table's implausible ages on `as_of`.
+pub fn patient_findings(patients: &Patients, as_of: NaiveDate) -> PatientFindings {
+    let as_of_days = date_to_days(as_of);
+    // Born on or before this day: 121 or older on the as-of date.
+    let oldest = as_of
+        .with_year(as_of.year() - 121)
+        .or_else(|| NaiveDate::from_ymd_opt(as_of.year() - 121, 2, 28))
+        .map_or(i32::MIN, date_to_days);
+    let dob = &patients.date_of_birth;
+    let mut f = PatientFindings::default();
+    for i in 0..patients.len() {
+        if !dob.is_valid(i) {
+            continue;
+        }
+        let d = dob.value(i);
+        if d > as_of_days {
+            f.born_after_as_of += 1;
+            continue;
+        }
+        let gone = |col: &arrow::array::Date32Array| col.is_valid(i) && col.value(i) <= as_of_days;
+        if d <= oldest && !gone(&patients.date_of_death) && !gone(&patients.registration_end) {
+            f.aged_over_120 += 1;
+        }
+    }
+    f
 }
 
 /// Patients-table rows after the last one found that are compared with a
@@ -175,6 +232,7 @@ pub struct DatasetSummary {
     /// People per practice, by practice code.
     pub practices: BTreeMap<String, u64>,
     pub pcns: BTreeMap<String, u64>,
+    pub patient_findings: PatientFindings,
     pub tables: Vec<TableSummary>,
 }
 
@@ -276,6 +334,7 @@ pub fn summarise(ds: &Dataset) -> Result<DatasetSummary, DatasetError> {
         deregistered,
         practices,
         pcns,
+        patient_findings: patient_findings(&patients, as_of),
         tables,
     })
 }
@@ -326,6 +385,10 @@ impl fmt::Display for DatasetSummary {
         }
         writeln!(f, "data-quality findings")?;
         let mut any = false;
+        for (n, what) in self.patient_findings.lines() {
+            any = true;
+            writeln!(f, "  patients: {n} {what}")?;
+        }
         for t in &self.tables {
             let fi = &t.findings;
             for (n, what) in [

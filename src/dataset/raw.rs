@@ -132,16 +132,46 @@ pub fn row_group_sizes(table: &TableFile) -> Result<Vec<u64>, DatasetError> {
         source,
     })?;
     let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DatasetError::Parquet {
-            file: table.display_name(),
-            message: e.to_string(),
-        })?;
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_open_error(table, e))?;
     Ok(builder
         .metadata()
         .row_groups()
         .iter()
         .map(|g| g.num_rows().max(0) as u64)
         .collect())
+}
+
+/// Why a Parquet file could not be opened, in a data lead's words where the
+/// cause is plain: an empty file, or one cut short (no footer).
+fn parquet_open_error(table: &TableFile, e: parquet::errors::ParquetError) -> DatasetError {
+    let bytes = std::fs::metadata(&table.path).map_or(u64::MAX, |m| m.len());
+    let message = if bytes == 0 {
+        "the file is empty (0 bytes); a Parquet file holds at least a header and a footer".into()
+    } else {
+        let cut = {
+            let mut tail = [0u8; 4];
+            use std::io::{Read, Seek, SeekFrom};
+            File::open(&table.path)
+                .and_then(|mut f| {
+                    f.seek(SeekFrom::End(-4))?;
+                    f.read_exact(&mut tail)
+                })
+                .is_ok()
+                && &tail != b"PAR1"
+        };
+        if cut {
+            format!(
+                "not a complete Parquet file ({bytes} bytes, no Parquet footer at its end: \
+                 cut short while copying, or not Parquet); {e}"
+            )
+        } else {
+            format!("cannot read Parquet: {e}")
+        }
+    };
+    DatasetError::ParquetFile {
+        file: table.display_name(),
+        message,
+    }
 }
 
 fn open_parquet(
@@ -159,7 +189,8 @@ fn open_parquet(
         path: table.path.clone(),
         source,
     })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_open_error(table, e))?;
     let schema = builder.schema().clone();
     let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
 

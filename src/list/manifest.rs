@@ -28,6 +28,8 @@ pub struct Manifest {
     pub command_line: Vec<String>,
     pub inputs: Vec<InputFile>,
     pub people: People,
+    /// Implausible dates of birth in the patients table (kept, counted).
+    pub patient_findings: crate::dataset::quality::PatientFindings,
     pub tiers_by_practice: BTreeMap<String, BTreeMap<String, u64>>,
     pub rules: Vec<RuleCount>,
     pub tables: Vec<TableCounts>,

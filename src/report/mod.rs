@@ -328,6 +328,9 @@ pub fn build(inp: &Inputs<'_>) -> Report {
     let equity = equity(inp);
 
     let mut data_quality = Vec::new();
+    for (n, what) in m.patient_findings.lines() {
+        data_quality.push(format!("patients table: {} {what}", show(n)));
+    }
     for t in &m.tables {
         let f = &t.findings;
         for (n, what) in [
@@ -350,7 +353,7 @@ pub fn build(inp: &Inputs<'_>) -> Report {
         }
     }
     if data_quality.is_empty() {
-        data_quality.push("No findings: every event row belongs to a person in the patients table and is dated between their birth and the as-of date.".into());
+        data_quality.push("No findings: every date of birth is plausible, and every event row belongs to a person in the patients table and is dated between their birth and the as-of date.".into());
     }
 
     let lists = ordered

@@ -330,6 +330,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         command_line: config.command_line.clone(),
         inputs,
         people,
+        patient_findings: crate::dataset::quality::patient_findings(patients, *as_of),
         tiers_by_practice: manifest::tiers_by_practice(pack, &lists),
         rules,
         tables: outcomes.tables.clone(),

@@ -202,7 +202,7 @@ fn editing_a_used_pack_changes_the_using_pack_s_hash() {
     assert_ne!(after.uses[0].content_hash, before.uses[0].content_hash);
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).expect("read_dir") {
         let p = e.expect("entry").path();

@@ -525,6 +525,86 @@ fn the_broken_input_corpus_gives_its_exact_errors() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.starts_with("error: patients.parquet: "), "{stderr}");
 
+    // Parquet of the wrong shape: a zero-byte file, a float patient_id, a
+    // date_of_birth stored as text that is not a date, a corrupt page.
+    let parquet_case = |name: &str, batch: Option<arrow::record_batch::RecordBatch>| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("dataset.toml"), "extract_date = 2020-03-23\n").unwrap();
+        std::fs::write(d.join("events.csv"), "patient_id,code,date\n").unwrap();
+        let f = std::fs::File::create(d.join("patients.parquet")).unwrap();
+        if let Some(batch) = batch {
+            let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+        }
+        d
+    };
+    let batch = |id: arrow::array::ArrayRef, dob: arrow::array::ArrayRef| {
+        let practice: arrow::array::ArrayRef =
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["L1", "L1"]));
+        arrow::record_batch::RecordBatch::try_from_iter([
+            ("patient_id", id),
+            ("practice_code", practice),
+            ("date_of_birth", dob),
+        ])
+        .unwrap()
+    };
+    let dates: arrow::array::ArrayRef =
+        std::sync::Arc::new(arrow::array::Date32Array::from(vec![-7305, -3653]));
+    for (name, batch, expected) in [
+        (
+            "zero-byte-parquet",
+            None,
+            "error: patients.parquet: the file is empty (0 bytes); a Parquet file holds at \
+             least a header and a footer\n",
+        ),
+        (
+            "float-id-parquet",
+            Some(batch(
+                std::sync::Arc::new(arrow::array::Float64Array::from(vec![1.0, 2.5])),
+                dates.clone(),
+            )),
+            "error: patients.parquet: column patient_id: expected an integer or text \
+             identifier, found Parquet/Arrow type Float64\n",
+        ),
+        (
+            "text-dob-parquet",
+            Some(batch(
+                std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
+                std::sync::Arc::new(arrow::array::StringArray::from(vec![
+                    "1950-01-01",
+                    "01/02/1960",
+                ])),
+            )),
+            "error: patients.parquet:row 2: column date_of_birth: is not a date (expected \
+             YYYY-MM-DD; the value is not shown: it is personal data)\n",
+        ),
+    ] {
+        let d = parquet_case(name, batch);
+        let out = dir.path().join(format!("out-{name}"));
+        let (code, stderr) = run(&d, &out);
+        assert_eq!((code, stderr.as_str()), (Some(2), expected), "{name}");
+        assert!(!out.exists() || std::fs::read_dir(&out).unwrap().count() == 0);
+    }
+    // A corrupt page: bytes inside the data pages overwritten, the footer
+    // intact. Whatever the damage decodes to, it is an input error naming
+    // the file, never a crash or a run.
+    let corrupt = dir.path().join("corrupt-page");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(corrupt.join("dataset.toml"), "extract_date = 2020-03-23\n").unwrap();
+    std::fs::write(corrupt.join("events.csv"), "patient_id,code,date\n").unwrap();
+    for (start, end) in [(200, 4000), (20_000, 20_400), (60_000, 61_000)] {
+        let mut bytes = std::fs::read(root.join("sample-data/patients.parquet")).unwrap();
+        bytes[start..end].fill(0xAB);
+        std::fs::write(corrupt.join("patients.parquet"), &bytes).unwrap();
+        let out = dir.path().join(format!("out-corrupt-{start}"));
+        let (code, stderr) = run(&corrupt, &out);
+        assert_eq!(code, Some(2), "bytes {start}..{end}: {stderr}");
+        assert!(stderr.starts_with("error: patients.parquet"), "{stderr}");
+        assert!(!out.exists() || std::fs::read_dir(&out).unwrap().count() == 0);
+    }
+
     let file = dir.path().join("a-file");
     std::fs::write(&file, "not a folder").unwrap();
     let (code, stderr) = run(&file, &dir.path().join("o3"));
@@ -765,4 +845,203 @@ fn row_order_and_thread_count_never_change_the_outputs() {
             assert!(a == b, "{name}: {fa} differs");
         }
     }
+}
+
+/// Data that reads but is implausible is counted, not fatal: a birth after
+/// the as-of date (year 9999 too), a registered person aged over 120 (and
+/// one over 120 who died long ago, who is not a finding), events for a
+/// patient_id not in the patients table. The run completes; the manifest,
+/// the report and `strata inspect` give the counts.
+#[test]
+fn implausible_but_readable_data_is_counted_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("dataset.toml"), "extract_date = 2020-03-23\n").unwrap();
+    std::fs::write(
+        data.join("patients.csv"),
+        "patient_id,practice_code,date_of_birth,date_of_death\n\
+         1,L1,2021-01-01,\n\
+         2,L1,9999-12-31,\n\
+         3,L1,1899-03-23,\n\
+         4,L1,1899-03-24,\n\
+         5,L1,1850-01-01,1950-01-01\n\
+         6,L1,1950-01-01,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("events.csv"),
+        "patient_id,code,date\n6,X,2019-01-01\n77,X,2019-01-01\n78,X,2019-02-01\n",
+    )
+    .unwrap();
+    let out = dir.path().join("runs");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(root)
+        .args([
+            "--log-level",
+            "warn",
+            "run",
+            "--pack",
+            "tests/fixtures/tiny-pack",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let run = out.join("2020-03-23-tiny");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    // 1899-03-23 is 121 on 2020-03-23; 1899-03-24 is 120.
+    assert_eq!(
+        manifest["patient_findings"],
+        serde_json::json!({"born_after_as_of": 2, "aged_over_120": 1})
+    );
+    assert_eq!(manifest["tables"][0]["findings"]["unknown_patient"], 2);
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    // Small numbers are shown as a range in the report (NHS suppression).
+    assert!(report.contains("patients table: 1–7 people born after the as-of date"));
+    assert!(report.contains("patients table: 1–7 registered people aged over 120"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["inspect"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("  patients: 2 people born after the as-of date"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  patients: 1 registered people aged over 120"),
+        "{text}"
+    );
+    assert!(
+        text.contains("events.csv: 2 rows for a patient_id not in patients"),
+        "{text}"
+    );
+}
+
+/// A full disk fails the run with exit 1 and the cause, leaves no partial
+/// run folder or temporary folder, and keeps the earlier run whole; the next
+/// run, with space again, succeeds. Needs a small tmpfs (root): without one
+/// the test says so and passes, unless STRATA_DISK_FULL_TEST=required.
+#[test]
+fn a_full_disk_fails_cleanly_and_keeps_the_earlier_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small-disk");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        assert!(
+            std::env::var("STRATA_DISK_FULL_TEST").as_deref() != Ok("required"),
+            "cannot mount a tmpfs for the disk-full test"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = mnt.join("runs");
+    let run = |as_of: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(root)
+            .args([
+                "--log-level",
+                "warn",
+                "run",
+                "--pack",
+                "rules/proactive-care",
+                "--data",
+                "sample-data",
+                "--as-of",
+                as_of,
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let first = run("2020-03-23");
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let earlier = out.join("2020-03-23-proactive-care");
+    let snapshot = |d: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = crate::examples::walk(d)
+            .into_iter()
+            .map(|p| {
+                (
+                    p.strip_prefix(d).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(&earlier);
+    // Fill the disk, leaving a little room: too little for a second run.
+    let free = |p: &std::path::Path| {
+        let o = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(p)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let filler = mnt.join("filler");
+    std::fs::write(&filler, vec![0u8; (free(&mnt) - 64 * 1024) as usize]).unwrap();
+    let second = run("2020-03-24");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: writing "), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["2020-03-23-proactive-care"],
+        "only the earlier run is left"
+    );
+    assert_eq!(snapshot(&earlier), before, "the earlier run is unchanged");
+    std::fs::remove_file(&filler).unwrap();
+    let third = run("2020-03-24");
+    assert_eq!(
+        third.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    assert!(out.join("2020-03-24-proactive-care/manifest.json").exists());
 }
