@@ -33,4 +33,4 @@ pub mod run;
 pub mod synth;
 
 pub use error::{Blame, Error};
-pub use run::{run, RunConfig, RunSummary};
+pub use run::{run, score, RunConfig, RunSummary, ScoreResult};

@@ -95,6 +95,10 @@ pub enum DatasetError {
     #[error("{file}: cannot read Parquet: {message}")]
     Parquet { file: String, message: String },
 
+    /// An in-memory event table with a name that is not an event table's.
+    #[error("event table {name:?}: not a usable event table name (not empty, not `patients` or `contacts`)")]
+    BadTableName { name: String },
+
     /// A Parquet file that cannot be opened at all (empty, cut short).
     #[error("{file}: {message}")]
     ParquetFile { file: String, message: String },

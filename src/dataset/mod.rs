@@ -31,6 +31,8 @@ pub use patients::Patients;
 pub enum Format {
     Parquet,
     Csv,
+    /// Arrow record batches handed over in memory (the Python API).
+    Memory,
 }
 
 /// One table file of a dataset.
@@ -40,11 +42,27 @@ pub struct TableFile {
     pub name: String,
     pub path: PathBuf,
     pub format: Format,
+    /// The batches of a [`Format::Memory`] table.
+    pub batches: Option<std::sync::Arc<[arrow::array::RecordBatch]>>,
 }
 
 impl TableFile {
-    /// The file name used in messages (`patients.csv`).
+    /// A table handed over as Arrow record batches, named `name` in messages.
+    pub fn in_memory(name: &str, batches: Vec<arrow::array::RecordBatch>) -> TableFile {
+        TableFile {
+            name: name.to_string(),
+            path: PathBuf::from(name),
+            format: Format::Memory,
+            batches: Some(batches.into()),
+        }
+    }
+
+    /// The file name used in messages (`patients.csv`; an in-memory table:
+    /// `patients` as given).
     pub fn display_name(&self) -> String {
+        if self.format == Format::Memory {
+            return self.name.clone();
+        }
         self.path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -117,6 +135,7 @@ impl Dataset {
                 name: name.to_string(),
                 path: path.clone(),
                 format,
+                batches: None,
             });
         }
         tables.sort_by(|a, b| a.name.cmp(&b.name));
@@ -142,8 +161,51 @@ impl Dataset {
         })
     }
 
-    /// Every input file of the dataset, in a stable order (for hashing).
+    /// A dataset handed over in memory: the patients table, event tables by
+    /// name, and an optional contacts table, as Arrow record batches. The
+    /// tables are checked exactly as files are (the same columns, types and
+    /// messages, rows counted from 1).
+    pub fn in_memory(
+        patients: Vec<arrow::array::RecordBatch>,
+        events: Vec<(String, Vec<arrow::array::RecordBatch>)>,
+        contacts: Option<Vec<arrow::array::RecordBatch>>,
+        extract_date: Option<NaiveDate>,
+    ) -> Result<Dataset, DatasetError> {
+        let mut event_tables: Vec<TableFile> = Vec::new();
+        for (name, batches) in events {
+            let reserved = [crate::contract::PATIENTS, crate::contract::CONTACTS];
+            if name.is_empty() || reserved.contains(&name.as_str()) {
+                return Err(DatasetError::BadTableName { name });
+            }
+            if event_tables.iter().any(|t| t.name == name) {
+                return Err(DatasetError::DuplicateTable {
+                    dir: PathBuf::from("(in memory)"),
+                    table: name.clone(),
+                    first: name.clone(),
+                    second: name,
+                });
+            }
+            event_tables.push(TableFile::in_memory(&name, batches));
+        }
+        event_tables.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Dataset {
+            dir: PathBuf::from("(in memory)"),
+            meta: DatasetMeta {
+                extract_date,
+                source: None,
+            },
+            patients: TableFile::in_memory(crate::contract::PATIENTS, patients),
+            event_tables,
+            contacts: contacts.map(|c| TableFile::in_memory(crate::contract::CONTACTS, c)),
+        })
+    }
+
+    /// Every input file of the dataset, in a stable order (for hashing; an
+    /// in-memory dataset has none).
     pub fn files(&self) -> Vec<PathBuf> {
+        if self.patients.format == Format::Memory {
+            return Vec::new();
+        }
         let mut files = vec![self.patients.path.clone()];
         files.extend(self.event_tables.iter().map(|t| t.path.clone()));
         files.extend(self.contacts.iter().map(|t| t.path.clone()));

@@ -216,7 +216,7 @@ impl Patients {
         // Parquet row groups are decoded in parallel; the first error in
         // file order is the one reported.
         let groups = super::raw::row_group_sizes(table)?.len();
-        let parts: Vec<Part> = if table.format == super::Format::Parquet && groups > 1 {
+        let parts: Vec<Part> = if table.format != super::Format::Csv && groups > 1 {
             let results: Vec<Result<Vec<Part>, DatasetError>> = (0..groups)
                 .into_par_iter()
                 .map(|g| read_part(Some(vec![g])))

@@ -56,6 +56,15 @@ pub struct RawTable {
 
 enum RawReader {
     Csv(CsvStream),
+    Memory {
+        batches: Arc<[RecordBatch]>,
+        /// Indices of the batches still to hand over, in order.
+        order: std::vec::IntoIter<usize>,
+        /// Of each wanted column the table has, its index.
+        projection: Vec<usize>,
+        next_row: u64,
+        file: String,
+    },
     Parquet {
         reader: ParquetRecordBatchReader,
         next_row: u64,
@@ -78,6 +87,7 @@ impl RawTable {
                 reader: RawReader::Csv(stream),
             }),
             Format::Parquet => open_parquet(table, wanted, dictionary, None),
+            Format::Memory => open_memory(table, wanted, None),
         }
     }
 
@@ -91,6 +101,7 @@ impl RawTable {
         match table.format {
             Format::Csv => Self::open(table, wanted, dictionary),
             Format::Parquet => open_parquet(table, wanted, dictionary, Some(row_groups)),
+            Format::Memory => open_memory(table, wanted, Some(row_groups)),
         }
     }
 
@@ -102,6 +113,26 @@ impl RawTable {
     pub fn next_batch(&mut self) -> Result<Option<RawBatch>, DatasetError> {
         match &mut self.reader {
             RawReader::Csv(stream) => stream.next_batch(),
+            RawReader::Memory {
+                batches,
+                order,
+                projection,
+                next_row,
+                file,
+            } => {
+                let Some(b) = order.next() else {
+                    return Ok(None);
+                };
+                let batch = batches[b]
+                    .project(projection)
+                    .map_err(|e| DatasetError::Parquet {
+                        file: file.clone(),
+                        message: e.to_string(),
+                    })?;
+                let locator = Locator::Rows(*next_row);
+                *next_row += batch.num_rows() as u64;
+                Ok(Some(RawBatch { batch, locator }))
+            }
             RawReader::Parquet {
                 reader,
                 next_row,
@@ -122,10 +153,19 @@ impl RawTable {
     }
 }
 
-/// Number of rows in each row group of a Parquet table (CSV: one part of unknown size).
+/// Number of rows in each row group of a Parquet table (CSV: one part of
+/// unknown size; an in-memory table: one part per record batch).
 pub fn row_group_sizes(table: &TableFile) -> Result<Vec<u64>, DatasetError> {
-    if table.format == Format::Csv {
-        return Ok(vec![0]);
+    match table.format {
+        Format::Csv => return Ok(vec![0]),
+        Format::Memory => {
+            let batches = table.batches.as_deref().unwrap_or(&[]);
+            if batches.is_empty() {
+                return Ok(vec![0]);
+            }
+            return Ok(batches.iter().map(|b| b.num_rows() as u64).collect());
+        }
+        Format::Parquet => {}
     }
     let file = File::open(&table.path).map_err(|source| DatasetError::Io {
         path: table.path.clone(),
@@ -139,6 +179,66 @@ pub fn row_group_sizes(table: &TableFile) -> Result<Vec<u64>, DatasetError> {
         .iter()
         .map(|g| g.num_rows().max(0) as u64)
         .collect())
+}
+
+/// An in-memory table as a raw table: the wanted columns it has, in the
+/// order wanted; with `parts`, only those batches.
+fn open_memory(
+    table: &TableFile,
+    wanted: &[&str],
+    parts: Option<Vec<usize>>,
+) -> Result<RawTable, DatasetError> {
+    let batches: Arc<[RecordBatch]> = table.batches.clone().unwrap_or_else(|| Arc::from(vec![]));
+    let columns: Vec<String> = match batches.first() {
+        Some(b) => b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    if let Some(other) = batches.iter().find(|b| {
+        b.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name())
+            .ne(columns.iter())
+    }) {
+        return Err(DatasetError::Parquet {
+            file: table.display_name(),
+            message: format!(
+                "its record batches have different columns ({} and {})",
+                columns.join(", "),
+                other
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    let projection: Vec<usize> = wanted
+        .iter()
+        .filter_map(|w| columns.iter().position(|c| c == w))
+        .collect();
+    let order: Vec<usize> = parts.unwrap_or_else(|| (0..batches.len()).collect());
+    let order: Vec<usize> = order.into_iter().filter(|&b| b < batches.len()).collect();
+    let next_row = 1 + order.first().map_or(0, |&f| {
+        batches[..f].iter().map(|b| b.num_rows() as u64).sum()
+    });
+    Ok(RawTable {
+        columns,
+        reader: RawReader::Memory {
+            batches,
+            order: order.into_iter(),
+            projection,
+            next_row,
+            file: table.display_name(),
+        },
+    })
 }
 
 /// Why a Parquet file could not be opened, in a data lead's words where the
@@ -636,6 +736,7 @@ mod chunk_tests {
             name: "events".into(),
             path,
             format: Format::Csv,
+            batches: None,
         };
         let (_, mut chunks) = CsvChunks::open(&table, &["patient_id", "code", "date"]).unwrap();
         chunks.chunk_bytes = size;

@@ -300,7 +300,7 @@ fn scan_table(
         apply_hits(plan, table, accs, &outputs, n_shards);
     };
 
-    if groups.len() > 1 || file.format == crate::dataset::Format::Parquet {
+    if groups.len() > 1 || file.format != crate::dataset::Format::Csv {
         for chunk in parts.chunks(round) {
             let outputs: Vec<PartOutput> = chunk
                 .par_iter()

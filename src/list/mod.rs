@@ -414,6 +414,32 @@ pub fn headings(pack: &Pack, opts: &ListOptions) -> Vec<String> {
     h
 }
 
+/// The rows of `list.parquet`, practice by practice, without writing
+/// anything: its schema, and one batch a practice with anyone listed.
+pub fn list_batches(
+    pack: &Pack,
+    plan: &Plan,
+    patients: &Patients,
+    outcomes: &Outcomes,
+    lists: &[PracticeList],
+    opts: &ListOptions,
+) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>), ListError> {
+    let schema = practice_batch(pack, patients, outcomes, &[], &[], opts)?.schema();
+    let batches = lists
+        .par_iter()
+        .filter(|l| !l.entries.is_empty())
+        .map(|list| {
+            let reasons: Vec<String> = list
+                .entries
+                .iter()
+                .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
+                .collect();
+            practice_batch(pack, patients, outcomes, &list.entries, &reasons, opts)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((schema, batches))
+}
+
 /// Writes `lists/<practice>.csv` for every practice and `list.parquet`.
 ///
 /// Practices are taken a window at a time, in order: each practice's

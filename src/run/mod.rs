@@ -112,6 +112,17 @@ impl Job {
         let pack = crate::pack::load(pack_dir)?;
         watch.lap("pack");
         let dataset = Dataset::open(data)?;
+        Self::with_dataset(pack, dataset, as_of, watch)
+    }
+
+    /// Settles the as-of date, reads the patients and plans, for a checked
+    /// pack and an opened dataset (a folder, or tables in memory).
+    fn with_dataset(
+        pack: Pack,
+        dataset: Dataset,
+        as_of: Option<NaiveDate>,
+        watch: &mut Stopwatch,
+    ) -> Result<Job, Error> {
         let (as_of, as_of_source) = match (as_of, dataset.meta.extract_date) {
             (Some(d), _) => (d, "--as-of"),
             (None, Some(d)) => (d, "dataset.toml extract_date"),
@@ -139,15 +150,71 @@ impl Job {
 
 /// Runs the nightly batch and writes the run folder.
 pub fn run(config: &RunConfig) -> Result<RunSummary, Error> {
-    match config.threads {
+    in_pool(config.threads, || run_in_pool(config))
+}
+
+/// Runs `f` on `threads` worker threads (default: the global pool).
+fn in_pool<T: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> Result<T, Error> + Send,
+) -> Result<T, Error> {
+    match threads {
         Some(0) => Err(Error::usage("--threads must be at least 1")),
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()
             .map_err(|e| Error::Internal(format!("starting the worker threads: {e}")))?
-            .install(|| run_in_pool(config)),
-        None => run_in_pool(config),
+            .install(f),
+        None => f(),
     }
+}
+
+/// Scores a dataset without writing a run folder: the rows `list.parquet`
+/// would hold, in its order (practice by practice, by rank), as Arrow
+/// record batches (one a practice; none when nobody is listed). The same
+/// pack check, plan, engine and ranking as [`run`]; no previous run, so no
+/// `new_since_previous` columns. The Python API's `strata.score` is this.
+pub fn score(
+    pack_dir: &Path,
+    dataset: Dataset,
+    as_of: Option<NaiveDate>,
+    threads: Option<usize>,
+) -> Result<ScoreResult, Error> {
+    in_pool(threads, || {
+        let pack = crate::pack::load(pack_dir)?;
+        let job = Job::with_dataset(pack, dataset, as_of, &mut Stopwatch::new())?;
+        let Job {
+            pack,
+            patients,
+            plan,
+            dataset,
+            as_of,
+            ..
+        } = &job;
+        let outcomes = crate::exec::execute(plan, dataset, patients, crate::exec::Keep::Listed)?;
+        let lists = list::rank(pack, plan, patients, &outcomes, None);
+        let opts = list::ListOptions {
+            with_previous: false,
+            capacity: pack.list.capacity,
+        };
+        let (schema, batches) = list::list_batches(pack, plan, patients, &outcomes, &lists, &opts)?;
+        Ok(ScoreResult {
+            schema,
+            batches,
+            as_of: *as_of,
+            in_population: outcomes.tally.in_population,
+        })
+    })
+}
+
+/// What [`score`] gives back.
+#[derive(Debug, Clone)]
+pub struct ScoreResult {
+    /// The schema of `list.parquet` for this pack (also when nobody is listed).
+    pub schema: arrow::datatypes::SchemaRef,
+    pub batches: Vec<arrow::array::RecordBatch>,
+    pub as_of: NaiveDate,
+    pub in_population: u64,
 }
 
 fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
