@@ -28,11 +28,10 @@ Settled once, on the driver, before the job:
   the latest date in any event table (the rules of `strata run`). It must
   be one date for every group: a group left to work it out alone would
   take its own latest event date.
-- the output schema: `strata.score` on zero patients and no events gives an
-  empty table with the list's columns (or, if that is refused, the first
-  patient alone); the group results are cast to it, since Spark accepts
-  only `string` (not `large_string` or `string_view`) where the schema says
-  string.
+- the output schema: `strata.score` of one person with empty event tables
+  (zero patients is an error, as in `strata run`) gives the list's columns;
+  each group's result is cast to it, since Spark accepts only `string` (not
+  `large_string` or `string_view`) where the schema says string.
 
 Usage (from the repository root, with `strata` and `pyspark` importable):
 
@@ -97,6 +96,7 @@ def make_session(master: str = "local[2]", partitions: int = 4, app: str = "stra
         .config("spark.sql.adaptive.coalescePartitions.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
 
@@ -337,13 +337,10 @@ def spark_score(spark, pack, data, as_of=None, score=None, threads=None, check_d
         if dup:
             raise ValueError("patients: duplicate patient_id (strata run refuses this dataset)")
 
-    # The output schema, up front: score zero patients (or, if refused, one).
+    # The output schema, up front: score one person with empty event tables
+    # (a patients table with no rows is refused, as by `strata run`).
     probe = make_score_group(pack, event_names, has_contacts, as_of, score=score, threads=1)
-    empty_long = long.limit(0).toArrow()
-    try:
-        sample = probe(patients.limit(0).toArrow(), empty_long)
-    except Exception:
-        sample = probe(patients.limit(1).toArrow(), empty_long)
+    sample = probe(patients.limit(1).toArrow(), long.limit(0).toArrow())
     out_schema = _plain_string_types(sample.schema)
     spark_schema = from_arrow_schema(out_schema)
 

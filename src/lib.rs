@@ -32,5 +32,8 @@ pub mod report;
 pub mod run;
 pub mod synth;
 
+/// The version of strata (the crate's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub use error::{Blame, Error};
 pub use run::{run, score, RunConfig, RunSummary, ScoreResult};
