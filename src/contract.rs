@@ -23,6 +23,9 @@ pub const DATE_OF_BIRTH: &str = "date_of_birth";
 pub const SEX: &str = "sex";
 pub const LSOA_CODE: &str = "lsoa_code";
 pub const IMD_DECILE: &str = "imd_decile";
+/// Derived from `imd_decile` (deciles 1 and 2 are quintile 1), never read
+/// from a file.
+pub const IMD_QUINTILE: &str = "imd_quintile";
 pub const REGISTRATION_END: &str = "registration_end";
 pub const DATE_OF_DEATH: &str = "date_of_death";
 
@@ -48,7 +51,7 @@ const fn col(name: &'static str, ty: Type, required: bool, readable: bool) -> Pa
 }
 
 /// Every contract column of the patients table, in contract order.
-pub const PATIENT_COLUMNS: [PatientColumn; 9] = [
+pub const PATIENT_COLUMNS: [PatientColumn; 10] = [
     col(PATIENT_ID, Type::Str, true, false),
     col(PRACTICE_CODE, Type::Str, true, true),
     col(PCN_CODE, Type::Str, false, true),
@@ -56,6 +59,7 @@ pub const PATIENT_COLUMNS: [PatientColumn; 9] = [
     col(SEX, Type::Str, false, true),
     col(LSOA_CODE, Type::Str, false, true),
     col(IMD_DECILE, Type::Int, false, true),
+    col(IMD_QUINTILE, Type::Int, false, true),
     col(REGISTRATION_END, Type::Date, false, true),
     col(DATE_OF_DEATH, Type::Date, false, true),
 ];
@@ -107,7 +111,7 @@ mod tests {
             .map(|c| c.name)
             .collect();
         assert_eq!(required, [PATIENT_ID, PRACTICE_CODE, DATE_OF_BIRTH]);
-        assert_eq!(readable_patient_columns().count(), 8);
+        assert_eq!(readable_patient_columns().count(), 9);
         assert_eq!(patient_column("imd_decile").map(|c| c.ty), Some(Type::Int));
         assert!(patient_column("weight").is_none());
     }

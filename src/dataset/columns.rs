@@ -47,6 +47,8 @@ pub fn parse_iso_date(text: &str) -> Option<NaiveDate> {
 pub struct Site<'a> {
     pub file: &'a str,
     pub locator: &'a Locator,
+    /// The table's column names and date formats (dataset.toml).
+    pub spec: &'a super::TableSpec,
 }
 
 impl Site<'_> {
@@ -54,7 +56,7 @@ impl Site<'_> {
         DatasetError::BadValue {
             file: self.file.to_string(),
             at: self.locator.at(row),
-            column: column.to_string(),
+            column: self.spec.label(column),
             problem,
         }
     }
@@ -62,7 +64,7 @@ impl Site<'_> {
     fn wrong_type(&self, column: &str, expected: &'static str, found: &DataType) -> DatasetError {
         DatasetError::WrongType {
             file: self.file.to_string(),
-            column: column.to_string(),
+            column: self.spec.label(column),
             expected,
             found: found.to_string(),
         }
@@ -120,20 +122,22 @@ pub fn dates(
             let text =
                 as_utf8(col).ok_or_else(|| site.wrong_type(name, "a date", col.data_type()))?;
             let mut b = Date32Builder::with_capacity(text.len());
+            let format = site.spec.date_format(name);
             for i in 0..text.len() {
                 match present(&text, i) {
                     None => b.append_null(),
-                    Some(v) => match parse_iso_date(v) {
+                    Some(v) => match format.read(v) {
                         Some(d) => b.append_value(date_to_days(d)),
                         None => {
                             // A person's own dates are personal data: the
                             // message names the line, never the value.
                             let problem = if crate::contract::is_personal(name) {
-                                "is not a date (expected YYYY-MM-DD; the value is not shown: \
-                                 it is personal data)"
-                                    .to_string()
+                                format!(
+                                    "is not a date (expected {format}; the value is not shown: \
+                                     it is personal data)"
+                                )
                             } else {
-                                format!("{v:?} is not a date (expected YYYY-MM-DD)")
+                                format!("{v:?} is not a date (expected {format})")
                             };
                             return Err(site.bad(i, name, problem));
                         }
@@ -549,6 +553,7 @@ mod tests {
         let site = Site {
             file: &file,
             locator: &locator,
+            spec: &crate::dataset::TableSpec::default(),
         };
         let plain: ArrayRef = Arc::new(StringArray::from(vec![
             Some(" A81001 "),
@@ -590,6 +595,7 @@ mod tests {
         let site = Site {
             file: &file,
             locator: &locator,
+            spec: &crate::dataset::TableSpec::default(),
         };
         let col: ArrayRef = Arc::new(StringArray::from(vec![
             Some("female"),

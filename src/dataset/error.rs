@@ -95,6 +95,11 @@ pub enum DatasetError {
     #[error("{file}: cannot read Parquet: {message}")]
     Parquet { file: String, message: String },
 
+    /// dataset.toml maps a column the file does not have, or onto a name
+    /// the file already uses.
+    #[error("{message}")]
+    BadMapping { message: String },
+
     /// An in-memory event table with a name that is not an event table's.
     #[error("event table {name:?}: not a usable event table name (not empty, not `patients` or `contacts`)")]
     BadTableName { name: String },

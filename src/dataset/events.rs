@@ -81,7 +81,11 @@ impl EventReader {
         let has_value = with_value && raw.file_columns().iter().any(|c| c == VALUE);
         Ok(EventReader {
             raw,
-            typer: EventTyper { file, has_value },
+            typer: EventTyper {
+                file,
+                has_value,
+                spec: table.spec.clone(),
+            },
         })
     }
 
@@ -104,6 +108,7 @@ impl EventReader {
 pub struct EventTyper {
     file: String,
     has_value: bool,
+    spec: std::sync::Arc<super::TableSpec>,
 }
 
 impl EventTyper {
@@ -112,6 +117,7 @@ impl EventTyper {
         let site = Site {
             file: &self.file,
             locator: &raw.locator,
+            spec: &self.spec,
         };
         let col = |name: &str| raw.batch.column_by_name(name);
         let (Some(ids), Some(codes), Some(dates)) = (col(PATIENT_ID), col(CODE), col(DATE)) else {
@@ -157,6 +163,7 @@ pub struct ContactBatch {
 pub struct ContactReader {
     file: String,
     raw: RawTable,
+    spec: std::sync::Arc<super::TableSpec>,
 }
 
 impl ContactReader {
@@ -172,7 +179,11 @@ impl ContactReader {
                 });
             }
         }
-        Ok(ContactReader { file, raw })
+        Ok(ContactReader {
+            file,
+            raw,
+            spec: table.spec.clone(),
+        })
     }
 }
 
@@ -188,6 +199,7 @@ impl Iterator for ContactReader {
         let site = Site {
             file: &self.file,
             locator: &raw.locator,
+            spec: &self.spec,
         };
         let (Some(ids), Some(dates)) = (
             raw.batch.column_by_name(PATIENT_ID),

@@ -16,6 +16,7 @@ pub mod events;
 pub mod patients;
 pub mod quality;
 pub mod raw;
+pub mod spec;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,11 @@ use serde::Deserialize;
 pub use error::{DatasetError, Location};
 pub use events::{EventBatch, EventReader};
 pub use patients::Patients;
+pub use spec::{DateFormat, TableSpec};
+
+use crate::reference::deprivation::{ImdVersion, LsoaVintage};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How a table is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +50,8 @@ pub struct TableFile {
     pub format: Format,
     /// The batches of a [`Format::Memory`] table.
     pub batches: Option<std::sync::Arc<[arrow::array::RecordBatch]>>,
+    /// Its column names and date formats, from dataset.toml.
+    pub spec: Arc<TableSpec>,
 }
 
 impl TableFile {
@@ -54,6 +62,7 @@ impl TableFile {
             path: PathBuf::from(name),
             format: Format::Memory,
             batches: Some(batches.into()),
+            spec: Arc::default(),
         }
     }
 
@@ -77,6 +86,34 @@ pub struct DatasetMeta {
     pub extract_date: Option<NaiveDate>,
     /// Free text: where the data came from.
     pub source: Option<String>,
+    pub deprivation: DeprivationSpec,
+    /// Per table name: column names and date formats.
+    pub tables: BTreeMap<String, TableSpec>,
+    /// The dataset-wide date format, when one is given.
+    pub date_format: Option<DateFormat>,
+}
+
+/// Which index of deprivation applies, and which LSOA codes the extract
+/// carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DeprivationSpec {
+    /// `imd` in dataset.toml.
+    pub index: ImdVersion,
+    /// `lsoa_vintage` in dataset.toml.
+    pub lsoa_vintage: LsoaVintage,
+    /// `"dataset.toml"`, or `"default"` (neither key given: IMD 2019 on
+    /// 2011 LSOAs, the contract's original geography).
+    pub stated_in: &'static str,
+}
+
+impl Default for DeprivationSpec {
+    fn default() -> DeprivationSpec {
+        DeprivationSpec {
+            index: ImdVersion::Imd2019,
+            lsoa_vintage: LsoaVintage::Lsoa2011,
+            stated_in: "default",
+        }
+    }
 }
 
 /// A dataset folder, opened but not yet read.
@@ -136,6 +173,7 @@ impl Dataset {
                 path: path.clone(),
                 format,
                 batches: None,
+                spec: Arc::default(),
             });
         }
         tables.sort_by(|a, b| a.name.cmp(&b.name));
@@ -150,8 +188,32 @@ impl Dataset {
                 dir: dir.to_path_buf(),
             }
         })?;
-        let contacts = take(&mut tables, crate::contract::CONTACTS);
+        let mut contacts = take(&mut tables, crate::contract::CONTACTS);
         let meta = read_meta(dir)?;
+        // Each table's description from dataset.toml; one it names that the
+        // folder does not have is an error (a misspelt name would otherwise
+        // leave the extract's headers unmapped).
+        let mut patients = patients;
+        let names: Vec<String> = std::iter::once(&patients)
+            .chain(tables.iter())
+            .chain(contacts.iter())
+            .map(|t| t.name.clone())
+            .collect();
+        if let Some(unknown) = meta.tables.keys().find(|k| !names.contains(k)) {
+            return Err(DatasetError::BadMetadata {
+                path: dir.join("dataset.toml"),
+                message: format!(
+                    "[tables.{unknown}]: the folder has no table {unknown} (its tables: {})",
+                    names.join(", ")
+                ),
+            });
+        }
+        for t in std::iter::once(&mut patients)
+            .chain(tables.iter_mut())
+            .chain(contacts.iter_mut())
+        {
+            t.spec = Arc::new(meta.spec_of(&t.name));
+        }
         Ok(Dataset {
             dir: dir.to_path_buf(),
             meta,
@@ -192,7 +254,7 @@ impl Dataset {
             dir: PathBuf::from("(in memory)"),
             meta: DatasetMeta {
                 extract_date,
-                source: None,
+                ..DatasetMeta::default()
             },
             patients: TableFile::in_memory(crate::contract::PATIENTS, patients),
             event_tables,
@@ -222,7 +284,7 @@ impl Dataset {
 
     /// Loads and validates the patients table.
     pub fn read_patients(&self) -> Result<Patients, DatasetError> {
-        Patients::read(&self.patients)
+        Patients::read(&self.patients, self.meta.deprivation)
     }
 }
 
@@ -230,6 +292,21 @@ fn path_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+impl DatasetMeta {
+    /// The description of table `name`: its own, with the dataset's date
+    /// format where it gives none.
+    pub fn spec_of(&self, name: &str) -> TableSpec {
+        let mut spec = self.tables.get(name).cloned().unwrap_or_default();
+        if spec.date_format_from.is_empty() {
+            if let Some(f) = &self.date_format {
+                spec.date_format = f.clone();
+                spec.date_format_from = "dataset";
+            }
+        }
+        spec
+    }
 }
 
 fn read_meta(dir: &Path) -> Result<DatasetMeta, DatasetError> {
@@ -241,35 +318,135 @@ fn read_meta(dir: &Path) -> Result<DatasetMeta, DatasetError> {
         path: path.clone(),
         source,
     })?;
+    parse_meta(&text).map_err(|message| DatasetError::BadMetadata { path, message })
+}
+
+/// A TOML value given as a string or a bare number/date, as text.
+fn toml_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses the text of a `dataset.toml`.
+pub fn parse_meta(text: &str) -> Result<DatasetMeta, String> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Raw {
         extract_date: Option<toml::Value>,
         source: Option<String>,
+        lsoa_vintage: Option<toml::Value>,
+        imd: Option<toml::Value>,
+        date_format: Option<String>,
+        #[serde(default)]
+        tables: BTreeMap<String, RawTable>,
     }
-    let bad = |message: String| DatasetError::BadMetadata {
-        path: path.clone(),
-        message,
-    };
-    let raw: Raw = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawTable {
+        date_format: Option<String>,
+        #[serde(default)]
+        columns: toml::Table,
+    }
+    let raw: Raw = toml::from_str(text).map_err(|e| e.message().to_string())?;
     // Accept a TOML date (extract_date = 2020-03-23) or a string.
     let extract_date = match raw.extract_date {
         None => None,
         Some(v) => {
-            let text = match &v {
-                toml::Value::Datetime(d) => d.to_string(),
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
+            let text = toml_text(&v);
             Some(columns::parse_iso_date(&text).ok_or_else(|| {
-                bad(format!(
-                    "extract_date: {text:?} is not a date (expected YYYY-MM-DD)"
-                ))
+                format!("extract_date: {text:?} is not a date (expected YYYY-MM-DD)")
             })?)
         }
     };
+    let deprivation = match (&raw.imd, &raw.lsoa_vintage) {
+        (None, None) => DeprivationSpec::default(),
+        (Some(i), Some(v)) => {
+            let (i, v) = (toml_text(i), toml_text(v));
+            DeprivationSpec {
+                index: ImdVersion::parse(&i).ok_or_else(|| {
+                    format!("imd: {i:?} is not an index strata has (\"2019\" or \"2025\")")
+                })?,
+                lsoa_vintage: LsoaVintage::parse(&v).ok_or_else(|| {
+                    format!("lsoa_vintage: {v:?} is not an LSOA vintage (2011 or 2021)")
+                })?,
+                stated_in: "dataset.toml",
+            }
+        }
+        (Some(_), None) => {
+            return Err("imd is given without lsoa_vintage: say which LSOA codes the extract carries (lsoa_vintage = 2011 or 2021)".into())
+        }
+        (None, Some(_)) => {
+            return Err("lsoa_vintage is given without imd: say which index to apply (imd = \"2019\" or \"2025\")".into())
+        }
+    };
+    let date_format = raw
+        .date_format
+        .as_deref()
+        .map(|f| DateFormat::parse(f).map_err(|e| format!("date_format: {e}")))
+        .transpose()?;
+    let mut tables = BTreeMap::new();
+    for (name, t) in raw.tables {
+        let at = |what: &str| format!("[tables.{name}]{what}");
+        let mut spec = TableSpec::default();
+        if let Some(f) = &t.date_format {
+            spec.date_format =
+                DateFormat::parse(f).map_err(|e| format!("{}: date_format: {e}", at("")))?;
+            spec.date_format_from = "table";
+        }
+        for (ours, v) in &t.columns {
+            let (theirs, fmt) = match v {
+                toml::Value::String(s) => (Some(s.clone()), None),
+                toml::Value::Table(m) => {
+                    if let Some(k) = m.keys().find(|k| *k != "name" && *k != "date_format") {
+                        return Err(format!(
+                            "{}: {ours}: unknown key {k:?} (a column takes name and date_format)",
+                            at(".columns")
+                        ));
+                    }
+                    let text = |k: &str| -> Result<Option<String>, String> {
+                        match m.get(k) {
+                            None => Ok(None),
+                            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+                            Some(_) => Err(format!("{}: {ours}.{k} must be text", at(".columns"))),
+                        }
+                    };
+                    (text("name")?, text("date_format")?)
+                }
+                _ => {
+                    return Err(format!(
+                        "{}: {ours} must be the extract's column name, or {{ name = \"...\", date_format = \"...\" }}",
+                        at(".columns")
+                    ))
+                }
+            };
+            if let Some(theirs) = theirs {
+                if theirs.trim().is_empty() {
+                    return Err(format!("{}: {ours}: the name is empty", at(".columns")));
+                }
+                if let Some((other, _)) = spec.renames.iter().find(|(_, t)| *t == theirs) {
+                    return Err(format!(
+                        "{}: {other} and {ours} are both mapped to {theirs:?}",
+                        at(".columns")
+                    ));
+                }
+                spec.renames.push((ours.clone(), theirs));
+            }
+            if let Some(f) = fmt {
+                let f = DateFormat::parse(&f)
+                    .map_err(|e| format!("{}: {ours}.date_format: {e}", at(".columns")))?;
+                spec.column_dates.insert(ours.clone(), f);
+            }
+        }
+        tables.insert(name, spec);
+    }
     Ok(DatasetMeta {
         extract_date,
         source: raw.source,
+        deprivation,
+        tables,
+        date_format,
     })
 }

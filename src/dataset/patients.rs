@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use crate::reference::deprivation::DeprivationLookup;
+
 use hashbrown::HashTable;
 use rayon::prelude::*;
 
@@ -28,6 +30,12 @@ pub use crate::contract::{
 #[derive(Debug)]
 pub struct Patients {
     pub file: String,
+    /// Its column names and date formats (dataset.toml).
+    pub spec: std::sync::Arc<super::TableSpec>,
+    /// The index `imd_decile` is from, and the LSOA vintage of `lsoa_code`.
+    pub deprivation: super::DeprivationSpec,
+    /// Whether `imd_decile` was read from the file (else derived from `lsoa_code`).
+    pub imd_from_column: bool,
     pub ids: PatientIds,
     pub practice_code: TextColumn,
     pub pcn_code: TextColumn,
@@ -80,6 +88,8 @@ pub enum PatientColumn<'a> {
     Date(&'a Date32Array),
     Int(&'a Int32Array),
     Extra(&'a ArrayRef),
+    /// Worked out when asked for (`imd_quintile`).
+    Derived(ArrayRef),
 }
 
 impl Patients {
@@ -172,6 +182,15 @@ impl Patients {
             REGISTRATION_END => PatientColumn::Date(&self.registration_end),
             DATE_OF_DEATH => PatientColumn::Date(&self.date_of_death),
             IMD_DECILE => PatientColumn::Int(&self.imd_decile),
+            crate::contract::IMD_QUINTILE => PatientColumn::Derived(Arc::new(
+                self.imd_decile
+                    .iter()
+                    .map(|d| {
+                        d.and_then(crate::reference::deprivation::quintile_of_decile)
+                            .map(i64::from)
+                    })
+                    .collect::<arrow::array::Int64Array>(),
+            )),
             _ => {
                 return self
                     .extras
@@ -183,7 +202,10 @@ impl Patients {
     }
 
     /// Reads and validates a patients table file.
-    pub fn read(table: &TableFile) -> Result<Patients, DatasetError> {
+    pub fn read(
+        table: &TableFile,
+        deprivation: super::DeprivationSpec,
+    ) -> Result<Patients, DatasetError> {
         let file = table.display_name();
         // Read every column: extras are available to rule packs by name.
         let probe = RawTable::open(table, &[], &[])?;
@@ -209,7 +231,7 @@ impl Patients {
             };
             let mut parts = Vec::new();
             while let Some(batch) = raw.next_batch()? {
-                parts.push(to_part(&file, &all, batch)?);
+                parts.push(to_part(&file, &table.spec, &deprivation, &all, batch)?);
             }
             Ok(parts)
         };
@@ -232,7 +254,11 @@ impl Patients {
         if parts.iter().all(|p| p.rows == 0) {
             return Err(DatasetError::EmptyPatients { file });
         }
-        Patients::assemble(file, parts)
+        let mut patients = Patients::assemble(file, parts)?;
+        patients.spec = table.spec.clone();
+        patients.deprivation = deprivation;
+        patients.imd_from_column = all.iter().any(|c| c == IMD_DECILE);
+        Ok(patients)
     }
 
     fn assemble(file: String, parts: Vec<Part>) -> Result<Patients, DatasetError> {
@@ -313,15 +339,25 @@ impl Patients {
             ids,
             index,
             file,
+            spec: Default::default(),
+            deprivation: Default::default(),
+            imd_from_column: false,
         })
     }
 }
 
 /// One batch of the patients table typed into a [`Part`].
-fn to_part(file: &str, all: &[String], batch: super::raw::RawBatch) -> Result<Part, DatasetError> {
+fn to_part(
+    file: &str,
+    spec: &super::TableSpec,
+    deprivation: &super::DeprivationSpec,
+    all: &[String],
+    batch: super::raw::RawBatch,
+) -> Result<Part, DatasetError> {
     let site = Site {
         file,
         locator: &batch.locator,
+        spec,
     };
     let col = |name: &str| batch.batch.column_by_name(name).cloned();
     let n = batch.batch.num_rows();
@@ -351,14 +387,24 @@ fn to_part(file: &str, all: &[String], batch: super::raw::RawBatch) -> Result<Pa
         )?,
     };
     let lsoa_code = opt_text(LSOA_CODE)?;
-    // Without an imd_decile column, derive it from the 2011 LSOA
-    // through the bundled IMD 2019 lookup.
+    // Without an imd_decile column, derive it from lsoa_code through the
+    // bundled index dataset.toml names (IMD 2019 on 2011 LSOAs unless it
+    // says otherwise), once per distinct code.
     let imd_decile = match col(IMD_DECILE) {
         Some(c) => columns::deciles(&c, IMD_DECILE, &site)?,
-        None => lsoa_code
-            .iter()
-            .map(|l| l.and_then(crate::reference::imd_decile).map(i32::from))
-            .collect(),
+        None => {
+            let lookup = DeprivationLookup::get(deprivation.index, deprivation.lsoa_vintage);
+            let by_key: Vec<Option<i32>> = (0..lsoa_code.dictionary_len())
+                .map(|k| {
+                    lookup
+                        .lookup(lsoa_code.dictionary_value(k))
+                        .map(|d| i32::from(d.decile))
+                })
+                .collect();
+            (0..lsoa_code.len())
+                .map(|i| lsoa_code.key(i).and_then(|k| by_key[k]))
+                .collect()
+        }
     };
     Ok(Part {
         ids: columns::patient_ids(&req(PATIENT_ID)?, PATIENT_ID, &site)?,

@@ -51,11 +51,14 @@ pub struct PatientFindings {
     pub born_after_as_of: u64,
     /// Alive and registered on the as-of date and older than 120.
     pub aged_over_120: u64,
+    /// With an `lsoa_code` that is not an English LSOA of the dataset's
+    /// `lsoa_vintage` (their decile, when derived, is NULL).
+    pub lsoa_not_in_vintage: u64,
 }
 
 impl PatientFindings {
     pub fn total(&self) -> u64 {
-        self.born_after_as_of + self.aged_over_120
+        self.born_after_as_of + self.aged_over_120 + self.lsoa_not_in_vintage
     }
 
     /// Plain-words lines for the report and `inspect`, one per finding.
@@ -63,10 +66,93 @@ impl PatientFindings {
         [
             (self.born_after_as_of, "people born after the as-of date (no age; in no age-based population)"),
             (self.aged_over_120, "registered people aged over 120 on the as-of date (a date of birth or death to check)"),
+            (self.lsoa_not_in_vintage, "people whose lsoa_code is not an English LSOA of the dataset's LSOA vintage (no deprivation decile for them)"),
         ]
         .into_iter()
         .filter(|(n, _)| *n > 0)
         .collect()
+    }
+}
+
+/// People with an `lsoa_code` that is / is not an LSOA of the dataset's
+/// vintage (each distinct code looked up once).
+pub fn lsoa_counts(patients: &Patients) -> (u64, u64) {
+    let d = patients.deprivation;
+    let lookup = crate::reference::deprivation::DeprivationLookup::get(d.index, d.lsoa_vintage);
+    let codes = &patients.lsoa_code;
+    let known: Vec<bool> = (0..codes.dictionary_len())
+        .map(|k| lookup.lookup(codes.dictionary_value(k)).is_some())
+        .collect();
+    let (mut found, mut not_found) = (0, 0);
+    for i in 0..codes.len() {
+        match codes.key(i) {
+            Some(k) if known[k] => found += 1,
+            Some(_) => not_found += 1,
+            None => {}
+        }
+    }
+    (found, not_found)
+}
+
+/// The deprivation a dataset's people get: which index, on which LSOAs,
+/// from where (manifest, `inspect`, report).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeprivationSummary {
+    /// `"2019"` or `"2025"`.
+    pub index: crate::reference::deprivation::ImdVersion,
+    pub index_title: &'static str,
+    /// `"2011"` or `"2021"`: the LSOA codes the extract carries.
+    pub lsoa_vintage: crate::reference::deprivation::LsoaVintage,
+    /// `"dataset.toml"` or `"default"`.
+    pub stated_in: &'static str,
+    /// `"imd_decile column"`, or `"lsoa_code"` (looked up in the index,
+    /// through the 2011 ↔ 2021 lookup when the vintages differ).
+    pub decile_from: &'static str,
+    /// People with an lsoa_code of the vintage, and with one that is not.
+    pub lsoa_found: u64,
+    pub lsoa_not_found: u64,
+}
+
+impl DeprivationSummary {
+    pub fn of(patients: &Patients) -> DeprivationSummary {
+        let d = patients.deprivation;
+        let (lsoa_found, lsoa_not_found) = lsoa_counts(patients);
+        DeprivationSummary {
+            index: d.index,
+            index_title: d.index.title(),
+            lsoa_vintage: d.lsoa_vintage,
+            stated_in: d.stated_in,
+            decile_from: if patients.imd_from_column {
+                "imd_decile column"
+            } else {
+                "lsoa_code"
+            },
+            lsoa_found,
+            lsoa_not_found,
+        }
+    }
+
+    /// One line for people: `IoD2025 deciles from lsoa_code (2011 LSOAs, converted; stated in dataset.toml)`.
+    pub fn describe(&self) -> String {
+        let how = if self.decile_from == "lsoa_code" {
+            if self.index.vintage() == self.lsoa_vintage {
+                format!("from lsoa_code ({})", self.lsoa_vintage)
+            } else {
+                format!(
+                    "from lsoa_code ({}, converted to {} through the ONS lookup; split areas take their most deprived part)",
+                    self.lsoa_vintage,
+                    self.index.vintage()
+                )
+            }
+        } else {
+            "as given in the imd_decile column".to_string()
+        };
+        let stated = if self.stated_in == "default" {
+            "the default: dataset.toml states no imd and lsoa_vintage"
+        } else {
+            "stated in dataset.toml"
+        };
+        format!("{} deciles {how}; {stated}", self.index)
     }
 }
 
@@ -80,6 +166,8 @@ pub fn patient_findings(patients: &Patients, as_of: NaiveDate) -> PatientFinding
         .map_or(i32::MIN, date_to_days);
     let dob = &patients.date_of_birth;
     let mut f = PatientFindings::default();
+    let (_, not_found) = lsoa_counts(patients);
+    f.lsoa_not_in_vintage = not_found;
     for i in 0..patients.len() {
         if !dob.is_valid(i) {
             continue;
@@ -233,6 +321,10 @@ pub struct DatasetSummary {
     pub practices: BTreeMap<String, u64>,
     pub pcns: BTreeMap<String, u64>,
     pub patient_findings: PatientFindings,
+    pub deprivation: DeprivationSummary,
+    /// Per table: how its columns were mapped and its date formats.
+    #[serde(skip)]
+    pub mappings: Vec<(String, super::TableSpec)>,
     pub tables: Vec<TableSummary>,
 }
 
@@ -335,6 +427,12 @@ pub fn summarise(ds: &Dataset) -> Result<DatasetSummary, DatasetError> {
         practices,
         pcns,
         patient_findings: patient_findings(&patients, as_of),
+        deprivation: DeprivationSummary::of(&patients),
+        mappings: std::iter::once(&ds.patients)
+            .chain(ds.event_tables.iter())
+            .chain(ds.contacts.iter())
+            .map(|t| (t.display_name(), (*t.spec).clone()))
+            .collect(),
         tables,
     })
 }
@@ -370,6 +468,40 @@ impl fmt::Display for DatasetSummary {
         )?;
         for (code, n) in &self.practices {
             writeln!(f, "  {code}  {n:>8} people")?;
+        }
+        writeln!(f, "deprivation {}", self.deprivation.describe())?;
+        if self.deprivation.lsoa_found + self.deprivation.lsoa_not_found > 0 {
+            writeln!(
+                f,
+                "  lsoa_code: {} people with an LSOA of the vintage, {} without one",
+                self.deprivation.lsoa_found, self.deprivation.lsoa_not_found
+            )?;
+        }
+        if self.mappings.iter().all(|(_, s)| s.is_plain()) {
+            writeln!(
+                f,
+                "columns and dates: the contract's names, dates YYYY-MM-DD"
+            )?;
+        } else {
+            writeln!(f, "columns and dates")?;
+            for (file, spec) in &self.mappings {
+                let formats = std::iter::once(format!(
+                    "dates {}{}",
+                    spec.date_format,
+                    match spec.date_format_from {
+                        "dataset" => " (dataset.toml)",
+                        "table" => " (dataset.toml, this table)",
+                        _ => " (the default)",
+                    }
+                ))
+                .chain(spec.column_dates.iter().map(|(c, f)| format!("{c} {f}")))
+                .collect::<Vec<_>>()
+                .join(", ");
+                writeln!(f, "  {file}: {formats}")?;
+                for (ours, theirs) in &spec.renames {
+                    writeln!(f, "    {ours} <- {theirs:?}")?;
+                }
+            }
         }
         writeln!(f, "tables")?;
         for t in &self.tables {

@@ -68,6 +68,9 @@ enum RawReader {
     Parquet {
         reader: ParquetRecordBatchReader,
         next_row: u64,
+        /// Whether columns are renamed to ours (dataset.toml).
+        renamed: bool,
+        spec: Arc<super::TableSpec>,
         file: String,
     },
 }
@@ -136,6 +139,8 @@ impl RawTable {
             RawReader::Parquet {
                 reader,
                 next_row,
+                renamed,
+                spec,
                 file,
             } => match reader.next() {
                 None => Ok(None),
@@ -144,6 +149,11 @@ impl RawTable {
                     message: e.to_string(),
                 }),
                 Some(Ok(batch)) => {
+                    let batch = if *renamed {
+                        rename_batch(&batch, spec)
+                    } else {
+                        batch
+                    };
                     let locator = Locator::Rows(*next_row);
                     *next_row += batch.num_rows() as u64;
                     Ok(Some(RawBatch { batch, locator }))
@@ -241,6 +251,30 @@ fn open_memory(
     })
 }
 
+/// The file's column names as ours, checked against dataset.toml's mapping.
+fn map_columns(table: &TableFile, columns: Vec<String>) -> Result<Vec<String>, DatasetError> {
+    if table.spec.renames.is_empty() {
+        return Ok(columns);
+    }
+    let file = table.display_name();
+    table
+        .spec
+        .map_header(&file, &columns)
+        .map_err(|message| DatasetError::BadMapping { message })
+}
+
+/// A batch with the extract's column names replaced by ours.
+fn rename_batch(batch: &RecordBatch, spec: &super::TableSpec) -> RecordBatch {
+    let fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_name(spec.our_name(f.name())))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), batch.columns().to_vec())
+        .unwrap_or_else(|_| batch.clone())
+}
+
 /// Why a Parquet file could not be opened, in a data lead's words where the
 /// cause is plain: an empty file, or one cut short (no footer).
 fn parquet_open_error(table: &TableFile, e: parquet::errors::ParquetError) -> DatasetError {
@@ -292,12 +326,16 @@ fn open_parquet(
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_open_error(table, e))?;
     let schema = builder.schema().clone();
-    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let columns: Vec<String> = map_columns(
+        table,
+        schema.fields().iter().map(|f| f.name().clone()).collect(),
+    )?;
 
     // Ask for plain string columns that are best dictionary-encoded (codes)
     // as dictionaries: the reader then hands over Parquet's own dictionary
     // pages instead of materialising every string.
-    let hinted = dictionary_hint(&schema, dictionary);
+    let dictionary: Vec<&str> = dictionary.iter().map(|d| table.spec.file_name(d)).collect();
+    let hinted = dictionary_hint(&schema, &dictionary);
     let builder = match hinted {
         Some(hint) => {
             let file = File::open(&table.path).map_err(|source| DatasetError::Io {
@@ -342,11 +380,14 @@ fn open_parquet(
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(perr)?;
+    let renamed = !table.spec.renames.is_empty();
     Ok(RawTable {
         columns,
         reader: RawReader::Parquet {
             reader,
             next_row: first_row,
+            renamed,
+            spec: table.spec.clone(),
             file: file_name,
         },
     })
@@ -425,6 +466,8 @@ impl CsvStream {
             })?;
             columns.push(name.trim().to_string());
         }
+        // The extract's own names, as ours (dataset.toml [tables.*.columns]).
+        let columns = map_columns(table, columns)?;
         let picks: Vec<Option<usize>> = wanted
             .iter()
             .map(|w| columns.iter().position(|c| c == w))
@@ -737,6 +780,7 @@ mod chunk_tests {
             path,
             format: Format::Csv,
             batches: None,
+            spec: Default::default(),
         };
         let (_, mut chunks) = CsvChunks::open(&table, &["patient_id", "code", "date"]).unwrap();
         chunks.chunk_bytes = size;

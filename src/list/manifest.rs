@@ -30,6 +30,8 @@ pub struct Manifest {
     pub people: People,
     /// Implausible dates of birth in the patients table (kept, counted).
     pub patient_findings: crate::dataset::quality::PatientFindings,
+    /// The deprivation index applied, on which LSOAs, from where.
+    pub deprivation: crate::dataset::quality::DeprivationSummary,
     pub tiers_by_practice: BTreeMap<String, BTreeMap<String, u64>>,
     pub rules: Vec<RuleCount>,
     pub tables: Vec<TableCounts>,

@@ -78,6 +78,9 @@ pub struct PackMeta {
     pub version: String,
     pub description: String,
     pub references: Vec<String>,
+    /// The deprivation index the pack's deprivation rules were written
+    /// for: a dataset with another one is refused (`[pack] imd`).
+    pub imd: Option<crate::reference::deprivation::ImdVersion>,
 }
 
 /// An extra patient column declared in `[columns]`.

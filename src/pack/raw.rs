@@ -52,6 +52,8 @@ pub struct RawMeta {
     pub version: Option<Sp<String>>,
     pub description: Option<Sp<String>>,
     pub references: Vec<Sp<String>>,
+    /// `imd = "2019" | "2025"`: the deprivation index the pack needs.
+    pub imd: Option<Sp<String>>,
 }
 
 #[derive(Debug)]
@@ -142,7 +144,7 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
             raw.meta_span = span.clone();
             w.check_keys(
                 t,
-                &["id", "title", "version", "description", "references"],
+                &["id", "title", "version", "description", "references", "imd"],
                 "in [pack]",
             );
             raw.meta.id = w.required_string(t, "id", &span, "[pack]");
@@ -150,6 +152,7 @@ pub fn read(file: &SourceFile, doc: &Spanned<DeTable<'_>>, diags: &mut Vec<Diagn
             raw.meta.version = w.required_string(t, "version", &span, "[pack]");
             raw.meta.description = w.string(t, "description");
             raw.meta.references = w.string_array(t, "references");
+            raw.meta.imd = w.string(t, "imd");
         }
         None if !root.contains_key("pack") => w.missing(0..0, "[pack]", "the file"),
         None => {}

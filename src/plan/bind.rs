@@ -20,7 +20,7 @@ use super::physical::PhysicalExpr;
 use super::scan::{normalise_code, CodeMatch, CodelistDef, ScanPlan};
 use super::types::{arrow_type, decimal_to_scaled};
 use crate::contract;
-use crate::dataset::columns::{date_to_days, parse_iso_date};
+use crate::dataset::columns::date_to_days;
 use crate::dataset::{Dataset, Patients, TableFile};
 use crate::pack::{MatchMode, OrderBy, Pack, Segment, Type};
 
@@ -37,17 +37,25 @@ pub enum PlanError {
         row: usize,
         column: String,
         value: String,
-        expected: &'static str,
+        expected: String,
     },
     #[error("{file}: column {column}: cannot read a {found} column as {expected}")]
     ColumnType {
         file: String,
         column: String,
         found: String,
-        expected: &'static str,
+        expected: String,
     },
     #[error("rule `{rule}`: points {points} have more than 10 decimal places")]
     Points { rule: String, points: String },
+    #[error("the pack `{pack}` is written for {wanted} deprivation deciles ([pack] imd = \"{wanted_key}\"), but the dataset's are {found} ({stated}); state imd (and lsoa_vintage) in the dataset's dataset.toml, or use a pack for {found}")]
+    ImdVersion {
+        pack: String,
+        wanted: crate::reference::deprivation::ImdVersion,
+        wanted_key: &'static str,
+        found: crate::reference::deprivation::ImdVersion,
+        stated: &'static str,
+    },
 }
 
 /// A feature as planned.
@@ -402,6 +410,22 @@ impl Plan {
         patients: &Patients,
         as_of: NaiveDate,
     ) -> Result<Plan, PlanError> {
+        if let Some(wanted) = pack.meta.imd {
+            let d = patients.deprivation;
+            if d.index != wanted {
+                return Err(PlanError::ImdVersion {
+                    pack: pack.meta.id.clone(),
+                    wanted,
+                    wanted_key: wanted.as_str(),
+                    found: d.index,
+                    stated: if d.stated_in == "default" {
+                        "the default: its dataset.toml states no imd"
+                    } else {
+                        "as its dataset.toml states"
+                    },
+                });
+            }
+        }
         let physical = PhysicalPlan::compile(pack, as_of)?;
         for spec in &physical.scan.accs {
             // The scan's codelists: the pack's, then one per category read.
@@ -454,6 +478,7 @@ pub fn bind_column(patients: &Patients, c: &PlannedColumn) -> Result<ArrayRef, P
         Some(PatientColumn::Date(a)) => Arc::new(a.clone()),
         Some(PatientColumn::Int(a)) => Arc::new(a.clone()),
         Some(PatientColumn::Extra(a)) => a.clone(),
+        Some(PatientColumn::Derived(a)) => a,
         None => {
             return Err(PlanError::MissingColumn {
                 file: patients.file.clone(),
@@ -461,23 +486,32 @@ pub fn bind_column(patients: &Patients, c: &PlannedColumn) -> Result<ArrayRef, P
             })
         }
     };
-    convert(&patients.file, &c.name, &raw, c.ty)
+    convert(&patients.file, &patients.spec, &c.name, &raw, c.ty)
 }
 
-fn convert(file: &str, column: &str, raw: &ArrayRef, ty: Type) -> Result<ArrayRef, PlanError> {
+fn convert(
+    file: &str,
+    spec: &crate::dataset::TableSpec,
+    column: &str,
+    raw: &ArrayRef,
+    ty: Type,
+) -> Result<ArrayRef, PlanError> {
     let target = arrow_type(ty);
+    let date_format = spec.date_format(column);
     let expected = match ty {
-        Type::Bool => "yes/no (true, false, yes, no, y, n, 1 or 0)",
-        Type::Int => "a whole number",
-        Type::Float => "a number",
-        Type::Date => "a date (expected YYYY-MM-DD)",
-        _ => "text",
+        Type::Bool => "yes/no (true, false, yes, no, y, n, 1 or 0)".to_string(),
+        Type::Int => "a whole number".into(),
+        Type::Float => "a number".into(),
+        Type::Date => format!("a date (expected {date_format})"),
+        _ => "text".into(),
     };
+    let label = spec.label(column);
+    let column = label.as_str();
     let wrong_type = || PlanError::ColumnType {
         file: file.to_string(),
         column: column.to_string(),
         found: raw.data_type().to_string(),
-        expected,
+        expected: expected.clone(),
     };
     let text = match raw.data_type() {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) => {
@@ -517,7 +551,7 @@ fn convert(file: &str, column: &str, raw: &ArrayRef, ty: Type) -> Result<ArrayRe
         row: row + 1,
         column: column.to_string(),
         value: value.to_string(),
-        expected,
+        expected: expected.clone(),
     };
     let cells = (0..text.len()).map(|i| {
         (
@@ -566,8 +600,13 @@ fn convert(file: &str, column: &str, raw: &ArrayRef, ty: Type) -> Result<ArrayRe
             let mut b = Date32Builder::with_capacity(text.len());
             for (i, v) in cells {
                 b.append_option(
-                    v.map(|v| parse_iso_date(v).map(date_to_days).ok_or_else(|| bad(i, v)))
-                        .transpose()?,
+                    v.map(|v| {
+                        date_format
+                            .read(v)
+                            .map(date_to_days)
+                            .ok_or_else(|| bad(i, v))
+                    })
+                    .transpose()?,
                 );
             }
             Arc::new(b.finish())

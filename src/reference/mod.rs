@@ -7,6 +7,8 @@
 //! (MHCLG, Open Government Licence v3.0; see the README next to it), parsed
 //! once on first use.
 
+pub mod deprivation;
+
 use std::sync::OnceLock;
 
 use hashbrown::HashMap;

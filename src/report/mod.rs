@@ -43,6 +43,8 @@ pub struct Report {
     pub rules: Vec<RuleLine>,
     pub tier_reasons: Vec<TierReasons>,
     pub equity: Vec<EquityView>,
+    /// Which deprivation index the quintiles are, and how they were found.
+    pub deprivation: String,
     pub data_quality: Vec<String>,
     pub lists: Vec<ListLink>,
     pub pcn_lists: Vec<ListLink>,
@@ -410,6 +412,7 @@ pub fn build(inp: &Inputs<'_>) -> Report {
         rules,
         tier_reasons,
         equity,
+        deprivation: m.deprivation.describe(),
         data_quality,
         lists,
         pcn_lists: inp
@@ -665,9 +668,12 @@ fn equity(inp: &Inputs<'_>) -> Vec<EquityView> {
         vec!["female".into(), "male".into(), "other or unknown".into()],
     ];
     let titles = [
-        "By IMD 2019 quintile of the area people live in",
-        "By age band",
-        "By sex",
+        format!(
+            "By {} quintile of the area people live in",
+            inp.manifest.deprivation.index
+        ),
+        "By age band".into(),
+        "By sex".into(),
     ];
     (0..3)
         .map(|k| {

@@ -41,6 +41,14 @@ pub fn explain(config: &ExplainConfig) -> Result<String, Error> {
     let person = person_record(&job, row, &config.patient)?;
     let outcome = crate::pack::evaluate(&job.pack, &person, job.as_of);
     let mut text = crate::pack::explain(&job.pack, &person, job.as_of, &outcome);
+    // Where the person's deprivation decile came from, after the person line.
+    let line = deprivation_line(&job.patients, row);
+    if let Some(at) = text
+        .find("\nperson ")
+        .and_then(|p| text[p + 1..].find('\n').map(|e| p + 1 + e + 1))
+    {
+        text.insert_str(at, &line);
+    }
 
     // Rank comes from the whole list, so run the engine once.
     let outcomes = crate::exec::execute(
@@ -69,6 +77,49 @@ pub fn explain(config: &ExplainConfig) -> Result<String, Error> {
         )),
     }
     Ok(text)
+}
+
+/// `deprivation decile 3, quintile 2 (IoD2025, from lsoa_code on 2011 LSOAs: the most deprived of 2 areas)`.
+fn deprivation_line(patients: &crate::dataset::Patients, row: usize) -> String {
+    use crate::reference::deprivation::{quintile_of_decile, DeprivationLookup, Resolution};
+    let d = patients.deprivation;
+    let decile = patients
+        .imd_decile
+        .is_valid(row)
+        .then(|| patients.imd_decile.value(row));
+    let value = match decile {
+        Some(v) => format!(
+            "decile {v}, quintile {}",
+            quintile_of_decile(v).map_or("-".into(), |q| q.to_string())
+        ),
+        None => "unknown".to_string(),
+    };
+    let source = if patients.imd_from_column {
+        format!("{}, as given in imd_decile", d.index)
+    } else {
+        let lookup = DeprivationLookup::get(d.index, d.lsoa_vintage);
+        let how = match patients
+            .lsoa_code
+            .get(row)
+            .and_then(|code| lookup.resolution(code))
+        {
+            None if patients.lsoa_code.get(row).is_none() => "no lsoa_code".to_string(),
+            None => format!("lsoa_code is not one of the {}", d.lsoa_vintage),
+            Some(Resolution::Direct) => format!("from lsoa_code, {}", d.lsoa_vintage),
+            Some(Resolution::OneArea) => format!(
+                "from lsoa_code, {} mapped to one of the {}",
+                d.lsoa_vintage,
+                d.index.vintage()
+            ),
+            Some(Resolution::MostDeprivedOf(n)) => format!(
+                "from lsoa_code, {}: the most deprived of the {n} {} it maps to",
+                d.lsoa_vintage,
+                d.index.vintage()
+            ),
+        };
+        format!("{}, {how}", d.index)
+    };
+    format!("deprivation {value} ({source})\n")
 }
 
 /// Everything the reference evaluator needs about the person in `row`.

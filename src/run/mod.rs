@@ -398,6 +398,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         inputs,
         people,
         patient_findings: crate::dataset::quality::patient_findings(patients, *as_of),
+        deprivation: crate::dataset::quality::DeprivationSummary::of(patients),
         tiers_by_practice: manifest::tiers_by_practice(pack, &lists),
         rules,
         tables: outcomes.tables.clone(),

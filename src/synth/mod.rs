@@ -317,7 +317,8 @@ fn write_dataset(cfg: &SynthConfig, dir: &Path) -> Result<SynthSummary, SynthErr
     });
     writer_result?;
     let meta = format!(
-        "# Synthetic population: no real person's data.\nextract_date = {}\nsource = \"{}\"\n",
+        "# Synthetic population: no real person's data.\nextract_date = {}\nsource = \"{}\"\n\
+         # The LSOA codes are 2011 LSOAs; imd_decile is IMD 2019.\nlsoa_vintage = 2011\nimd = \"2019\"\n",
         cfg.extract_date,
         cfg.command_line()
     );

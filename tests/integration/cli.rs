@@ -288,6 +288,8 @@ fn real_extract_quirks_are_read() {
          practices 2 in 1 PCNs\n\
          \x20 L83001         1 people\n\
          \x20 L83002         1 people\n\
+         deprivation IMD 2019 deciles from lsoa_code (2011 LSOAs); the default: dataset.toml states no imd and lsoa_vintage\n\
+         columns and dates: the contract's names, dates YYYY-MM-DD\n\
          tables\n\
          \x20 events                 2 rows  2018-05-05 .. 2019-01-01, 2 distinct codes\n\
          data-quality findings\n\

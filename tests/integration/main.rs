@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod differential;
 mod examples;
+mod extracts;
 mod fuzz;
 mod library;
 mod pack_language;

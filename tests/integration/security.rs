@@ -910,7 +910,7 @@ fn implausible_but_readable_data_is_counted_not_fatal() {
     // 1899-03-23 is 121 on 2020-03-23; 1899-03-24 is 120.
     assert_eq!(
         manifest["patient_findings"],
-        serde_json::json!({"born_after_as_of": 2, "aged_over_120": 1})
+        serde_json::json!({"born_after_as_of": 2, "aged_over_120": 1, "lsoa_not_in_vintage": 0})
     );
     assert_eq!(manifest["tables"][0]["findings"]["unknown_patient"], 2);
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();

@@ -260,7 +260,8 @@ fn dataset_toml_records_extract_date_and_command() {
     assert_eq!(
         text,
         format!(
-            "# Synthetic population: no real person's data.\nextract_date = {EXTRACT}\nsource = \"strata synth --patients 500 --practices 1 --seed 2020 --extract-date {EXTRACT}\"\n"
+            "# Synthetic population: no real person's data.\nextract_date = {EXTRACT}\nsource = \"strata synth --patients 500 --practices 1 --seed 2020 --extract-date {EXTRACT}\"\n\
+             # The LSOA codes are 2011 LSOAs; imd_decile is IMD 2019.\nlsoa_vintage = 2011\nimd = \"2019\"\n"
         )
     );
     let dataset = strata::dataset::Dataset::open(&out).unwrap();

@@ -116,7 +116,22 @@ pub(super) fn meta(sink: &mut Sink<'_>, m: &RawMeta) -> Option<PackMeta> {
             );
         }
     }
+    let imd = match &m.imd {
+        None => None,
+        Some(v) => match crate::reference::deprivation::ImdVersion::parse(&v.value) {
+            Some(i) => Some(i),
+            None => {
+                sink.error(
+                    ErrorCode::InvalidValue,
+                    v.span.clone(),
+                    "imd must be \"2019\" (IMD 2019) or \"2025\" (IoD2025)",
+                );
+                None
+            }
+        },
+    };
     Some(PackMeta {
+        imd,
         id: m.id.as_ref()?.value.clone(),
         title: m.title.as_ref()?.value.clone(),
         version: m.version.as_ref()?.value.clone(),
