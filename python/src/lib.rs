@@ -122,7 +122,8 @@ fn batches(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<arrow::array::Rec
 /// a `pyarrow.Table` with the rows and columns of a run's `list.parquet`
 /// (practice by practice, by rank).
 #[pyfunction]
-#[pyo3(signature = (pack_dir, patients, events=None, contacts=None, as_of=None, threads=None))]
+#[pyo3(signature = (pack_dir, patients, events=None, contacts=None, as_of=None, threads=None, imd=None, lsoa_vintage=None))]
+#[allow(clippy::too_many_arguments)]
 fn score<'py>(
     py: Python<'py>,
     pack_dir: PathBuf,
@@ -131,7 +132,32 @@ fn score<'py>(
     contacts: Option<&Bound<'py, PyAny>>,
     as_of: Option<NaiveDate>,
     threads: Option<usize>,
+    imd: Option<String>,
+    lsoa_vintage: Option<String>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    // The deprivation geography, as dataset.toml states it for a folder.
+    let deprivation = match (imd, lsoa_vintage) {
+        (None, None) => strata::dataset::DeprivationSpec::default(),
+        (Some(i), Some(v)) => {
+            use strata::reference::deprivation::{ImdVersion, LsoaVintage};
+            strata::dataset::DeprivationSpec {
+                index: ImdVersion::parse(&i).ok_or_else(|| {
+                    InputError::new_err(format!(
+                        "imd: {i:?} is not an index strata has (\"2019\" or \"2025\")"
+                    ))
+                })?,
+                lsoa_vintage: LsoaVintage::parse(&v).ok_or_else(|| {
+                    InputError::new_err(format!(
+                        "lsoa_vintage: {v:?} is not an LSOA vintage (2011 or 2021)"
+                    ))
+                })?,
+                stated_in: "dataset.toml",
+            }
+        }
+        _ => return Err(InputError::new_err(
+            "imd and lsoa_vintage are given together (\"2025\" and \"2021\", say) or not at all",
+        )),
+    };
     let patients = batches(patients, "patients")?;
     let mut tables = Vec::new();
     if let Some(events) = events {
@@ -146,8 +172,9 @@ fn score<'py>(
     let contacts = contacts.map(|c| batches(c, "contacts")).transpose()?;
     let result = py
         .detach(|| {
-            let dataset = strata::dataset::Dataset::in_memory(patients, tables, contacts, None)
+            let mut dataset = strata::dataset::Dataset::in_memory(patients, tables, contacts, None)
                 .map_err(strata::Error::from)?;
+            dataset.meta.deprivation = deprivation;
             strata::score(&pack_dir, dataset, as_of, threads)
         })
         .map_err(py_err)?;

@@ -109,12 +109,17 @@ def score(
     contacts: Any = None,
     as_of: DateLike = None,
     threads: Optional[int] = None,
+    imd: Optional[str] = None,
+    lsoa_vintage: Optional[Union[int, str]] = None,
 ):
     """Scores people without writing anything. ``patients`` and each of
     ``events`` (table name -> table, e.g. ``{"events": ..., "admissions": ...}``)
     and ``contacts`` follow the dataset contract of a run folder. Returns a
     ``pyarrow.Table`` with the rows and columns of ``list.parquet``, practice
-    by practice, by rank. ``as_of`` defaults to the latest event date."""
+    by practice, by rank. ``as_of`` defaults to the latest event date.
+    ``imd`` ("2019" or "2025") and ``lsoa_vintage`` (2011 or 2021), given
+    together, say which deprivation index applies to ``lsoa_code`` (as in
+    dataset.toml; default IMD 2019 on 2011 LSOAs)."""
     tables = {str(k): _arrow(v, str(k)) for k, v in (events or {}).items()}
     return _strata.score(
         _os.fspath(pack_dir),
@@ -123,4 +128,6 @@ def score(
         contacts=None if contacts is None else _arrow(contacts, "contacts"),
         as_of=_date(as_of, "as_of"),
         threads=threads,
+        imd=None if imd is None else str(imd),
+        lsoa_vintage=None if lsoa_vintage is None else str(lsoa_vintage),
     )

@@ -2,7 +2,7 @@
 
 Paths are found from this file (the repository root is two folders up);
 outputs go to pytest's tmp_path. The CLI binary is $STRATA_BIN, else
-target/release/strata, else target/debug/strata.
+the newer of target/release/strata and target/debug/strata.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ def strata_bin() -> Path:
     env = os.environ.get("STRATA_BIN")
     if env:
         return Path(env)
-    for profile in ("release", "debug"):
-        path = REPO / "target" / profile / "strata"
-        if path.is_file():
-            return path
-    pytest.skip("no strata binary: build one or set STRATA_BIN")
+    # The newest build: a stale release binary must not stand in for the code under test.
+    built = [REPO / "target" / p / "strata" for p in ("release", "debug")]
+    built = [p for p in built if p.is_file()]
+    if not built:
+        pytest.skip("no strata binary: build one or set STRATA_BIN")
+    return max(built, key=lambda p: p.stat().st_mtime)
 
 
 def cli_run(pack: Path, data: Path, out: Path, *extra: str) -> Path:
@@ -252,3 +253,32 @@ def test_run_with_a_bad_date_raises_input_error(tmp_path):
     )
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_score_applies_the_stated_deprivation_index(tmp_path):
+    """imd/lsoa_vintage as dataset.toml states them: IoD2025 read from 2011 LSOAs."""
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "pack.toml").write_text(
+        '[pack]\nid = "dep"\ntitle = "Deprived"\nversion = "1"\nimd = "2025"\n\n'
+        '[population]\nwhen = "registered AND alive"\n\n'
+        '[[rules]]\nid = "deprived"\nwhen = "imd_quintile = 1"\npoints = 1\nreason = "Most deprived fifth"\n\n'
+        '[[tiers]]\nid = "t"\nlabel = "T"\nwhen = "score >= 1"\n',
+        encoding="utf-8",
+    )
+    patients = pa.table({
+        "patient_id": pa.array([1, 2, 3], pa.int64()),
+        "practice_code": ["A", "A", "A"],
+        "date_of_birth": pa.array([dt.date(1950, 1, 1)] * 3),
+        # E01000010 was split in 2021; its most deprived part is IoD2025 decile 1.
+        # E01000001 is decile 8; W01000001 is not an English LSOA.
+        "lsoa_code": ["E01000010", "E01000001", "W01000001"],
+    })
+    got = strata.score(pack, patients, as_of="2020-03-23", imd="2025", lsoa_vintage=2011)
+    assert got.column("patient_id").to_pylist() == [1]
+    assert got.column("imd_decile").to_pylist() == [1]
+    # The pack needs IoD2025: the default (IMD 2019) is refused.
+    with pytest.raises(strata.InputError, match=r"written for IoD2025"):
+        strata.score(pack, patients, as_of="2020-03-23")
+    with pytest.raises(strata.InputError, match=r"together"):
+        strata.score(pack, patients, as_of="2020-03-23", imd="2025")

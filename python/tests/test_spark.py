@@ -37,11 +37,12 @@ def strata_bin() -> Path:
     env = os.environ.get("STRATA_BIN")
     if env:
         return Path(env)
-    for profile in ("release", "debug"):
-        path = REPO / "target" / profile / "strata"
-        if path.is_file():
-            return path
-    pytest.skip("no strata binary: build one or set STRATA_BIN")
+    # The newest build: a stale release binary must not stand in for the code under test.
+    built = [REPO / "target" / p / "strata" for p in ("release", "debug")]
+    built = [p for p in built if p.is_file()]
+    if not built:
+        pytest.skip("no strata binary: build one or set STRATA_BIN")
+    return max(built, key=lambda p: p.stat().st_mtime)
 
 
 def load_example():

@@ -122,6 +122,27 @@ fn deprivation_line(patients: &crate::dataset::Patients, row: usize) -> String {
     format!("deprivation {value} ({source})\n")
 }
 
+/// Every person of a dataset through the row-at-a-time reference evaluator:
+/// (patient id, outcome), in patients-table order, with the checked pack.
+/// Slow (each person's events are found by a scan): for differential tests
+/// and fuzzing against [`crate::score`], which must agree with it.
+pub fn reference_run(
+    pack_dir: &std::path::Path,
+    dataset: crate::dataset::Dataset,
+    as_of: NaiveDate,
+) -> Result<(crate::pack::Pack, Vec<(String, crate::pack::Outcome)>), Error> {
+    let pack = crate::pack::load(pack_dir)?;
+    let job = Job::with_dataset(pack, dataset, Some(as_of), &mut super::Stopwatch::new())?;
+    let mut out = Vec::with_capacity(job.patients.len());
+    for row in 0..job.patients.len() {
+        let id = job.patients.ids.text(row);
+        let person = person_record(&job, row, &id)?;
+        let outcome = crate::pack::evaluate(&job.pack, &person, job.as_of);
+        out.push((id, outcome));
+    }
+    Ok((job.pack, out))
+}
+
 /// Everything the reference evaluator needs about the person in `row`.
 pub(crate) fn person_record(
     job: &Job,

@@ -21,7 +21,7 @@ use crate::pack::Pack;
 use crate::plan::Plan;
 
 pub use examples::{test_pack, ExampleResult, ExamplesReport};
-pub use explain::{explain, ExplainConfig};
+pub use explain::{explain, reference_run, ExplainConfig};
 
 /// What a nightly run is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -75,13 +75,13 @@ pub struct Job {
 }
 
 /// Stage timings, in the order the stages ran.
-struct Stopwatch {
+pub(crate) struct Stopwatch {
     lap: Instant,
     timings: BTreeMap<String, u64>,
 }
 
 impl Stopwatch {
-    fn new() -> Stopwatch {
+    pub(crate) fn new() -> Stopwatch {
         Stopwatch {
             lap: Instant::now(),
             timings: BTreeMap::new(),
@@ -117,7 +117,7 @@ impl Job {
 
     /// Settles the as-of date, reads the patients and plans, for a checked
     /// pack and an opened dataset (a folder, or tables in memory).
-    fn with_dataset(
+    pub(crate) fn with_dataset(
         pack: Pack,
         dataset: Dataset,
         as_of: Option<NaiveDate>,
