@@ -12,7 +12,11 @@ const EVENTS: &[u8] = b"patient_id,code,date,value\n1,44054006,2019-01-01,1.5\n2
 
 fn dir() -> &'static tempfile::TempDir {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap())
+    DIR.get_or_init(|| {
+        tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap()
+    })
 }
 
 fuzz_target!(|data: &[u8]| {

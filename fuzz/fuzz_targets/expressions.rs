@@ -9,13 +9,17 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn dir() -> &'static tempfile::TempDir {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap();
+        let d = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
         std::fs::create_dir_all(d.path().join("codelists")).unwrap();
         std::fs::write(
             d.path().join("codelists/dm.csv"),
@@ -39,8 +43,16 @@ fn days(y: i32, m: u32, d: u32) -> i32 {
 fn dataset() -> strata::dataset::Dataset {
     let col = |a: ArrayRef| a;
     let patients = RecordBatch::try_from_iter([
-        ("patient_id", col(Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5, 6])))),
-        ("practice_code", col(Arc::new(StringArray::from(vec!["A", "A", "B", "B", "A", "B"])))),
+        (
+            "patient_id",
+            col(Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5, 6]))),
+        ),
+        (
+            "practice_code",
+            col(Arc::new(StringArray::from(vec![
+                "A", "A", "B", "B", "A", "B",
+            ]))),
+        ),
         (
             "date_of_birth",
             col(Arc::new(Date32Array::from(vec![
@@ -52,20 +64,51 @@ fn dataset() -> strata::dataset::Dataset {
                 days(2020, 3, 23),
             ]))),
         ),
-        ("sex", col(Arc::new(StringArray::from(vec![Some("F"), Some("M"), None, Some("U"), Some("female"), Some("M")])))),
-        ("imd_decile", col(Arc::new(Int64Array::from(vec![Some(1), None, Some(10), Some(5), Some(2), None])))),
+        (
+            "sex",
+            col(Arc::new(StringArray::from(vec![
+                Some("F"),
+                Some("M"),
+                None,
+                Some("U"),
+                Some("female"),
+                Some("M"),
+            ]))),
+        ),
+        (
+            "imd_decile",
+            col(Arc::new(Int64Array::from(vec![
+                Some(1),
+                None,
+                Some(10),
+                Some(5),
+                Some(2),
+                None,
+            ]))),
+        ),
         (
             "date_of_death",
-            col(Arc::new(Date32Array::from(vec![None, None, None, None, Some(days(2020, 3, 23)), None]))),
+            col(Arc::new(Date32Array::from(vec![
+                None,
+                None,
+                None,
+                None,
+                Some(days(2020, 3, 23)),
+                None,
+            ]))),
         ),
     ])
     .unwrap();
     let events = RecordBatch::try_from_iter([
-        ("patient_id", col(Arc::new(Int64Array::from(vec![1, 1, 2, 2, 3, 4, 5, 6])))),
+        (
+            "patient_id",
+            col(Arc::new(Int64Array::from(vec![1, 1, 2, 2, 3, 4, 5, 6]))),
+        ),
         (
             "code",
             col(Arc::new(StringArray::from(vec![
-                "44054006", "60621009", "60621009", "44054006", "60621009", "X", "44054006", "60621009",
+                "44054006", "60621009", "60621009", "44054006", "60621009", "X", "44054006",
+                "60621009",
             ]))),
         ),
         (
@@ -98,19 +141,40 @@ fn dataset() -> strata::dataset::Dataset {
     .unwrap();
     let admissions = RecordBatch::try_from_iter([
         ("patient_id", col(Arc::new(Int64Array::from(vec![2, 4])))),
-        ("code", col(Arc::new(StringArray::from(vec!["I21.0", "I50"])))),
-        ("date", col(Arc::new(Date32Array::from(vec![days(2020, 1, 1), days(2019, 12, 31)])))),
+        (
+            "code",
+            col(Arc::new(StringArray::from(vec!["I21.0", "I50"]))),
+        ),
+        (
+            "date",
+            col(Arc::new(Date32Array::from(vec![
+                days(2020, 1, 1),
+                days(2019, 12, 31),
+            ]))),
+        ),
     ])
     .unwrap();
     let contacts = RecordBatch::try_from_iter([
         ("patient_id", col(Arc::new(Int64Array::from(vec![1, 3])))),
-        ("date", col(Arc::new(Date32Array::from(vec![days(2020, 3, 20), days(2020, 3, 9)])))),
-        ("outcome", col(Arc::new(StringArray::from(vec![Some("spoke"), None])))),
+        (
+            "date",
+            col(Arc::new(Date32Array::from(vec![
+                days(2020, 3, 20),
+                days(2020, 3, 9),
+            ]))),
+        ),
+        (
+            "outcome",
+            col(Arc::new(StringArray::from(vec![Some("spoke"), None]))),
+        ),
     ])
     .unwrap();
     strata::dataset::Dataset::in_memory(
         vec![patients],
-        vec![("events".into(), vec![events]), ("admissions".into(), vec![admissions])],
+        vec![
+            ("events".into(), vec![events]),
+            ("admissions".into(), vec![admissions]),
+        ],
         Some(vec![contacts]),
         None,
     )
@@ -139,12 +203,20 @@ fn pack(expr: &str, as_rule: bool) -> String {
 fn engine_rows(r: &strata::ScoreResult) -> BTreeMap<String, (String, String, String)> {
     let mut out = BTreeMap::new();
     for b in &r.batches {
-        let ids = arrow::compute::cast(b.column_by_name("patient_id").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+        let ids = arrow::compute::cast(
+            b.column_by_name("patient_id").unwrap(),
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
         let ids = ids.as_string::<i32>();
         let tier = b.column_by_name("tier").unwrap().as_string::<i32>().clone();
         let score = b.column_by_name("score").unwrap();
         let score = score.as_primitive::<arrow::datatypes::Decimal128Type>();
-        let reasons = b.column_by_name("reasons").unwrap().as_string::<i32>().clone();
+        let reasons = b
+            .column_by_name("reasons")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
         for i in 0..b.num_rows() {
             let s = rust_decimal_from(score.value(i), score.scale());
             out.insert(
@@ -159,12 +231,18 @@ fn engine_rows(r: &strata::ScoreResult) -> BTreeMap<String, (String, String, Str
 fn rust_decimal_from(v: i128, scale: i8) -> String {
     // Exact: the unscaled integer and its scale, normalised.
     let s = v.to_string();
-    let (neg, digits) = s.strip_prefix('-').map_or((false, s.as_str()), |d| (true, d));
+    let (neg, digits) = s
+        .strip_prefix('-')
+        .map_or((false, s.as_str()), |d| (true, d));
     let scale = scale as usize;
     let digits = format!("{digits:0>width$}", width = scale + 1);
     let (int, frac) = digits.split_at(digits.len() - scale);
     let frac = frac.trim_end_matches('0');
-    let mut t = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
+    let mut t = if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    };
     if neg && t != "0" {
         t.insert(0, '-');
     }
@@ -196,7 +274,10 @@ fuzz_target!(|data: &[u8]| {
                     .filter(|(_, o)| o.listed())
                     .map(|(id, o)| {
                         let tier = pack.tiers[o.tier.unwrap()].id.clone();
-                        (id, (tier, o.score.normalize().to_string(), o.reasons.join("; ")))
+                        (
+                            id,
+                            (tier, o.score.normalize().to_string(), o.reasons.join("; ")),
+                        )
                     })
                     .collect();
                 assert_eq!(got, want, "expression {expr:?} (as a rule: {as_rule})");

@@ -10,7 +10,9 @@ use libfuzzer_sys::fuzz_target;
 fn dir() -> &'static tempfile::TempDir {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap();
+        let d = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
         std::fs::create_dir_all(d.path().join("codelists")).unwrap();
         std::fs::write(
             d.path().join("codelists/dm.csv"),
