@@ -159,6 +159,21 @@ fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
         .ok_or_else(|| format!("{s:?} is not a date (expected YYYY-MM-DD)"))
 }
 
+/// Set once a stop signal has arrived: the signal thread is cleaning up and
+/// exits the process itself, with 128 + the signal.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// When a stop signal is being handled, wait for the signal thread to exit
+/// the process (never return), so its exit code and message are the ones
+/// seen, not a failure the cleanup caused in the main thread.
+fn wait_if_stopping() {
+    if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
 /// Ctrl-C (SIGINT) or SIGTERM: remove the run's temporary folder and the
 /// output root's lock at once, say so, and exit 130 / 143 (128 + the
 /// signal), leaving any earlier run untouched.
@@ -171,6 +186,10 @@ fn stop_cleanly_on_signals() {
         };
         std::thread::spawn(move || {
             if let Some(sig) = signals.forever().next() {
+                // From here on the main thread must not finish first (a
+                // write into the folder being removed fails, and its exit
+                // code would win the race): see `wait_if_stopping`.
+                STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
                 crate::list::run_dir::remove_on_signal();
                 let name = if sig == SIGINT {
                     "interrupted"
@@ -205,6 +224,7 @@ pub fn main() -> ExitCode {
         eprintln!("error: internal failure{at}; please report it (no output was written)");
     }));
     let outcome = std::panic::catch_unwind(|| run(cli));
+    wait_if_stopping();
     let Ok(outcome) = outcome else {
         return ExitCode::from(1);
     };

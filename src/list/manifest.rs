@@ -12,7 +12,6 @@ use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::PracticeList;
 use crate::exec::scan::TableCounts;
@@ -61,7 +60,8 @@ pub struct UsedPackInfo {
 pub struct InputFile {
     pub file: String,
     pub bytes: u64,
-    pub sha256: String,
+    /// BLAKE3 of the file's bytes, hex (`b3sum FILE` gives the same).
+    pub blake3: String,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -84,10 +84,10 @@ pub struct RuleCount {
     pub unknown: u64,
 }
 
-/// SHA-256 and size of a file.
+/// BLAKE3 hash (what `b3sum` prints) and size of a file.
 pub fn hash_file(path: &Path) -> std::io::Result<InputFile> {
     let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
+    let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut bytes = 0u64;
     loop {
@@ -101,7 +101,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<InputFile> {
     Ok(InputFile {
         file: path.display().to_string(),
         bytes,
-        sha256: format!("{:x}", h.finalize()),
+        blake3: h.finalize().to_hex().to_string(),
     })
 }
 

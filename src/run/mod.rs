@@ -316,6 +316,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
             capacity,
         },
     )?;
+    watch.lap("write_lists");
     let pcn_lists = pack.list.pcn_lists.then(|| {
         list::rank_within(
             pack,
@@ -354,7 +355,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
             previous.is_some(),
         )?;
     }
-    watch.lap("write_lists");
+    watch.lap("write_other_lists");
     if std::env::var_os("STRATA_TEST_FAIL_AFTER_LISTS").is_some() {
         // A test hook: fail half way through writing a run.
         return Err(Error::Internal(
