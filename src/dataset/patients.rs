@@ -56,6 +56,10 @@ pub struct Patients {
 #[derive(Debug)]
 struct PatientIndex {
     shards: Vec<HashTable<u32>>,
+    /// Integer ids in strictly increasing order (as extracts and `strata
+    /// synth` usually write them): unique by construction, and found by
+    /// binary search, so no hash table is built.
+    sorted: bool,
 }
 
 /// Shards of the patient index (a power of two).
@@ -107,6 +111,9 @@ impl Patients {
         match &self.ids {
             PatientIds::Int(a) => {
                 let ids = a.values();
+                if self.index.sorted {
+                    return ids.binary_search(&id).ok().map(|r| r as u32);
+                }
                 let h = int_hash(id);
                 self.index.shards[shard_of(h)]
                     .find(h, |&r| ids[r as usize] == id)
@@ -455,6 +462,15 @@ fn locate(parts: &[Part], mut row: usize) -> Location {
 
 fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIndex, DatasetError> {
     let n = ids.len();
+    if let PatientIds::Int(a) = ids {
+        let v = a.values();
+        if v.par_windows(2).all(|w| w[0] < w[1]) {
+            return Ok(PatientIndex {
+                shards: Vec::new(),
+                sorted: true,
+            });
+        }
+    }
     // Every id hashed once, in parallel.
     let hashes: Vec<u64> = match ids {
         PatientIds::Int(a) => a.values().par_iter().map(|&id| int_hash(id)).collect(),
@@ -520,5 +536,6 @@ fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIn
     }
     Ok(PatientIndex {
         shards: built.into_iter().map(|(t, _)| t).collect(),
+        sorted: false,
     })
 }

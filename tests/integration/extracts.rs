@@ -440,3 +440,51 @@ fn the_flag_export_example_runs() {
     assert_eq!(manifest["deprivation"]["index"], "2025");
     assert_eq!(manifest["deprivation"]["lsoa_vintage"], "2021");
 }
+
+/// Patients with integer ids in increasing order are found by binary
+/// search (no hash index); any other order by the hash index: both find
+/// every id and no other, and a repeated id is an error either way.
+#[test]
+fn sorted_and_unsorted_integer_ids_are_found_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, ids) in [
+        ("sorted", vec![-5i64, 1, 2, 40, 41, 1_000_000_000_000]),
+        ("unsorted", vec![41, 1, -5, 1_000_000_000_000, 2, 40]),
+    ] {
+        let mut text = String::from("patient_id,practice_code,date_of_birth\n");
+        for id in &ids {
+            text.push_str(&format!("{id},L1,1950-01-01\n"));
+        }
+        let d = write(&tmp.path().join(name), &[("patients.csv", text.as_bytes())]);
+        let p = strata::dataset::Dataset::open(&d)
+            .unwrap()
+            .read_patients()
+            .unwrap();
+        for (row, id) in ids.iter().enumerate() {
+            assert_eq!(p.row_of_int(*id), Some(row as u32), "{name} {id}");
+            assert_eq!(
+                p.row_of_text(&format!(" {id} ")),
+                Some(row as u32),
+                "{name} {id}"
+            );
+        }
+        for absent in [0, 3, 39, 42, i64::MIN, i64::MAX] {
+            assert_eq!(p.row_of_int(absent), None, "{name} {absent}");
+        }
+    }
+    let d = write(
+        &tmp.path().join("repeated"),
+        &[(
+            "patients.csv",
+            b"patient_id,practice_code,date_of_birth\n1,L1,1950-01-01\n2,L1,1950-01-01\n2,L1,1950-01-01\n",
+        )],
+    );
+    let err = strata::dataset::Dataset::open(&d)
+        .unwrap()
+        .read_patients()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "patients.csv:4: duplicate patient_id (first seen at 3)"
+    );
+}
