@@ -414,6 +414,15 @@ pub fn headings(pack: &Pack, opts: &ListOptions) -> Vec<String> {
     h
 }
 
+/// Each listed person's reasons as the lists show them (`; `-joined), in
+/// list order.
+fn reason_texts(pack: &Pack, plan: &Plan, outcomes: &Outcomes, list: &PracticeList) -> Vec<String> {
+    list.entries
+        .iter()
+        .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
+        .collect()
+}
+
 /// The rows of `list.parquet`, practice by practice, without writing
 /// anything: its schema, and one batch a practice with anyone listed.
 pub fn list_batches(
@@ -429,11 +438,7 @@ pub fn list_batches(
         .par_iter()
         .filter(|l| !l.entries.is_empty())
         .map(|list| {
-            let reasons: Vec<String> = list
-                .entries
-                .iter()
-                .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
-                .collect();
+            let reasons = reason_texts(pack, plan, outcomes, list);
             practice_batch(pack, patients, outcomes, &list.entries, &reasons, opts)
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -486,11 +491,7 @@ pub fn write_lists(
             let batches: Vec<Result<RecordBatch, ListError>> = window
                 .par_iter()
                 .map(|list| {
-                    let reasons: Vec<String> = list
-                        .entries
-                        .iter()
-                        .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
-                        .collect();
+                    let reasons = reason_texts(pack, plan, outcomes, list);
                     write_practice_list(
                         run,
                         ("", ""),
@@ -667,11 +668,7 @@ fn write_csv_lists(
 ) -> Result<(), ListError> {
     let heads = headings(pack, opts);
     lists.par_iter().try_for_each(|list| {
-        let reasons: Vec<String> = list
-            .entries
-            .iter()
-            .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
-            .collect();
+        let reasons = reason_texts(pack, plan, outcomes, list);
         write_practice_list(
             run,
             affix(&list.practice_code),
