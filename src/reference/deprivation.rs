@@ -118,7 +118,7 @@ pub struct Deprivation {
 impl Deprivation {
     /// Quintile 1 is deciles 1 and 2 (IMD 2019: ranks 1–6,568).
     pub fn quintile(self) -> u8 {
-        self.decile.div_ceil(2)
+        quintile_of_decile(i32::from(self.decile)).map_or(0, |q| q as u8)
     }
 }
 

@@ -584,11 +584,13 @@ struct Grouper<'a> {
 impl Grouper<'_> {
     fn groups(&self, row: usize) -> [usize; 3] {
         let p = self.patients;
-        let quintile = if p.imd_decile.is_valid(row) {
-            ((p.imd_decile.value(row).clamp(1, 10) as usize) - 1) / 2
-        } else {
-            5
-        };
+        // 0-based quintile; 5 for unknown.
+        let quintile = p
+            .imd_decile
+            .is_valid(row)
+            .then(|| p.imd_decile.value(row))
+            .and_then(crate::reference::deprivation::quintile_of_decile)
+            .map_or(5, |q| q as usize - 1);
         let band = if p.date_of_birth.is_valid(row) && p.date_of_birth.value(row) <= self.as_of_days
         {
             let dob = p.date_of_birth.value(row);
