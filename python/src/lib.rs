@@ -135,29 +135,16 @@ fn score<'py>(
     imd: Option<String>,
     lsoa_vintage: Option<String>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    // The deprivation geography, as dataset.toml states it for a folder.
-    let deprivation = match (imd, lsoa_vintage) {
-        (None, None) => strata::dataset::DeprivationSpec::default(),
-        (Some(i), Some(v)) => {
-            use strata::reference::deprivation::{ImdVersion, LsoaVintage};
-            strata::dataset::DeprivationSpec {
-                index: ImdVersion::parse(&i).ok_or_else(|| {
-                    InputError::new_err(format!(
-                        "imd: {i:?} is not an index strata has (\"2019\" or \"2025\")"
-                    ))
-                })?,
-                lsoa_vintage: LsoaVintage::parse(&v).ok_or_else(|| {
-                    InputError::new_err(format!(
-                        "lsoa_vintage: {v:?} is not an LSOA vintage (2011 or 2021)"
-                    ))
-                })?,
-                stated_in: "dataset.toml",
-            }
-        }
-        _ => return Err(InputError::new_err(
+    // The deprivation geography, as dataset.toml states it for a folder
+    // (the values read as there; the pairing worded for keyword arguments).
+    if imd.is_some() != lsoa_vintage.is_some() {
+        return Err(InputError::new_err(
             "imd and lsoa_vintage are given together (\"2025\" and \"2021\", say) or not at all",
-        )),
-    };
+        ));
+    }
+    let deprivation =
+        strata::dataset::DeprivationSpec::stated(imd.as_deref(), lsoa_vintage.as_deref())
+            .map_err(InputError::new_err)?;
     let patients = batches(patients, "patients")?;
     let mut tables = Vec::new();
     if let Some(events) = events {

@@ -106,6 +106,30 @@ pub struct DeprivationSpec {
     pub stated_in: &'static str,
 }
 
+impl DeprivationSpec {
+    /// `imd` and `lsoa_vintage` as a dataset states them (dataset.toml, or
+    /// the Python API's arguments): both or neither.
+    pub fn stated(
+        imd: Option<&str>,
+        lsoa_vintage: Option<&str>,
+    ) -> Result<DeprivationSpec, String> {
+        match (imd, lsoa_vintage) {
+            (None, None) => Ok(DeprivationSpec::default()),
+            (Some(i), Some(v)) => Ok(DeprivationSpec {
+                index: ImdVersion::parse(i).ok_or_else(|| {
+                    format!("imd: {i:?} is not an index strata has (\"2019\" or \"2025\")")
+                })?,
+                lsoa_vintage: LsoaVintage::parse(v).ok_or_else(|| {
+                    format!("lsoa_vintage: {v:?} is not an LSOA vintage (2011 or 2021)")
+                })?,
+                stated_in: "dataset.toml",
+            }),
+            (Some(_), None) => Err("imd is given without lsoa_vintage: say which LSOA codes the extract carries (lsoa_vintage = 2011 or 2021)".into()),
+            (None, Some(_)) => Err("lsoa_vintage is given without imd: say which index to apply (imd = \"2019\" or \"2025\")".into()),
+        }
+    }
+}
+
 impl Default for DeprivationSpec {
     fn default() -> DeprivationSpec {
         DeprivationSpec {
@@ -361,27 +385,10 @@ pub fn parse_meta(text: &str) -> Result<DatasetMeta, String> {
             })?)
         }
     };
-    let deprivation = match (&raw.imd, &raw.lsoa_vintage) {
-        (None, None) => DeprivationSpec::default(),
-        (Some(i), Some(v)) => {
-            let (i, v) = (toml_text(i), toml_text(v));
-            DeprivationSpec {
-                index: ImdVersion::parse(&i).ok_or_else(|| {
-                    format!("imd: {i:?} is not an index strata has (\"2019\" or \"2025\")")
-                })?,
-                lsoa_vintage: LsoaVintage::parse(&v).ok_or_else(|| {
-                    format!("lsoa_vintage: {v:?} is not an LSOA vintage (2011 or 2021)")
-                })?,
-                stated_in: "dataset.toml",
-            }
-        }
-        (Some(_), None) => {
-            return Err("imd is given without lsoa_vintage: say which LSOA codes the extract carries (lsoa_vintage = 2011 or 2021)".into())
-        }
-        (None, Some(_)) => {
-            return Err("lsoa_vintage is given without imd: say which index to apply (imd = \"2019\" or \"2025\")".into())
-        }
-    };
+    let deprivation = DeprivationSpec::stated(
+        raw.imd.as_ref().map(toml_text).as_deref(),
+        raw.lsoa_vintage.as_ref().map(toml_text).as_deref(),
+    )?;
     let date_format = raw
         .date_format
         .as_deref()

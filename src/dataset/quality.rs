@@ -76,7 +76,7 @@ impl PatientFindings {
 
 /// People with an `lsoa_code` that is / is not an LSOA of the dataset's
 /// vintage (each distinct code looked up once).
-pub fn lsoa_counts(patients: &Patients) -> (u64, u64) {
+fn lsoa_counts(patients: &Patients) -> (u64, u64) {
     let d = patients.deprivation;
     let lookup = crate::reference::deprivation::DeprivationLookup::get(d.index, d.lsoa_vintage);
     let codes = &patients.lsoa_code;
@@ -156,8 +156,13 @@ impl DeprivationSummary {
     }
 }
 
-/// Counts the patients table's implausible ages on `as_of`.
-pub fn patient_findings(patients: &Patients, as_of: NaiveDate) -> PatientFindings {
+/// Counts the patients table's implausible ages on `as_of`; LSOAs not of
+/// the vintage are taken from `deprivation` (counted there).
+pub fn patient_findings(
+    patients: &Patients,
+    as_of: NaiveDate,
+    deprivation: &DeprivationSummary,
+) -> PatientFindings {
     let as_of_days = date_to_days(as_of);
     // Born on or before this day: 121 or older on the as-of date.
     let oldest = as_of
@@ -165,9 +170,10 @@ pub fn patient_findings(patients: &Patients, as_of: NaiveDate) -> PatientFinding
         .or_else(|| NaiveDate::from_ymd_opt(as_of.year() - 121, 2, 28))
         .map_or(i32::MIN, date_to_days);
     let dob = &patients.date_of_birth;
-    let mut f = PatientFindings::default();
-    let (_, not_found) = lsoa_counts(patients);
-    f.lsoa_not_in_vintage = not_found;
+    let mut f = PatientFindings {
+        lsoa_not_in_vintage: deprivation.lsoa_not_found,
+        ..PatientFindings::default()
+    };
     for i in 0..patients.len() {
         if !dob.is_valid(i) {
             continue;
@@ -416,6 +422,7 @@ pub fn summarise(ds: &Dataset) -> Result<DatasetSummary, DatasetError> {
         deregistered += u64::from(left && !dead);
         registered_alive += u64::from(!dead && !left);
     }
+    let deprivation = DeprivationSummary::of(&patients);
     Ok(DatasetSummary {
         dir: ds.dir.display().to_string(),
         as_of,
@@ -426,8 +433,8 @@ pub fn summarise(ds: &Dataset) -> Result<DatasetSummary, DatasetError> {
         deregistered,
         practices,
         pcns,
-        patient_findings: patient_findings(&patients, as_of),
-        deprivation: DeprivationSummary::of(&patients),
+        patient_findings: patient_findings(&patients, as_of, &deprivation),
+        deprivation,
         mappings: std::iter::once(&ds.patients)
             .chain(ds.event_tables.iter())
             .chain(ds.contacts.iter())

@@ -375,6 +375,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     let (people, rules) = manifest::count_people(pack, &outcomes);
     let mut timings = watch.timings.clone();
     timings.insert("total".into(), started.elapsed().as_millis() as u64);
+    let deprivation = crate::dataset::quality::DeprivationSummary::of(patients);
     let mut m = manifest::Manifest {
         strata_version: env!("CARGO_PKG_VERSION"),
         pack: manifest::PackInfo {
@@ -398,8 +399,8 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         command_line: config.command_line.clone(),
         inputs,
         people,
-        patient_findings: crate::dataset::quality::patient_findings(patients, *as_of),
-        deprivation: crate::dataset::quality::DeprivationSummary::of(patients),
+        patient_findings: crate::dataset::quality::patient_findings(patients, *as_of, &deprivation),
+        deprivation,
         tiers_by_practice: manifest::tiers_by_practice(pack, &lists),
         rules,
         tables: outcomes.tables.clone(),
