@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -27,22 +26,9 @@ if os.environ.get("STRATA_SPARK_TEST") and importlib.util.find_spec("pyspark") i
 import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-PACK = REPO / "rules" / "proactive-care"
-LIST_ORDER = [("practice_code", "ascending"), ("rank", "ascending")]
+from _repo import LIST_ORDER, PACK, REPO, cli_run, strata_bin  # noqa: E402
+
 PARTITIONS = 6  # the synthetic 20 practices fall in 6 PCNs: one task each
-
-
-def strata_bin() -> Path:
-    env = os.environ.get("STRATA_BIN")
-    if env:
-        return Path(env)
-    # The newest build: a stale release binary must not stand in for the code under test.
-    built = [REPO / "target" / p / "strata" for p in ("release", "debug")]
-    built = [p for p in built if p.is_file()]
-    if not built:
-        pytest.skip("no strata binary: build one or set STRATA_BIN")
-    return max(built, key=lambda p: p.stat().st_mtime)
 
 
 def load_example():
@@ -73,14 +59,8 @@ def dataset(tmp_path_factory):
         check=True, capture_output=True, text=True,
     )
     started = time.perf_counter()
-    proc = subprocess.run(
-        [str(strata_bin()), "--log-level", "warn", "run", "--pack", str(PACK), "--data", str(data),
-         "--out", str(root / "runs")],
-        capture_output=True, text=True, check=False,
-    )
+    run_dir = cli_run(PACK, data, root / "runs")
     cli_seconds = time.perf_counter() - started
-    assert proc.returncode == 0, proc.stderr
-    run_dir = Path(proc.stdout.strip().splitlines()[-1])
     return data, run_dir / "list.parquet", cli_seconds
 
 
