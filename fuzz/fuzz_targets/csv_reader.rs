@@ -3,27 +3,19 @@
 //! parallel chunks). An error is fine; a panic, a hang or an abort is a bug.
 #![no_main]
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
 
 const PATIENTS: &[u8] = b"patient_id,practice_code,date_of_birth,sex,lsoa_code\n1,L1,1950-01-01,F,E01000001\n2,L1,1960-02-29,M,\n";
 const EVENTS: &[u8] = b"patient_id,code,date,value\n1,44054006,2019-01-01,1.5\n2,X,2020-01-01,\n";
 
-fn dir() -> &'static tempfile::TempDir {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        tempfile::tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .unwrap()
-    })
-}
+#[path = "scratch.rs"]
+mod scratch;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    let d = dir().path();
+    let d = scratch::dir(|_| {});
     let (patients, events) = if which & 1 == 0 {
         (bytes, EVENTS)
     } else {

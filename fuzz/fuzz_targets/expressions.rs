@@ -7,32 +7,31 @@
 #![no_main]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use libfuzzer_sys::fuzz_target;
 
-fn dir() -> &'static tempfile::TempDir {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = tempfile::tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .unwrap();
-        std::fs::create_dir_all(d.path().join("codelists")).unwrap();
-        std::fs::write(
-            d.path().join("codelists/dm.csv"),
-            "code,term\n44054006,Diabetes type 2\n60621009,BMI\n",
+#[path = "scratch.rs"]
+mod scratch;
+
+fn dir() -> &'static std::path::Path {
+    scratch::dir(|d| {
+        scratch::codelists(
+            d,
+            &[
+                ("dm", "code,term\n44054006,Diabetes type 2\n60621009,BMI\n"),
+                ("mi", "code,term\nI21,Acute MI\n"),
+            ],
         )
-        .unwrap();
-        std::fs::write(
-            d.path().join("codelists/mi.csv"),
-            "code,term\nI21,Acute MI\n",
-        )
-        .unwrap();
-        d
     })
+}
+
+/// An Arrow array as the column of a record batch.
+fn col(a: impl Array + 'static) -> ArrayRef {
+    Arc::new(a)
 }
 
 fn days(y: i32, m: u32, d: u32) -> i32 {
@@ -41,79 +40,73 @@ fn days(y: i32, m: u32, d: u32) -> i32 {
 
 /// Six people on window edges and with missing and extreme values.
 fn dataset() -> strata::dataset::Dataset {
-    let col = |a: ArrayRef| a;
     let patients = RecordBatch::try_from_iter([
-        (
-            "patient_id",
-            col(Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5, 6]))),
-        ),
+        ("patient_id", col(Int64Array::from(vec![1, 2, 3, 4, 5, 6]))),
         (
             "practice_code",
-            col(Arc::new(StringArray::from(vec![
-                "A", "A", "B", "B", "A", "B",
-            ]))),
+            col(StringArray::from(vec!["A", "A", "B", "B", "A", "B"])),
         ),
         (
             "date_of_birth",
-            col(Arc::new(Date32Array::from(vec![
+            col(Date32Array::from(vec![
                 days(1930, 2, 28),
                 days(1950, 3, 23),
                 days(2002, 3, 24),
                 days(1899, 1, 1),
                 days(1960, 2, 29),
                 days(2020, 3, 23),
-            ]))),
+            ])),
         ),
         (
             "sex",
-            col(Arc::new(StringArray::from(vec![
+            col(StringArray::from(vec![
                 Some("F"),
                 Some("M"),
                 None,
                 Some("U"),
                 Some("female"),
                 Some("M"),
-            ]))),
+            ])),
         ),
         (
             "imd_decile",
-            col(Arc::new(Int64Array::from(vec![
+            col(Int64Array::from(vec![
                 Some(1),
                 None,
                 Some(10),
                 Some(5),
                 Some(2),
                 None,
-            ]))),
+            ])),
         ),
         (
             "date_of_death",
-            col(Arc::new(Date32Array::from(vec![
+            col(Date32Array::from(vec![
                 None,
                 None,
                 None,
                 None,
                 Some(days(2020, 3, 23)),
                 None,
-            ]))),
+            ])),
         ),
     ])
     .unwrap();
     let events = RecordBatch::try_from_iter([
         (
             "patient_id",
-            col(Arc::new(Int64Array::from(vec![1, 1, 2, 2, 3, 4, 5, 6]))),
+            col(Int64Array::from(vec![1, 1, 2, 2, 3, 4, 5, 6])),
         ),
         (
             "code",
-            col(Arc::new(StringArray::from(vec![
+            col(StringArray::from(vec![
                 "44054006", "60621009", "60621009", "44054006", "60621009", "X", "44054006",
                 "60621009",
-            ]))),
+            ])),
         ),
         (
             "date",
-            col(Arc::new(Date32Array::from(vec![
+            col(Date32Array::from(vec![
                 days(2019, 3, 23),
                 days(2020, 3, 23),
                 days(2019, 3, 24),
@@ -122,11 +115,11 @@ fn dataset() -> strata::dataset::Dataset {
                 days(2020, 1, 1),
                 days(2021, 1, 1),
                 days(2020, 3, 22),
-            ]))),
+            ])),
         ),
         (
             "value",
-            col(Arc::new(Float64Array::from(vec![
+            col(Float64Array::from(vec![
                 Some(1e308),
                 Some(-0.0),
                 Some(f64::NAN),
@@ -135,38 +128,29 @@ fn dataset() -> strata::dataset::Dataset {
                 Some(9.223372036854776e18),
                 Some(1.5),
                 Some(f64::INFINITY),
-            ]))),
+            ])),
         ),
     ])
     .unwrap();
     let admissions = RecordBatch::try_from_iter([
-        ("patient_id", col(Arc::new(Int64Array::from(vec![2, 4])))),
-        (
-            "code",
-            col(Arc::new(StringArray::from(vec!["I21.0", "I50"]))),
-        ),
+        ("patient_id", col(Int64Array::from(vec![2, 4]))),
+        ("code", col(StringArray::from(vec!["I21.0", "I50"]))),
         (
             "date",
-            col(Arc::new(Date32Array::from(vec![
+            col(Date32Array::from(vec![
                 days(2020, 1, 1),
                 days(2019, 12, 31),
-            ]))),
+            ])),
         ),
     ])
     .unwrap();
     let contacts = RecordBatch::try_from_iter([
-        ("patient_id", col(Arc::new(Int64Array::from(vec![1, 3])))),
+        ("patient_id", col(Int64Array::from(vec![1, 3]))),
         (
             "date",
-            col(Arc::new(Date32Array::from(vec![
-                days(2020, 3, 20),
-                days(2020, 3, 9),
-            ]))),
+            col(Date32Array::from(vec![days(2020, 3, 20), days(2020, 3, 9)])),
         ),
-        (
-            "outcome",
-            col(Arc::new(StringArray::from(vec![Some("spoke"), None]))),
-        ),
+        ("outcome", col(StringArray::from(vec![Some("spoke"), None]))),
     ])
     .unwrap();
     strata::dataset::Dataset::in_memory(
@@ -218,7 +202,14 @@ fn engine_rows(r: &strata::ScoreResult) -> BTreeMap<String, (String, String, Str
             .as_string::<i32>()
             .clone();
         for i in 0..b.num_rows() {
-            let s = rust_decimal_from(score.value(i), score.scale());
+            // Exact: the unscaled integer and its scale, as the reference's Decimal.
+            let s = rust_decimal::Decimal::try_from_i128_with_scale(
+                score.value(i),
+                score.scale() as u32,
+            )
+            .expect("a score fits a decimal")
+            .normalize()
+            .to_string();
             out.insert(
                 ids.value(i).to_string(),
                 (tier.value(i).to_string(), s, reasons.value(i).to_string()),
@@ -226,27 +217,6 @@ fn engine_rows(r: &strata::ScoreResult) -> BTreeMap<String, (String, String, Str
         }
     }
     out
-}
-
-fn rust_decimal_from(v: i128, scale: i8) -> String {
-    // Exact: the unscaled integer and its scale, normalised.
-    let s = v.to_string();
-    let (neg, digits) = s
-        .strip_prefix('-')
-        .map_or((false, s.as_str()), |d| (true, d));
-    let scale = scale as usize;
-    let digits = format!("{digits:0>width$}", width = scale + 1);
-    let (int, frac) = digits.split_at(digits.len() - scale);
-    let frac = frac.trim_end_matches('0');
-    let mut t = if frac.is_empty() {
-        int.to_string()
-    } else {
-        format!("{int}.{frac}")
-    };
-    if neg && t != "0" {
-        t.insert(0, '-');
-    }
-    t
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -257,7 +227,7 @@ fuzz_target!(|data: &[u8]| {
     if expr.len() > 400 || expr.contains("'''") || expr.contains(['\n', '\r']) {
         return;
     }
-    let d = dir().path();
+    let d = dir();
     let as_of = chrono::NaiveDate::from_ymd_opt(2020, 3, 23).unwrap();
     for as_rule in [true, false] {
         std::fs::write(d.join("pack.toml"), pack(expr, as_rule)).unwrap();
