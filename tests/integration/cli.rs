@@ -3,35 +3,11 @@
 //! code a user would see.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use crate::common::{run_in, strata_in_repo, Outcome};
 
 fn strata(args: &[&str]) -> Outcome {
     run_in(args, None)
-}
-
-/// Runs strata from the repository root, so paths in output are relative.
-fn strata_in_repo(args: &[&str]) -> Outcome {
-    run_in(args, Some(Path::new(env!("CARGO_MANIFEST_DIR"))))
-}
-
-fn run_in(args: &[&str], dir: Option<&Path>) -> Outcome {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-    cmd.args(args).env("NO_COLOR", "1");
-    if let Some(dir) = dir {
-        cmd.current_dir(dir);
-    }
-    let out = cmd.output().expect("the strata binary runs");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// A dataset folder in a temp dir, built from (file name, contents) pairs.

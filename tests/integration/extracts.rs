@@ -14,19 +14,11 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `strata --log-level warn ARGS` from the repository root: (exit code,
+/// stdout, stderr).
 fn strata(args: &[&str]) -> (Option<i32>, String, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(root())
-        .arg("--log-level")
-        .arg("warn")
-        .args(args)
-        .output()
-        .expect("strata");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    let o = crate::common::strata_in_repo(&[&["--log-level", "warn"], args].concat());
+    (Some(o.code).filter(|&c| c >= 0), o.stdout, o.stderr)
 }
 
 fn write(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {

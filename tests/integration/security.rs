@@ -439,6 +439,21 @@ fn no_identifier_leaves_the_patient_level_files() {
     assert!(list.contains(ids[0]));
 }
 
+/// `strata run` of the tiny pack on `data` into `out`, from the repository root.
+fn tiny_pack_run(data: &std::path::Path, out: &std::path::Path) -> crate::common::Outcome {
+    crate::common::strata_in_repo(&[
+        "--log-level",
+        "warn",
+        "run",
+        "--pack",
+        "tests/fixtures/tiny-pack",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// `tests/corpus/datasets/*`: every broken dataset exits 2 with its exact
 /// message and leaves no run folder; so do the cases made here (too big or
 /// binary to keep in the repository).
@@ -447,25 +462,8 @@ fn the_broken_input_corpus_gives_its_exact_errors() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let run = |data: &std::path::Path, out: &std::path::Path| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-            .current_dir(root)
-            .args([
-                "--log-level",
-                "warn",
-                "run",
-                "--pack",
-                "tests/fixtures/tiny-pack",
-                "--data",
-            ])
-            .arg(data)
-            .arg("--out")
-            .arg(out)
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        let o = tiny_pack_run(data, out);
+        (Some(o.code).filter(|&c| c >= 0), o.stderr)
     };
     let mut cases: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("tests/corpus/datasets"))
         .unwrap()
@@ -882,28 +880,8 @@ fn implausible_but_readable_data_is_counted_not_fatal() {
     )
     .unwrap();
     let out = dir.path().join("runs");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(root)
-        .args([
-            "--log-level",
-            "warn",
-            "run",
-            "--pack",
-            "tests/fixtures/tiny-pack",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = tiny_pack_run(&data, &out);
+    assert_eq!(o.code, 0, "{}", o.stderr);
     let run = out.join("2020-03-23-tiny");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
