@@ -18,9 +18,22 @@ use super::semantics::age_on;
 /// Renders the audit trail. `outcome` must come from
 /// `evaluate(pack, person, as_of)`.
 pub fn explain(pack: &Pack, person: &PersonRecord, as_of: NaiveDate, outcome: &Outcome) -> String {
+    explain_with(pack, person, as_of, outcome, &[])
+}
+
+/// [`explain`] with lines the caller knows about the person (what the
+/// dataset, not the pack, says: where their deprivation decile came from)
+/// shown after the person line.
+pub fn explain_with(
+    pack: &Pack,
+    person: &PersonRecord,
+    as_of: NaiveDate,
+    outcome: &Outcome,
+    person_lines: &[String],
+) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = write_explain(&mut out, pack, person, as_of, outcome);
+    let _ = write_explain(&mut out, pack, person, as_of, outcome, person_lines);
     out
 }
 
@@ -30,6 +43,7 @@ fn write_explain(
     person: &PersonRecord,
     as_of: NaiveDate,
     o: &Outcome,
+    person_lines: &[String],
 ) -> std::fmt::Result {
     let hash: String = pack.content_hash.chars().take(12).collect();
     writeln!(
@@ -58,6 +72,9 @@ fn write_explain(
         column("practice_code"),
         column("sex")
     )?;
+    for line in person_lines {
+        writeln!(out, "{line}")?;
+    }
     writeln!(out)?;
 
     if !o.in_population {

@@ -23,7 +23,7 @@ use std::path::Path;
 pub use codelist::{normalise_code, Codelist, MatchMode};
 pub use diag::{Diagnostic, ErrorCode, PackErrors};
 pub use eval::{evaluate, EventRecord, Evidence, Forced, Outcome, PersonRecord, RuleResult};
-pub use explain::explain;
+pub use explain::{explain, explain_with};
 pub use expr::{AggregateFunc, BinaryOp, Expr, Type, Value, Window};
 pub use model::{
     ColumnDecl, Exclusion, Feature, ListSpec, OrderBy, OrderKey, Override, Pack, PackMeta, Rule,

@@ -40,15 +40,14 @@ pub fn explain(config: &ExplainConfig) -> Result<String, Error> {
         as usize;
     let person = person_record(&job, row, &config.patient)?;
     let outcome = crate::pack::evaluate(&job.pack, &person, job.as_of);
-    let mut text = crate::pack::explain(&job.pack, &person, job.as_of, &outcome);
     // Where the person's deprivation decile came from, after the person line.
-    let line = deprivation_line(&job.patients, row);
-    if let Some(at) = text
-        .find("\nperson ")
-        .and_then(|p| text[p + 1..].find('\n').map(|e| p + 1 + e + 1))
-    {
-        text.insert_str(at, &line);
-    }
+    let mut text = crate::pack::explain_with(
+        &job.pack,
+        &person,
+        job.as_of,
+        &outcome,
+        &[deprivation_line(&job.patients, row)],
+    );
 
     // Rank comes from the whole list, so run the engine once.
     let outcomes = crate::exec::execute(
@@ -119,7 +118,7 @@ fn deprivation_line(patients: &crate::dataset::Patients, row: usize) -> String {
         };
         format!("{}, {how}", d.index)
     };
-    format!("deprivation {value} ({source})\n")
+    format!("deprivation {value} ({source})")
 }
 
 /// Every person of a dataset through the row-at-a-time reference evaluator:
