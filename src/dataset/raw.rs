@@ -68,9 +68,9 @@ enum RawReader {
     Parquet {
         reader: ParquetRecordBatchReader,
         next_row: u64,
-        /// Whether columns are renamed to ours (dataset.toml).
-        renamed: bool,
-        spec: Arc<super::TableSpec>,
+        /// The batches' schema with our column names, when dataset.toml
+        /// maps the extract's (worked out once, at open).
+        renamed: Option<SchemaRef>,
         file: String,
     },
 }
@@ -140,7 +140,6 @@ impl RawTable {
                 reader,
                 next_row,
                 renamed,
-                spec,
                 file,
             } => match reader.next() {
                 None => Ok(None),
@@ -149,10 +148,16 @@ impl RawTable {
                     message: e.to_string(),
                 }),
                 Some(Ok(batch)) => {
-                    let batch = if *renamed {
-                        rename_batch(&batch, spec)
-                    } else {
-                        batch
+                    let batch = match renamed {
+                        Some(schema) => {
+                            RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(
+                                |e| DatasetError::Parquet {
+                                    file: file.clone(),
+                                    message: e.to_string(),
+                                },
+                            )?
+                        }
+                        None => batch,
                     };
                     let locator = Locator::Rows(*next_row);
                     *next_row += batch.num_rows() as u64;
@@ -263,16 +268,14 @@ fn map_columns(table: &TableFile, columns: Vec<String>) -> Result<Vec<String>, D
         .map_err(|message| DatasetError::BadMapping { message })
 }
 
-/// A batch with the extract's column names replaced by ours.
-fn rename_batch(batch: &RecordBatch, spec: &super::TableSpec) -> RecordBatch {
-    let fields: Vec<Field> = batch
-        .schema()
+/// A schema with the extract's column names replaced by ours.
+fn renamed_schema(schema: &Schema, spec: &super::TableSpec) -> SchemaRef {
+    let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| f.as_ref().clone().with_name(spec.our_name(f.name())))
         .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), batch.columns().to_vec())
-        .unwrap_or_else(|_| batch.clone())
+    Arc::new(Schema::new(fields))
 }
 
 /// Why a Parquet file could not be opened, in a data lead's words where the
@@ -380,14 +383,15 @@ fn open_parquet(
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(perr)?;
-    let renamed = !table.spec.renames.is_empty();
+    use arrow::record_batch::RecordBatchReader;
+    let renamed =
+        (!table.spec.renames.is_empty()).then(|| renamed_schema(&reader.schema(), &table.spec));
     Ok(RawTable {
         columns,
         reader: RawReader::Parquet {
             reader,
             next_row: first_row,
             renamed,
-            spec: table.spec.clone(),
             file: file_name,
         },
     })

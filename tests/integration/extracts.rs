@@ -480,3 +480,64 @@ fn sorted_and_unsorted_integer_ids_are_found_alike() {
         "patients.csv:4: duplicate patient_id (first seen at 3)"
     );
 }
+
+/// The extract's headers are mapped in Parquet tables too: the patients
+/// and events read under our names, the codes still dictionary-read.
+#[test]
+fn parquet_headers_are_mapped_too() {
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    std::fs::create_dir_all(&d).unwrap();
+    crate::common::write_parquet(
+        &d.join("patients.parquet"),
+        vec![
+            (
+                "Patient ID",
+                Arc::new(arrow::array::Int64Array::from(vec![7, 3])) as _,
+            ),
+            (
+                "Practice",
+                Arc::new(arrow::array::StringArray::from(vec!["L1", "L2"])) as _,
+            ),
+            (
+                "DOB",
+                Arc::new(arrow::array::Date32Array::from(vec![-7305, 0])) as _,
+            ),
+        ],
+    );
+    crate::common::write_parquet(
+        &d.join("events.parquet"),
+        vec![
+            (
+                "Patient ID",
+                Arc::new(arrow::array::Int64Array::from(vec![3])) as _,
+            ),
+            (
+                "SNOMED",
+                Arc::new(arrow::array::StringArray::from(vec!["44054006"])) as _,
+            ),
+            (
+                "date",
+                Arc::new(arrow::array::Date32Array::from(vec![18000])) as _,
+            ),
+        ],
+    );
+    std::fs::write(
+        d.join("dataset.toml"),
+        "[tables.patients.columns]\npatient_id = \"Patient ID\"\npractice_code = \"Practice\"\n\
+         date_of_birth = \"DOB\"\n[tables.events.columns]\npatient_id = \"Patient ID\"\ncode = \"SNOMED\"\n",
+    )
+    .unwrap();
+    let ds = strata::dataset::Dataset::open(&d).unwrap();
+    let p = ds.read_patients().unwrap();
+    assert_eq!((p.row_of_int(7), p.row_of_int(3)), (Some(0), Some(1)));
+    assert_eq!(p.practice_code.value(1), "L2");
+    let mut rows = 0;
+    for b in strata::dataset::EventReader::open(&ds.event_tables[0]).unwrap() {
+        let b = b.unwrap();
+        rows += b.dates.len();
+        assert_eq!(b.dates.value(0), 18000);
+    }
+    assert_eq!(rows, 1);
+}
