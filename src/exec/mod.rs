@@ -298,32 +298,57 @@ impl Outcomes {
     /// the fired rules in reason order (highest points first, ties in pack order).
     pub fn reasons(&self, pack: &Pack, plan: &Plan, i: usize) -> Vec<String> {
         let mut out = Vec::new();
+        self.each_reason(pack, plan, i, &mut String::new(), |text| {
+            out.push(text.to_string())
+        });
+        out
+    }
+
+    /// The reasons of person `i` appended to `out`, `; `-joined (the lists'
+    /// `reasons` cell), without a `String` per reason.
+    pub fn write_reasons(&self, pack: &Pack, plan: &Plan, i: usize, out: &mut String) {
+        let mut first = true;
+        let mut scratch = String::new();
+        self.each_reason(pack, plan, i, &mut scratch, |text| {
+            if !first {
+                out.push_str("; ");
+            }
+            first = false;
+            out.push_str(text);
+        });
+    }
+
+    /// Calls `emit` with each reason text of person `i` in order (see
+    /// [`Outcomes::reasons`]), each rendered into `scratch`.
+    fn each_reason(
+        &self,
+        pack: &Pack,
+        plan: &Plan,
+        i: usize,
+        scratch: &mut String,
+        mut emit: impl FnMut(&str),
+    ) {
         if let Some((o, Forced::In)) = self.forced[i] {
-            out.push(pack.overrides[o as usize].reason.clone());
+            emit(&pack.overrides[o as usize].reason);
         }
-        let fired: Vec<usize> = (0..pack.rules.len())
-            .filter(|&r| self.rules[r].is_valid(i) && self.rules[r].value(i))
-            .collect();
-        if fired.is_empty() {
-            return out;
-        }
-        // Only the features the fired rules' reasons name are looked up.
-        let mut values = vec![Value::Null; pack.features.len()];
-        for &r in &fired {
+        for &r in &plan.reason_order {
+            let state = &self.rules[r];
+            if !(state.is_valid(i) && state.value(i)) {
+                continue;
+            }
+            scratch.clear();
             for segment in &pack.rules[r].reason.segments {
-                if let crate::pack::Segment::Feature(f) = *segment {
-                    if values[f].is_null() {
-                        values[f] = self.feature_value(f, i);
-                    }
+                match segment {
+                    crate::pack::Segment::Text(t) => scratch.push_str(t),
+                    // As the value's `Display` shows it; NULL as `unknown`.
+                    crate::pack::Segment::Feature(f) => match &self.features[*f] {
+                        Some(a) if a.is_valid(i) => self.write_feature(*f, i, scratch),
+                        _ => scratch.push_str("unknown"),
+                    },
                 }
             }
+            emit(scratch);
         }
-        out.extend(
-            semantics::reason_order(fired, |r| plan.rules[r].points)
-                .into_iter()
-                .map(|r| pack.rules[r].reason.render(&values)),
-        );
-        out
     }
 }
 

@@ -3,6 +3,7 @@
 //! `list.parquet`, `manifest.json`) atomically.
 
 pub mod changes;
+mod csv_out;
 pub mod manifest;
 pub mod run_dir;
 
@@ -416,11 +417,16 @@ pub fn headings(pack: &Pack, opts: &ListOptions) -> Vec<String> {
 
 /// Each listed person's reasons as the lists show them (`; `-joined), in
 /// list order.
-fn reason_texts(pack: &Pack, plan: &Plan, outcomes: &Outcomes, list: &PracticeList) -> Vec<String> {
-    list.entries
-        .iter()
-        .map(|e| outcomes.reasons(pack, plan, e.slot).join("; "))
-        .collect()
+fn reason_texts(pack: &Pack, plan: &Plan, outcomes: &Outcomes, list: &PracticeList) -> StringArray {
+    let mut texts =
+        arrow::array::StringBuilder::with_capacity(list.entries.len(), 64 * list.entries.len());
+    let mut one = String::new();
+    for e in &list.entries {
+        one.clear();
+        outcomes.write_reasons(pack, plan, e.slot, &mut one);
+        texts.append_value(&one);
+    }
+    texts.finish()
 }
 
 /// The rows of `list.parquet`, practice by practice, without writing
@@ -433,7 +439,15 @@ pub fn list_batches(
     lists: &[PracticeList],
     opts: &ListOptions,
 ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>), ListError> {
-    let schema = practice_batch(pack, patients, outcomes, &[], &[], opts)?.schema();
+    let schema = practice_batch(
+        pack,
+        patients,
+        outcomes,
+        &[],
+        &StringArray::from(Vec::<&str>::new()),
+        opts,
+    )?
+    .schema();
     let batches = lists
         .par_iter()
         .filter(|l| !l.entries.is_empty())
@@ -469,7 +483,15 @@ pub fn write_lists(
         message,
     };
     // The schema, from the batch of an empty list.
-    let schema = practice_batch(pack, patients, outcomes, &[], &[], opts)?.schema();
+    let schema = practice_batch(
+        pack,
+        patients,
+        outcomes,
+        &[],
+        &StringArray::from(Vec::<&str>::new()),
+        opts,
+    )?
+    .schema();
     let file = run.file("list.parquet")?;
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
@@ -529,7 +551,8 @@ pub fn write_lists(
     })
 }
 
-/// Writes `lists/<practice>.csv`: cells formatted into one reused buffer.
+/// Writes `lists/<practice>.csv`: the whole file is formatted into one
+/// buffer ([`csv_out::CsvBuf`]) and written at once.
 #[allow(clippy::too_many_arguments)]
 fn write_practice_list(
     run: &RunDir,
@@ -539,75 +562,99 @@ fn write_practice_list(
     outcomes: &Outcomes,
     patients: &Patients,
     list: &PracticeList,
-    reasons: &[String],
+    reasons: &StringArray,
     opts: &ListOptions,
 ) -> Result<(), ListError> {
     let rel = format!(
         "lists/{prefix}{}{suffix}.csv",
         safe_file_name(&list.practice_code)
     );
-    let file = run.file(&rel)?;
-    let mut w = csv::Writer::from_writer(file);
-    let werr = |e: csv::Error| ListError::Write {
-        file: rel.clone(),
-        message: e.to_string(),
-    };
-    w.write_record(heads).map_err(werr)?;
+    let mut out = csv_out::CsvBuf::with_capacity(160 * (list.entries.len() + 1));
+    for h in heads {
+        out.text(h);
+    }
+    out.end();
+    // Cells repeated on many rows are written once.
+    let tiers: Vec<(Vec<u8>, Vec<u8>)> = pack
+        .tiers
+        .iter()
+        .map(|t| {
+            (
+                csv_out::CsvBuf::rendered(&inert(&t.id)),
+                csv_out::CsvBuf::rendered(&inert(&t.label)),
+            )
+        })
+        .collect();
+    let text_cell = |out: &mut csv_out::CsvBuf, text: &str| out.text(&inert(text));
+    // Lists are in score order: the last score's text is usually the next one's.
+    let mut last_score: Option<(i128, String)> = None;
     let mut buf = String::new();
-    for (e, reasons) in list.entries.iter().zip(reasons) {
+    let imd = &patients.imd_decile;
+    for (e, reasons) in list.entries.iter().zip(reasons.iter()) {
+        let reasons = reasons.unwrap_or_default();
         let i = e.person;
-        let tier = &pack.tiers[e.tier as usize];
-        w.write_field(shown(&mut buf, Some(e.rank))).map_err(werr)?;
+        out.int(e.rank);
         match &patients.ids {
-            PatientIds::Int(ids) => w.write_field(shown(&mut buf, Some(ids.value(i)))),
-            PatientIds::Text(ids) => w.write_field(&*inert(ids.value(i))),
+            PatientIds::Int(ids) => out.int(ids.value(i)),
+            PatientIds::Text(ids) => text_cell(&mut out, ids.value(i)),
         }
-        .map_err(werr)?;
-        w.write_field(&*inert(patients.practice_code.value(i)))
-            .map_err(werr)?;
-        w.write_field(&*inert(patients.pcn_code.value(i)))
-            .map_err(werr)?;
-        w.write_field(&*inert(&tier.id)).map_err(werr)?;
-        w.write_field(&*inert(&tier.label)).map_err(werr)?;
-        w.write_field(shown(&mut buf, Some(outcomes.score_decimal(e.slot))))
-            .map_err(werr)?;
-        w.write_field(shown(&mut buf, e.age)).map_err(werr)?;
-        w.write_field(&*inert(patients.sex.value(i)))
-            .map_err(werr)?;
-        let imd = &patients.imd_decile;
-        w.write_field(shown(&mut buf, imd.is_valid(i).then(|| imd.value(i))))
-            .map_err(werr)?;
+        text_cell(&mut out, patients.practice_code.value(i));
+        text_cell(&mut out, patients.pcn_code.value(i));
+        let (tier_id, tier_label) = &tiers[e.tier as usize];
+        out.cell(tier_id);
+        out.cell(tier_label);
+        let score = outcomes.score[e.slot];
+        match &last_score {
+            Some((s, text)) if *s == score => out.text(text),
+            _ => {
+                let text = outcomes.score_decimal(e.slot).to_string();
+                out.text(&text);
+                last_score = Some((score, text));
+            }
+        }
+        match e.age {
+            Some(a) => out.int(a),
+            None => out.empty(),
+        }
+        text_cell(&mut out, patients.sex.value(i));
+        if imd.is_valid(i) {
+            out.int(imd.value(i));
+        } else {
+            out.empty();
+        }
         for &f in &pack.list.display {
             buf.clear();
             outcomes.write_feature(f, e.slot, &mut buf);
             // Numbers stay numbers (a negative one is not a formula).
             if pack.features[f].ty == crate::pack::Type::Str {
-                w.write_field(&*inert(&buf)).map_err(werr)?;
+                text_cell(&mut out, &buf);
             } else {
-                w.write_field(&buf).map_err(werr)?;
+                out.text(&buf);
             }
         }
-        w.write_field(&*inert(reasons)).map_err(werr)?;
+        text_cell(&mut out, reasons);
         if let Some(call) = opts.call_this_week(e.rank) {
-            w.write_field(if call { "yes" } else { "no" })
-                .map_err(werr)?;
+            out.cell(if call { b"yes" } else { b"no" });
         }
         if opts.with_previous {
             let change = e.change.unwrap_or(TierChange::New);
-            w.write_field(if change == TierChange::New {
-                "yes"
+            out.cell(if change == TierChange::New {
+                b"yes"
             } else {
-                "no"
-            })
-            .map_err(werr)?;
-            w.write_field(change.as_str()).map_err(werr)?;
+                b"no"
+            });
+            out.cell(change.as_str().as_bytes());
         }
-        w.write_record(None::<&[u8]>).map_err(werr)?;
+        out.end();
     }
-    w.flush().map_err(|e| ListError::Write {
-        file: rel.clone(),
-        message: e.to_string(),
-    })
+    use std::io::Write as _;
+    let mut file = run.file(&rel)?;
+    file.write_all(&out.bytes)
+        .and_then(|()| file.flush())
+        .map_err(|e| ListError::Write {
+            file: rel.clone(),
+            message: e.to_string(),
+        })
 }
 
 /// Writes `lists/pcn-<code>.csv` for every PCN: all its practices' listed
@@ -695,16 +742,6 @@ pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// A cell's text formatted into a reused buffer; nothing for `None`.
-fn shown(buf: &mut String, v: Option<impl std::fmt::Display>) -> &str {
-    use std::fmt::Write as _;
-    buf.clear();
-    if let Some(v) = v {
-        let _ = write!(buf, "{v}");
-    }
-    buf
-}
-
 /// Practice codes become file names; anything but letters, digits, `-` and `_` is replaced.
 pub fn safe_file_name(code: &str) -> String {
     let s: String = code
@@ -730,7 +767,7 @@ fn practice_batch(
     patients: &Patients,
     outcomes: &Outcomes,
     entries: &[ListEntry],
-    reasons: &[String],
+    reasons: &StringArray,
     opts: &ListOptions,
 ) -> Result<RecordBatch, ListError> {
     let rows = UInt32Array::from(entries.iter().map(|e| e.person as u32).collect::<Vec<_>>());
@@ -811,12 +848,7 @@ fn practice_batch(
         };
         push(&pack.features[f].name, column);
     }
-    push(
-        "reasons",
-        Arc::new(StringArray::from_iter_values(
-            reasons.iter().map(String::as_str),
-        )),
-    );
+    push("reasons", Arc::new(reasons.clone()));
     if opts.capacity.is_some() {
         push(
             "call_this_week",

@@ -133,6 +133,9 @@ pub struct PhysicalPlan {
     pub reads_age: bool,
     /// Whether a tier or exclusion reads `score`.
     pub reads_score: bool,
+    /// Rule indexes in the order their reasons are shown: highest points
+    /// first, ties in pack order ([`crate::pack::semantics::reason_order`]).
+    pub reason_order: Vec<usize>,
 }
 
 impl PhysicalPlan {
@@ -259,6 +262,8 @@ impl PhysicalPlan {
         all.extend(exclusions.iter());
         let reads_age = reads(&all, |x| matches!(x, PhysicalExpr::Age { .. }));
         let reads_score = reads(&all, |x| matches!(x, PhysicalExpr::Score));
+        let reason_order =
+            crate::pack::semantics::reason_order((0..rules.len()).collect(), |r| rules[r].points);
         Ok(PhysicalPlan {
             as_of,
             as_of_days: date_to_days(as_of),
@@ -266,7 +271,6 @@ impl PhysicalPlan {
             scan,
             population,
             features,
-            rules,
             score_add,
             tiers,
             contact_exclusions: exclusions
@@ -285,6 +289,8 @@ impl PhysicalPlan {
             date_of_birth,
             reads_age,
             reads_score,
+            reason_order,
+            rules,
         })
     }
 }
