@@ -242,25 +242,16 @@ impl Column {
         let wrong = || mismatch(ty.name());
         Ok(match ty {
             Type::Bool => Column::Bool(s.as_boolean_opt().ok_or_else(wrong)?.iter().collect()),
-            Type::Int => Column::Int(
-                s.as_primitive_opt::<Int64Type>()
-                    .ok_or_else(wrong)?
-                    .iter()
-                    .collect(),
-            ),
+            Type::Int => Column::Int(options(
+                s.as_primitive_opt::<Int64Type>().ok_or_else(wrong)?,
+            )),
             // Planned float columns are finite already (see plan::bind).
-            Type::Float => Column::Float(
-                s.as_primitive_opt::<Float64Type>()
-                    .ok_or_else(wrong)?
-                    .iter()
-                    .collect(),
-            ),
-            Type::Date => Column::Date(
-                s.as_primitive_opt::<Date32Type>()
-                    .ok_or_else(wrong)?
-                    .iter()
-                    .collect(),
-            ),
+            Type::Float => Column::Float(options(
+                s.as_primitive_opt::<Float64Type>().ok_or_else(wrong)?,
+            )),
+            Type::Date => Column::Date(options(
+                s.as_primitive_opt::<Date32Type>().ok_or_else(wrong)?,
+            )),
             Type::Str => Column::Str(s.as_string_opt::<i32>().ok_or_else(wrong)?.clone()),
             Type::Decimal | Type::Null => Column::Null(len),
         })
@@ -269,22 +260,70 @@ impl Column {
     /// The column as an Arrow array of the engine's type for `ty`
     /// (for list files and `list.parquet`).
     pub fn to_arrow(&self, ty: Type) -> ArrayRef {
+        self.to_arrow_rows(ty, None)
+    }
+
+    /// Rows `rows` of the column (all rows when `None`), in that order, as
+    /// an Arrow array of the engine's type for `ty`.
+    pub fn to_arrow_rows(&self, ty: Type, rows: Option<&[u32]>) -> ArrayRef {
+        fn pick<T: Copy>(v: &[Option<T>], rows: Option<&[u32]>) -> Vec<Option<T>> {
+            match rows {
+                Some(r) => r.iter().map(|&i| v[i as usize]).collect(),
+                None => v.to_vec(),
+            }
+        }
         match self {
-            Column::Bool(v) => Arc::new(v.iter().copied().collect::<BooleanArray>()),
-            Column::Int(v) => Arc::new(v.iter().copied().collect::<Int64Array>()),
-            Column::Float(v) => Arc::new(v.iter().copied().collect::<Float64Array>()),
+            Column::Bool(v) => Arc::new(bool_array(&pick(v, rows))),
+            Column::Int(v) => Arc::new(Int64Array::from(pick(v, rows))),
+            Column::Float(v) => Arc::new(Float64Array::from(pick(v, rows))),
             Column::Decimal(v) => {
-                let scaled: Decimal128Array =
-                    v.iter().map(|d| d.and_then(decimal_to_scaled)).collect();
+                let picked = pick(v, rows);
+                let n = picked.len();
+                let scaled: Decimal128Array = picked
+                    .into_iter()
+                    .map(|d| d.and_then(decimal_to_scaled))
+                    .collect();
                 match scaled.with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE) {
                     Ok(a) => Arc::new(a),
-                    Err(_) => new_null_array(&arrow_type(Type::Decimal), v.len()),
+                    Err(_) => new_null_array(&arrow_type(Type::Decimal), n),
                 }
             }
-            Column::Str(a) => Arc::new(a.clone()),
-            Column::Date(v) => Arc::new(v.iter().copied().collect::<Date32Array>()),
-            Column::Null(n) => new_null_array(&arrow_type(ty), *n),
+            Column::Str(a) => match rows {
+                Some(r) => {
+                    arrow::compute::take(a, &arrow::array::UInt32Array::from(r.to_vec()), None)
+                        .unwrap_or_else(|_| new_null_array(&arrow_type(ty), r.len()))
+                }
+                None => Arc::new(a.clone()),
+            },
+            Column::Date(v) => Arc::new(Date32Array::from(pick(v, rows))),
+            Column::Null(n) => new_null_array(&arrow_type(ty), rows.map_or(*n, <[u32]>::len)),
         }
+    }
+}
+
+/// A three-valued column as a `BooleanArray`, built a bitmap at a time.
+pub fn bool_array(v: &[Option<bool>]) -> BooleanArray {
+    use arrow::buffer::{BooleanBuffer, NullBuffer};
+    let values = BooleanBuffer::collect_bool(v.len(), |i| v[i] == Some(true));
+    let nulls = v
+        .iter()
+        .any(Option::is_none)
+        .then(|| NullBuffer::new(BooleanBuffer::collect_bool(v.len(), |i| v[i].is_some())));
+    BooleanArray::new(values, nulls)
+}
+
+/// A primitive Arrow array as `Option`s (the engine's columns).
+fn options<T: arrow::datatypes::ArrowPrimitiveType>(
+    a: &arrow::array::PrimitiveArray<T>,
+) -> Vec<Option<T::Native>> {
+    match a.nulls().filter(|n| n.null_count() > 0) {
+        None => a.values().iter().map(|&v| Some(v)).collect(),
+        Some(n) => a
+            .values()
+            .iter()
+            .zip(n.iter())
+            .map(|(&v, ok)| ok.then_some(v))
+            .collect(),
     }
 }
 

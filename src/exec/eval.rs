@@ -71,22 +71,45 @@ pub fn ages(
 }
 
 /// Applies `f` row by row where both sides are present (NULL otherwise).
+/// Each shape of operands (column or constant on either side) gets its own
+/// loop, so the inner loops do not branch on the shape.
 fn zip2<A: Copy, B: Copy, O>(
     len: usize,
     a: Acc<'_, A>,
     b: Acc<'_, B>,
     f: impl Fn(A, B) -> Option<O>,
 ) -> Vec<Option<O>> {
-    (0..len)
-        .map(|i| match (a.at(i), b.at(i)) {
-            (Some(x), Some(y)) => f(x, y),
-            _ => None,
-        })
-        .collect()
+    let both = |x: Option<A>, y: Option<B>| match (x, y) {
+        (Some(x), Some(y)) => f(x, y),
+        _ => None,
+    };
+    match (a, b) {
+        (Acc::Col(x), Acc::Col(y)) => x[..len]
+            .iter()
+            .zip(&y[..len])
+            .map(|(&x, &y)| both(x, y))
+            .collect(),
+        (Acc::Col(x), Acc::Const(None)) => vec_of_none(x[..len].len()),
+        (Acc::Col(x), Acc::Const(Some(y))) => {
+            x[..len].iter().map(|&x| x.and_then(|x| f(x, y))).collect()
+        }
+        (Acc::Const(None), Acc::Col(_)) => vec_of_none(len),
+        (Acc::Const(Some(x)), Acc::Col(y)) => {
+            y[..len].iter().map(|&y| y.and_then(|y| f(x, y))).collect()
+        }
+        (Acc::Const(x), Acc::Const(y)) => (0..len).map(|_| both(x, y)).collect(),
+    }
+}
+
+fn vec_of_none<O>(len: usize) -> Vec<Option<O>> {
+    (0..len).map(|_| None).collect()
 }
 
 fn map1<A: Copy, O>(len: usize, a: Acc<'_, A>, f: impl Fn(A) -> Option<O>) -> Vec<Option<O>> {
-    (0..len).map(|i| a.at(i).and_then(&f)).collect()
+    match a {
+        Acc::Col(x) => x[..len].iter().map(|&x| x.and_then(&f)).collect(),
+        Acc::Const(x) => (0..len).map(|_| x.and_then(&f)).collect(),
+    }
 }
 
 fn finite(x: f64) -> Option<f64> {
@@ -295,9 +318,20 @@ impl<'a> Chunk<'a> {
                 let (l, r) = (self.eval(l)?, self.eval(r)?);
                 let s = l.is_scalar() && r.is_scalar();
                 let (a, b) = (l.bools()?, r.bools()?);
-                let out = (0..self.rows(s))
-                    .map(|i| kleene(is_and, a.at(i), b.at(i)))
-                    .collect();
+                let n = self.rows(s);
+                let out = match (a, b) {
+                    (Acc::Col(x), Acc::Col(y)) if is_and => x[..n]
+                        .iter()
+                        .zip(&y[..n])
+                        .map(|(&x, &y)| kleene(true, x, y))
+                        .collect(),
+                    (Acc::Col(x), Acc::Col(y)) => x[..n]
+                        .iter()
+                        .zip(&y[..n])
+                        .map(|(&x, &y)| kleene(false, x, y))
+                        .collect(),
+                    _ => (0..n).map(|i| kleene(is_and, a.at(i), b.at(i))).collect(),
+                };
                 finish(Column::Bool(out), s)
             }
             P::Arithmetic {
@@ -471,7 +505,14 @@ impl<'a> Chunk<'a> {
         let (l, r) = (self.eval(left)?, self.eval(right)?);
         let s = l.is_scalar() && r.is_scalar();
         let n = self.rows(s);
-        let cmp = |o: Option<Ordering>| o.map(|o| holds(op, o));
+        // Whether the comparison holds for Less, Equal and Greater: a table
+        // lookup in the loops instead of a match on the operator.
+        let table = [
+            holds(op, Ordering::Less),
+            holds(op, Ordering::Equal),
+            holds(op, Ordering::Greater),
+        ];
+        let cmp = |o: Option<Ordering>| o.map(|o| table[(o as i8 + 1) as usize]);
         let out = match left.ty() {
             Type::Bool => zip2(n, l.bools()?, r.bools()?, |a, b| cmp(Some(a.cmp(&b)))),
             Type::Int => zip2(n, l.ints()?, r.ints()?, |a, b| cmp(Some(a.cmp(&b)))),
@@ -498,7 +539,7 @@ impl<'a> Chunk<'a> {
 /// The order of two decimals; at the same scale (the score against a
 /// literal held at the score's scale) the mantissas decide, without
 /// rescaling.
-#[inline]
+#[inline(always)]
 fn decimal_order(a: Decimal, b: Decimal) -> Ordering {
     if a.scale() == b.scale() {
         a.mantissa().cmp(&b.mantissa())
@@ -508,6 +549,7 @@ fn decimal_order(a: Decimal, b: Decimal) -> Ordering {
 }
 
 /// SQL three-valued AND / OR.
+#[inline(always)]
 fn kleene(and: bool, a: Option<bool>, b: Option<bool>) -> Option<bool> {
     if and {
         match (a, b) {

@@ -11,8 +11,6 @@ pub mod column;
 pub mod eval;
 pub mod scan;
 
-use std::sync::Arc;
-
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::concat;
 use rayon::prelude::*;
@@ -501,7 +499,7 @@ fn evaluate_chunk(
                 *s += rule.points;
             }
         }
-        rules.push(BooleanArray::from(state));
+        rules.push(state);
     }
     // `[score] add`: rounded to the score's 10 places, NULL adds nothing.
     if let Some(add) = &plan.score_add {
@@ -551,11 +549,12 @@ fn evaluate_chunk(
 
     let mut tally = Tally::new(plan);
     for (r, state) in rules.iter().enumerate() {
-        for (i, _) in population.iter().enumerate().filter(|(_, &p)| p) {
-            if state.is_null(i) {
-                tally.rule_unknown[r] += 1;
-            } else if state.value(i) {
-                tally.rule_fired[r] += 1;
+        // Outside the population every rule is FALSE (set above).
+        for s in state {
+            match s {
+                None => tally.rule_unknown[r] += 1,
+                Some(true) => tally.rule_fired[r] += 1,
+                Some(false) => {}
             }
         }
     }
@@ -571,7 +570,8 @@ fn evaluate_chunk(
         excluded_by: Vec::new(),
         tier: Vec::new(),
     };
-    let mut kept = Vec::with_capacity(len);
+    // Chunk rows of the people kept.
+    let mut kept: Vec<u32> = Vec::new();
     for i in 0..len {
         let facts = Facts {
             in_population: population[i],
@@ -584,9 +584,8 @@ fn evaluate_chunk(
         out.fate.push(Fate::code(&d));
         // Also kept: people who would be listed but for a recent call,
         // for their own file (they never silently vanish).
-        let k = keep == Keep::Everyone || d.listed() || recently_contacted(plan, &d);
-        kept.push(k);
-        if k {
+        if keep == Keep::Everyone || d.listed() || recently_contacted(plan, &d) {
+            kept.push(i as u32);
             out.people.push((start + i) as u32);
             out.in_population.push(d.in_population);
             out.forced.push(d.forced.map(|(o, f)| (o as u16, f)));
@@ -596,23 +595,21 @@ fn evaluate_chunk(
         }
     }
     // Features and rules of the kept people only.
-    let mask = (keep == Keep::Listed).then(|| BooleanArray::from(kept));
-    let pick = |a: ArrayRef| -> Result<ArrayRef, EvalError> {
-        match &mask {
-            Some(m) => arrow::compute::filter(a.as_ref(), m)
-                .map_err(|e| EvalError::Internal(format!("keeping listed people: {e}"))),
-            None => Ok(a),
-        }
-    };
+    let rows = (keep == Keep::Listed).then_some(kept.as_slice());
     out.features = features
         .iter()
         .zip(&plan.features)
-        .map(|(c, f)| f.keep.then(|| pick(c.to_arrow(f.ty))).transpose())
-        .collect::<Result<_, _>>()?;
+        .map(|(c, f)| f.keep.then(|| c.to_arrow_rows(f.ty, rows)))
+        .collect();
     out.rules = rules
-        .into_iter()
-        .map(|r| pick(Arc::new(r)).map(|a| a.as_boolean().clone()))
-        .collect::<Result<_, _>>()?;
+        .iter()
+        .map(|state| match rows {
+            Some(r) => {
+                column::bool_array(&r.iter().map(|&i| state[i as usize]).collect::<Vec<_>>())
+            }
+            None => column::bool_array(state),
+        })
+        .collect();
     Ok(out)
 }
 
