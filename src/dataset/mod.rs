@@ -52,6 +52,9 @@ pub struct TableFile {
     pub batches: Option<std::sync::Arc<[arrow::array::RecordBatch]>>,
     /// Its column names and date formats, from dataset.toml.
     pub spec: Arc<TableSpec>,
+    /// A Parquet file's footer, parsed once and shared by every reader of
+    /// the file (the scan opens one reader a row group).
+    pub parquet_footer: Arc<std::sync::OnceLock<parquet::arrow::arrow_reader::ArrowReaderMetadata>>,
 }
 
 impl TableFile {
@@ -63,6 +66,7 @@ impl TableFile {
             format: Format::Memory,
             batches: Some(batches.into()),
             spec: Arc::default(),
+            parquet_footer: Arc::default(),
         }
     }
 
@@ -198,6 +202,7 @@ impl Dataset {
                 format,
                 batches: None,
                 spec: Arc::default(),
+                parquet_footer: Arc::default(),
             });
         }
         tables.sort_by(|a, b| a.name.cmp(&b.name));

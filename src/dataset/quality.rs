@@ -195,6 +195,54 @@ pub fn patient_findings(
 /// new id before the index is asked.
 const LOOK_AHEAD: usize = 8;
 
+/// Integer ids resolved to patients-table rows one at a time, by the rules
+/// of [`resolve_rows`] (which uses it).
+pub struct IntRows<'a> {
+    patients: &'a Patients,
+    /// The patients table's ids (empty when they are text).
+    table: &'a [i64],
+    last: Option<(i64, u32)>,
+    next: usize,
+}
+
+impl<'a> IntRows<'a> {
+    pub fn new(patients: &'a Patients) -> IntRows<'a> {
+        IntRows {
+            patients,
+            table: match &patients.ids {
+                PatientIds::Int(p) => p.values(),
+                PatientIds::Text(_) => &[],
+            },
+            last: None,
+            next: 0,
+        }
+    }
+
+    /// The row of `id` (`u32::MAX`: unknown).
+    #[inline]
+    pub fn row(&mut self, id: i64) -> u32 {
+        match self.last {
+            Some((l, r)) if l == id => r,
+            _ => self.look_up(id),
+        }
+    }
+
+    #[inline(never)]
+    fn look_up(&mut self, id: i64) -> u32 {
+        // People without events are skipped: look a few rows ahead.
+        let ahead = self.table.get(self.next..).unwrap_or(&[]);
+        let r = match ahead.iter().take(LOOK_AHEAD).position(|&t| t == id) {
+            Some(k) => (self.next + k) as u32,
+            None => self.patients.row_of_int(id).unwrap_or(u32::MAX),
+        };
+        if r != u32::MAX {
+            self.next = r as usize + 1;
+        }
+        self.last = Some((id, r));
+        r
+    }
+}
+
 /// Row ids of an event batch resolved to patients-table rows (`u32::MAX`:
 /// unknown). Consecutive equal ids (tables grouped by patient) are looked up
 /// once; and when a new id is on one of the few patients rows after the
@@ -206,31 +254,8 @@ pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
     out.reserve(ids.len());
     match ids {
         PatientIds::Int(a) => {
-            let table: &[i64] = match &patients.ids {
-                PatientIds::Int(p) => p.values(),
-                PatientIds::Text(_) => &[],
-            };
-            let mut last: Option<(i64, u32)> = None;
-            let mut next = 0usize;
-            for &id in a.values().iter() {
-                let row = match last {
-                    Some((l, r)) if l == id => r,
-                    _ => {
-                        // People without events are skipped: look a few rows ahead.
-                        let ahead = table.get(next..).unwrap_or(&[]);
-                        let r = match ahead.iter().take(LOOK_AHEAD).position(|&t| t == id) {
-                            Some(k) => (next + k) as u32,
-                            None => patients.row_of_int(id).unwrap_or(u32::MAX),
-                        };
-                        if r != u32::MAX {
-                            next = r as usize + 1;
-                        }
-                        last = Some((id, r));
-                        r
-                    }
-                };
-                out.push(row);
-            }
+            let mut rows = IntRows::new(patients);
+            out.extend(a.values().iter().map(|&id| rows.row(id)));
         }
         PatientIds::Text(a) => {
             let table = match &patients.ids {

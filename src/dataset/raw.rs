@@ -13,7 +13,8 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
 
@@ -182,13 +183,7 @@ pub fn row_group_sizes(table: &TableFile) -> Result<Vec<u64>, DatasetError> {
         }
         Format::Parquet => {}
     }
-    let file = File::open(&table.path).map_err(|source| DatasetError::Io {
-        path: table.path.clone(),
-        source,
-    })?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_open_error(table, e))?;
-    Ok(builder
+    Ok(footer(table)?
         .metadata()
         .row_groups()
         .iter()
@@ -311,6 +306,22 @@ fn parquet_open_error(table: &TableFile, e: parquet::errors::ParquetError) -> Da
     }
 }
 
+/// The file's footer: parsed on first use, then shared (see
+/// [`TableFile::parquet_footer`]). A file that cannot be read is not
+/// remembered: every reader reports it.
+fn footer(table: &TableFile) -> Result<ArrowReaderMetadata, DatasetError> {
+    if let Some(m) = table.parquet_footer.get() {
+        return Ok(m.clone());
+    }
+    let file = File::open(&table.path).map_err(|source| DatasetError::Io {
+        path: table.path.clone(),
+        source,
+    })?;
+    let m = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|e| parquet_open_error(table, e))?;
+    Ok(table.parquet_footer.get_or_init(|| m).clone())
+}
+
 fn open_parquet(
     table: &TableFile,
     wanted: &[&str],
@@ -322,13 +333,14 @@ fn open_parquet(
         file: file_name.clone(),
         message: e.to_string(),
     };
-    let file = File::open(&table.path).map_err(|source| DatasetError::Io {
-        path: table.path.clone(),
-        source,
-    })?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_open_error(table, e))?;
-    let schema = builder.schema().clone();
+    let open = || {
+        File::open(&table.path).map_err(|source| DatasetError::Io {
+            path: table.path.clone(),
+            source,
+        })
+    };
+    let base = footer(table)?;
+    let schema = base.schema().clone();
     let columns: Vec<String> = map_columns(
         table,
         schema.fields().iter().map(|f| f.name().clone()).collect(),
@@ -339,20 +351,15 @@ fn open_parquet(
     // pages instead of materialising every string.
     let dictionary: Vec<&str> = dictionary.iter().map(|d| table.spec.file_name(d)).collect();
     let hinted = dictionary_hint(&schema, &dictionary);
-    let builder = match hinted {
-        Some(hint) => {
-            let file = File::open(&table.path).map_err(|source| DatasetError::Io {
-                path: table.path.clone(),
-                source,
-            })?;
-            ParquetRecordBatchReaderBuilder::try_new_with_options(
-                file,
-                ArrowReaderOptions::new().with_schema(hint),
-            )
-            .map_err(perr)?
-        }
-        None => builder,
+    let metadata = match hinted {
+        Some(hint) => ArrowReaderMetadata::try_new(
+            base.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(hint),
+        )
+        .map_err(perr)?,
+        None => base,
     };
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, metadata);
 
     // Project the wanted columns, by their index among the root fields.
     let indices: Vec<usize> = wanted
@@ -785,6 +792,7 @@ mod chunk_tests {
             format: Format::Csv,
             batches: None,
             spec: Default::default(),
+            parquet_footer: Default::default(),
         };
         let (_, mut chunks) = CsvChunks::open(&table, &["patient_id", "code", "date"]).unwrap();
         chunks.chunk_bytes = size;

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, StringArray};
 use rayon::prelude::*;
 
+use crate::dataset::columns::PatientIds;
 use crate::dataset::events::{ContactReader, EventBatch, EventReader};
-use crate::dataset::quality::{batch_findings, resolve_rows, Findings};
+use crate::dataset::quality::{batch_findings, resolve_rows, Findings, IntRows};
 use crate::dataset::raw::row_group_sizes;
 use crate::dataset::{DatasetError, Patients, TableFile};
 use crate::plan::{AccKind, ScanPlan, TableScan};
@@ -370,13 +371,7 @@ impl PartOutput {
         batch: &EventBatch,
         as_of_days: i32,
     ) {
-        let mut rows = Vec::with_capacity(batch.len());
-        resolve_rows(patients, &batch.ids, &mut rows);
         self.counts.rows += batch.len() as u64;
-        self.counts
-            .findings
-            .add(&batch_findings(patients, batch, &rows, as_of_days));
-
         // One match set per distinct code of the batch's dictionary.
         let dict = batch.codes.values();
         let reuse = matches!(&self.dictionary, Some((d, _, _)) if Arc::ptr_eq(d, dict));
@@ -410,15 +405,7 @@ impl PartOutput {
         let keys = batch.codes.keys().values();
         let dates = batch.dates.values();
         let values = batch.values.as_ref();
-        for i in 0..rows.len() {
-            let set = masks.get(keys[i] as usize).copied().unwrap_or(0);
-            if set == 0 {
-                continue;
-            }
-            let (row, date) = (rows[i], dates[i]);
-            if row == u32::MAX || date > as_of_days {
-                continue;
-            }
+        let mut hit = |i: usize, row: u32, date: i32, set: u32| {
             // Non-finite values (NaN, ±infinity) count as no value.
             let value = match values {
                 Some(v) if v.is_valid(i) && v.value(i).is_finite() => v.value(i),
@@ -433,6 +420,75 @@ impl PartOutput {
                 value,
                 code,
             });
+        };
+        match &batch.ids {
+            // One pass: each id resolved (once a run of equal ids), the
+            // findings counted, and the events in a codelist kept.
+            PatientIds::Int(patient_ids) => {
+                let ids = patient_ids.values();
+                // First, branch-free, the few rows whose code is in a codelist.
+                let mut candidates = vec![0u32; ids.len()];
+                let mut found = 0usize;
+                for (i, &k) in keys.iter().enumerate() {
+                    candidates[found] = i as u32;
+                    found += usize::from(masks.get(k as usize).is_some_and(|&m| m != 0));
+                }
+                candidates.truncate(found);
+                let mut next = candidates.iter().copied().peekable();
+                // Then run by run of equal ids (a person's events are
+                // usually together): the id resolved once, the findings
+                // counted over the run's dates, the candidates kept.
+                let mut rows = IntRows::new(patients);
+                let dob = patients.date_of_birth.values();
+                let mut f = Findings::default();
+                let mut start = 0;
+                while start < ids.len() {
+                    let id = ids[start];
+                    let end = start
+                        + 1
+                        + ids[start + 1..]
+                            .iter()
+                            .position(|&x| x != id)
+                            .unwrap_or(ids.len() - start - 1);
+                    let row = rows.row(id);
+                    if row == u32::MAX {
+                        f.unknown_patient += (end - start) as u64;
+                        while next.next_if(|&c| (c as usize) < end).is_some() {}
+                        start = end;
+                        continue;
+                    }
+                    let birth = dob[row as usize];
+                    let (mut after, mut before) = (0u32, 0u32);
+                    for &d in &dates[start..end] {
+                        after += u32::from(d > as_of_days);
+                        before += u32::from(d < birth);
+                    }
+                    f.after_as_of += u64::from(after);
+                    f.before_birth += u64::from(before);
+                    while let Some(c) = next.next_if(|&c| (c as usize) < end) {
+                        let i = c as usize;
+                        if dates[i] <= as_of_days {
+                            hit(i, row, dates[i], masks[keys[i] as usize]);
+                        }
+                    }
+                    start = end;
+                }
+                self.counts.findings.add(&f);
+            }
+            PatientIds::Text(_) => {
+                let mut rows = Vec::with_capacity(batch.len());
+                resolve_rows(patients, &batch.ids, &mut rows);
+                self.counts
+                    .findings
+                    .add(&batch_findings(patients, batch, &rows, as_of_days));
+                for (i, &row) in rows.iter().enumerate() {
+                    let set = masks.get(keys[i] as usize).copied().unwrap_or(0);
+                    if set == 0 || row == u32::MAX || dates[i] > as_of_days {
+                        continue;
+                    }
+                    hit(i, row, dates[i], set);
+                }
+            }
         }
     }
 }
