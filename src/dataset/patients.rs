@@ -81,9 +81,13 @@ fn text_hash(id: &str) -> u64 {
     int_hash(h as i64)
 }
 
+/// The shard of a hash: middle bits, which the shard's table uses for
+/// neither its bucket (the low bits) nor its 7-bit tag (the top bits);
+/// taking the top bits would leave every id of a shard with nearly the
+/// same tag, and each insert comparing ids.
 #[inline]
 fn shard_of(hash: u64) -> usize {
-    (hash >> 60) as usize & (INDEX_SHARDS - 1)
+    (hash >> 40) as usize & (INDEX_SHARDS - 1)
 }
 
 /// A typed patient column by contract name, for the planner.
@@ -262,6 +266,7 @@ impl Patients {
             return Err(DatasetError::EmptyPatients { file });
         }
         let mut patients = Patients::assemble(file, parts)?;
+
         patients.spec = table.spec.clone();
         patients.deprivation = deprivation;
         patients.imd_from_column = all.iter().any(|c| c == IMD_DECILE);
@@ -332,16 +337,34 @@ impl Patients {
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
-        let index = build_index(&file, &ids, &parts)?;
+        // The index is built while the other columns are put together.
+        let (mut index, mut practice_code, mut pcn_code, mut sex, mut lsoa_code) =
+            (None, None, None, None, None);
+        let (mut date_of_birth, mut registration_end, mut date_of_death) = (None, None, None);
+        rayon::scope(|s| {
+            s.spawn(|_| index = Some(build_index(&file, &ids, &parts)));
+            s.spawn(|_| practice_code = Some(text(|p| &p.practice_code)));
+            s.spawn(|_| pcn_code = Some(text(|p| &p.pcn_code)));
+            s.spawn(|_| sex = Some(text(|p| &p.sex)));
+            s.spawn(|_| lsoa_code = Some(text(|p| &p.lsoa_code)));
+            s.spawn(|_| date_of_birth = Some(date(|p| &p.date_of_birth)));
+            s.spawn(|_| registration_end = Some(date(|p| &p.registration_end)));
+            s.spawn(|_| date_of_death = Some(date(|p| &p.date_of_death)));
+        });
+        let done = || DatasetError::Parquet {
+            file: file.clone(),
+            message: "a column was not put together".into(),
+        };
+        let index = index.ok_or_else(done)??;
         Ok(Patients {
-            practice_code: text(|p| &p.practice_code)?,
-            pcn_code: text(|p| &p.pcn_code)?,
-            date_of_birth: date(|p| &p.date_of_birth)?,
-            sex: text(|p| &p.sex)?,
-            lsoa_code: text(|p| &p.lsoa_code)?,
+            practice_code: practice_code.ok_or_else(done)??,
+            pcn_code: pcn_code.ok_or_else(done)??,
+            date_of_birth: date_of_birth.ok_or_else(done)??,
+            sex: sex.ok_or_else(done)??,
+            lsoa_code: lsoa_code.ok_or_else(done)??,
             imd_decile,
-            registration_end: date(|p| &p.registration_end)?,
-            date_of_death: date(|p| &p.date_of_death)?,
+            registration_end: registration_end.ok_or_else(done)??,
+            date_of_death: date_of_death.ok_or_else(done)??,
             extras,
             ids,
             index,

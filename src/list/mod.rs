@@ -274,28 +274,35 @@ pub fn rank_within(
                 .iter()
                 .flat_map(|&i| order.iter().map(move |(k, _)| key(i, k)))
                 .collect();
-            let mut positions: Vec<usize> = (0..people.len()).collect();
-            // The patient id makes the order total, so an unstable sort is
-            // deterministic.
-            positions.sort_unstable_by(|&x, &y| {
-                let (a, b) = (people[x], people[y]);
-                let ta = outcomes.tier[a].unwrap_or(u16::MAX);
-                let tb = outcomes.tier[b].unwrap_or(u16::MAX);
-                ta.cmp(&tb)
-                    .then_with(|| {
-                        let (ka, kb) = (&keys[x * width..][..width], &keys[y * width..][..width]);
-                        for (((_, descending), va), vb) in order.iter().zip(ka).zip(kb) {
-                            let o = va.compare(vb, *descending);
-                            if o != Ordering::Equal {
-                                return o;
-                            }
-                        }
-                        Ordering::Equal
-                    })
-                    .then_with(|| {
-                        compare_ids(&patients.ids, outcomes.person(a), outcomes.person(b))
-                    })
-            });
+            let positions = match packed_order(&keys, width, order, &people, outcomes, patients) {
+                Some(p) => p,
+                None => {
+                    let mut positions: Vec<usize> = (0..people.len()).collect();
+                    // The patient id makes the order total, so an unstable sort is
+                    // deterministic.
+                    positions.sort_unstable_by(|&x, &y| {
+                        let (a, b) = (people[x], people[y]);
+                        let ta = outcomes.tier[a].unwrap_or(u16::MAX);
+                        let tb = outcomes.tier[b].unwrap_or(u16::MAX);
+                        ta.cmp(&tb)
+                            .then_with(|| {
+                                let (ka, kb) =
+                                    (&keys[x * width..][..width], &keys[y * width..][..width]);
+                                for (((_, descending), va), vb) in order.iter().zip(ka).zip(kb) {
+                                    let o = va.compare(vb, *descending);
+                                    if o != Ordering::Equal {
+                                        return o;
+                                    }
+                                }
+                                Ordering::Equal
+                            })
+                            .then_with(|| {
+                                compare_ids(&patients.ids, outcomes.person(a), outcomes.person(b))
+                            })
+                    });
+                    positions
+                }
+            };
             let entries = positions
                 .into_iter()
                 .map(|x| people[x])
@@ -330,6 +337,60 @@ pub fn rank_within(
             }
         })
         .collect()
+}
+
+/// An order key as an integer that sorts as [`SortKey::compare`] does
+/// (NULL last in either direction), when there is one.
+fn packed_key(k: &SortKey, descending: bool) -> Option<i128> {
+    const LIMIT: i128 = 1 << 126;
+    let v = match k {
+        SortKey::Null => return Some(i128::MAX),
+        SortKey::Num(v) => *v,
+        // The bits `f64::total_cmp` compares.
+        SortKey::Float(x) => {
+            let b = x.to_bits() as i64;
+            i128::from(b ^ (((b >> 63) as u64) >> 1) as i64)
+        }
+        SortKey::Other(_) => return None,
+    };
+    (-LIMIT < v && v < LIMIT).then_some(if descending { -v } else { v })
+}
+
+/// The ranking of one list as a sort of plain integer tuples (tier, up to
+/// two order keys, integer patient id), when every key packs into an
+/// integer: the same order as the general comparison, without a
+/// comparison that looks anything up. `None`: use the general one.
+fn packed_order(
+    keys: &[SortKey],
+    width: usize,
+    order: &[(OrderKeyPlan, bool)],
+    people: &[usize],
+    outcomes: &Outcomes,
+    patients: &Patients,
+) -> Option<Vec<usize>> {
+    let PatientIds::Int(ids) = &patients.ids else {
+        return None;
+    };
+    if width > 2 {
+        return None;
+    }
+    let mut rows: Vec<(u16, i128, i128, i64, u32)> = Vec::with_capacity(people.len());
+    for (x, &slot) in people.iter().enumerate() {
+        let mut k = [0i128; 2];
+        for (j, (_, descending)) in order.iter().enumerate() {
+            k[j] = packed_key(&keys[x * width + j], *descending)?;
+        }
+        rows.push((
+            outcomes.tier[slot].unwrap_or(u16::MAX),
+            k[0],
+            k[1],
+            ids.value(outcomes.person(slot)),
+            x as u32,
+        ));
+    }
+    // Ids are unique, so the position never decides.
+    rows.sort_unstable();
+    Some(rows.into_iter().map(|r| r.4 as usize).collect())
 }
 
 /// The last tie-break: patient ids in the same order whether they were
@@ -898,5 +959,69 @@ mod id_order_tests {
         assert_eq!(compare_id_text("010", "9"), Greater);
         assert_eq!(compare_id_text("010", "09"), Less);
         assert_eq!(compare_id_text("42", "42"), Equal);
+    }
+}
+
+#[cfg(test)]
+mod packed_order_tests {
+    use super::{packed_key, SortKey};
+
+    /// Within one order key every value is of one kind (or NULL): packed
+    /// keys must order such values exactly as `SortKey::compare` does, in
+    /// both directions, NULL last.
+    #[test]
+    fn packed_keys_order_as_sort_keys_do() {
+        let nums = [
+            0i128,
+            -1,
+            1,
+            -7,
+            80,
+            120,
+            10_000_000_000,
+            -(1 << 100),
+            1 << 100,
+        ];
+        let floats = [
+            0.0f64,
+            -0.0,
+            1.5,
+            -1.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::NAN,
+        ];
+        let kinds: [Vec<SortKey>; 2] = [
+            nums.iter()
+                .map(|&n| SortKey::Num(n))
+                .chain([SortKey::Null])
+                .collect(),
+            floats
+                .iter()
+                .map(|&x| SortKey::Float(x))
+                .chain([SortKey::Null])
+                .collect(),
+        ];
+        for values in &kinds {
+            for a in values {
+                for b in values {
+                    for descending in [false, true] {
+                        let packed = packed_key(a, descending)
+                            .unwrap()
+                            .cmp(&packed_key(b, descending).unwrap());
+                        assert_eq!(
+                            packed,
+                            a.compare(b, descending),
+                            "{a:?} vs {b:?}, {descending}"
+                        );
+                    }
+                }
+            }
+        }
+        // Beyond what packs exactly: the general comparison is used.
+        assert_eq!(packed_key(&SortKey::Num(i128::MAX), false), None);
+        assert_eq!(packed_key(&SortKey::Num(i128::MIN + 1), true), None);
     }
 }
