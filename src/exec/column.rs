@@ -327,6 +327,34 @@ fn options<T: arrow::datatypes::ArrowPrimitiveType>(
     }
 }
 
+/// Appends row `i` of an engine array of pack type `ty` as a list cell
+/// shows it: as the value's `Display` writes it, NULL as nothing. The
+/// common types are written straight from their arrays (this runs for
+/// every cell of every list); the others go through [`Value`].
+pub fn write_value(a: &dyn Array, ty: Type, i: usize, out: &mut String) {
+    use std::fmt::Write as _;
+    if a.is_null(i) {
+        return;
+    }
+    match ty {
+        Type::Bool if a.as_boolean_opt().is_some() => {
+            out.push_str(crate::pack::expr::yes_no(a.as_boolean().value(i)))
+        }
+        Type::Int if a.as_primitive_opt::<Int64Type>().is_some() => {
+            out.push_str(itoa::Buffer::new().format(a.as_primitive::<Int64Type>().value(i)))
+        }
+        Type::Float if a.as_primitive_opt::<Float64Type>().is_some() => {
+            let _ = write!(out, "{}", a.as_primitive::<Float64Type>().value(i));
+        }
+        Type::Str if a.as_string_opt::<i32>().is_some() => {
+            out.push_str(a.as_string::<i32>().value(i))
+        }
+        _ => {
+            let _ = write!(out, "{}", value_at(a, ty, i));
+        }
+    }
+}
+
 /// The value of row `i` of an engine array of pack type `ty`.
 pub fn value_at(a: &dyn Array, ty: Type, i: usize) -> Value {
     if a.is_null(i) {

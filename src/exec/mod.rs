@@ -261,31 +261,9 @@ impl Outcomes {
     /// written straight from their arrays (this runs for every cell of
     /// every list); the others go through [`Value`].
     pub fn write_feature(&self, f: usize, i: usize, out: &mut String) {
-        use arrow::datatypes::{Float64Type, Int64Type};
-        use std::fmt::Write as _;
-        let Some(a) = &self.features[f] else {
-            return;
-        };
-        if a.is_null(i) {
-            return;
+        if let Some(a) = &self.features[f] {
+            column::write_value(a.as_ref(), self.feature_types[f], i, out);
         }
-        let _ = match self.feature_types[f] {
-            Type::Bool if a.as_boolean_opt().is_some() => {
-                out.push_str(crate::pack::expr::yes_no(a.as_boolean().value(i)));
-                Ok(())
-            }
-            Type::Int if a.as_primitive_opt::<Int64Type>().is_some() => {
-                write!(out, "{}", a.as_primitive::<Int64Type>().value(i))
-            }
-            Type::Float if a.as_primitive_opt::<Float64Type>().is_some() => {
-                write!(out, "{}", a.as_primitive::<Float64Type>().value(i))
-            }
-            Type::Str if a.as_string_opt::<i32>().is_some() => {
-                out.push_str(a.as_string::<i32>().value(i));
-                Ok(())
-            }
-            _ => write!(out, "{}", self.feature_value(f, i)),
-        };
     }
 
     pub fn score_decimal(&self, i: usize) -> Decimal {

@@ -575,18 +575,10 @@ pub fn write_lists(
                 .par_iter()
                 .map(|list| {
                     let reasons = reason_texts(pack, plan, outcomes, list);
-                    write_practice_list(
-                        run,
-                        ("", ""),
-                        &heads,
-                        pack,
-                        outcomes,
-                        patients,
-                        list,
-                        &reasons,
-                        opts,
-                    )?;
-                    practice_batch(pack, patients, outcomes, &list.entries, &reasons, opts)
+                    let batch =
+                        practice_batch(pack, patients, outcomes, &list.entries, &reasons, opts)?;
+                    write_practice_list(run, ("", ""), &heads, pack, list, &batch, opts)?;
+                    Ok(batch)
                 })
                 .collect();
             for batch in batches {
@@ -612,24 +604,28 @@ pub fn write_lists(
     })
 }
 
-/// Writes `lists/<practice>.csv`: the whole file is formatted into one
-/// buffer ([`csv_out::CsvBuf`]) and written at once.
+/// Writes `lists/<practice>.csv` from the practice's `list.parquet` rows
+/// (`batch`, see [`practice_batch`]: the people's cells already gathered
+/// in list order): the whole file is formatted into one buffer
+/// ([`csv_out::CsvBuf`]) and written at once.
 #[allow(clippy::too_many_arguments)]
 fn write_practice_list(
     run: &RunDir,
     (prefix, suffix): (&str, &str),
     heads: &[String],
     pack: &Pack,
-    outcomes: &Outcomes,
-    patients: &Patients,
     list: &PracticeList,
-    reasons: &StringArray,
+    batch: &RecordBatch,
     opts: &ListOptions,
 ) -> Result<(), ListError> {
     let rel = format!(
         "lists/{prefix}{}{suffix}.csv",
         safe_file_name(&list.practice_code)
     );
+    let werr = |message: String| ListError::Write {
+        file: rel.clone(),
+        message,
+    };
     let mut out = csv_out::CsvBuf::with_capacity(160 * (list.entries.len() + 1));
     for h in heads {
         out.text(h);
@@ -646,54 +642,89 @@ fn write_practice_list(
             )
         })
         .collect();
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| werr(format!("no {name} column in the list")))
+    };
+    let texts = |name: &str| -> Result<&StringArray, ListError> {
+        column(name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| werr(format!("{name} is not text")))
+    };
+    let ids = column(contract::PATIENT_ID)?;
+    let (practice, pcn, sex) = (
+        texts(contract::PRACTICE_CODE)?,
+        texts(contract::PCN_CODE)?,
+        texts(contract::SEX)?,
+    );
+    // The pack's columns follow the ten fixed ones, then the reasons (by
+    // position: a feature may share a name with a fixed column).
+    const FIXED: usize = 10;
+    let display = pack.list.display.len();
+    let reasons = batch
+        .columns()
+        .get(FIXED + display)
+        .and_then(|a| a.as_string_opt::<i32>())
+        .ok_or_else(|| werr("no reasons column in the list".into()))?;
+    let score = column("score")?
+        .as_primitive_opt::<arrow::datatypes::Decimal128Type>()
+        .ok_or_else(|| werr("score is not a decimal".into()))?;
+    let imd = column(contract::IMD_DECILE)?
+        .as_primitive_opt::<arrow::datatypes::Int32Type>()
+        .ok_or_else(|| werr("imd_decile is not an integer".into()))?;
+    let features: Vec<(&ArrayRef, crate::pack::Type)> = pack
+        .list
+        .display
+        .iter()
+        .zip(&batch.columns()[FIXED..FIXED + display])
+        .map(|(&f, a)| (a, pack.features[f].ty))
+        .collect();
     let text_cell = |out: &mut csv_out::CsvBuf, text: &str| out.text(&inert(text));
     // Lists are in score order: the last score's text is usually the next one's.
     let mut last_score: Option<(i128, String)> = None;
     let mut buf = String::new();
-    let imd = &patients.imd_decile;
-    for (e, reasons) in list.entries.iter().zip(reasons.iter()) {
-        let reasons = reasons.unwrap_or_default();
-        let i = e.person;
+    for (r, e) in list.entries.iter().enumerate() {
         out.int(e.rank);
-        match &patients.ids {
-            PatientIds::Int(ids) => out.int(ids.value(i)),
-            PatientIds::Text(ids) => text_cell(&mut out, ids.value(i)),
+        match ids.as_primitive_opt::<arrow::datatypes::Int64Type>() {
+            Some(ints) => out.int(ints.value(r)),
+            None => text_cell(&mut out, ids.as_string::<i32>().value(r)),
         }
-        text_cell(&mut out, patients.practice_code.value(i));
-        text_cell(&mut out, patients.pcn_code.value(i));
+        text_cell(&mut out, practice.value(r));
+        text_cell(&mut out, pcn.value(r));
         let (tier_id, tier_label) = &tiers[e.tier as usize];
         out.cell(tier_id);
         out.cell(tier_label);
-        let score = outcomes.score[e.slot];
+        let scaled = score.value(r);
         match &last_score {
-            Some((s, text)) if *s == score => out.text(text),
+            Some((s, text)) if *s == scaled => out.text(text),
             _ => {
-                let text = outcomes.score_decimal(e.slot).to_string();
+                let text = crate::plan::types::scaled_to_decimal(scaled).to_string();
                 out.text(&text);
-                last_score = Some((score, text));
+                last_score = Some((scaled, text));
             }
         }
         match e.age {
             Some(a) => out.int(a),
             None => out.empty(),
         }
-        text_cell(&mut out, patients.sex.value(i));
-        if imd.is_valid(i) {
-            out.int(imd.value(i));
+        text_cell(&mut out, sex.value(r));
+        if imd.is_valid(r) {
+            out.int(imd.value(r));
         } else {
             out.empty();
         }
-        for &f in &pack.list.display {
+        for (a, ty) in &features {
             buf.clear();
-            outcomes.write_feature(f, e.slot, &mut buf);
+            crate::exec::column::write_value(a.as_ref(), *ty, r, &mut buf);
             // Numbers stay numbers (a negative one is not a formula).
-            if pack.features[f].ty == crate::pack::Type::Str {
+            if *ty == crate::pack::Type::Str {
                 text_cell(&mut out, &buf);
             } else {
                 out.text(&buf);
             }
         }
-        text_cell(&mut out, reasons);
+        text_cell(&mut out, reasons.value(r));
         if let Some(call) = opts.call_this_week(e.rank) {
             out.cell(if call { b"yes" } else { b"no" });
         }
@@ -712,10 +743,7 @@ fn write_practice_list(
     let mut file = run.file(&rel)?;
     file.write_all(&out.bytes)
         .and_then(|()| file.flush())
-        .map_err(|e| ListError::Write {
-            file: rel.clone(),
-            message: e.to_string(),
-        })
+        .map_err(|e| werr(e.to_string()))
 }
 
 /// Writes `lists/pcn-<code>.csv` for every PCN: all its practices' listed
@@ -777,15 +805,14 @@ fn write_csv_lists(
     let heads = headings(pack, opts);
     lists.par_iter().try_for_each(|list| {
         let reasons = reason_texts(pack, plan, outcomes, list);
+        let batch = practice_batch(pack, patients, outcomes, &list.entries, &reasons, opts)?;
         write_practice_list(
             run,
             affix(&list.practice_code),
             &heads,
             pack,
-            outcomes,
-            patients,
             list,
-            &reasons,
+            &batch,
             opts,
         )
     })
