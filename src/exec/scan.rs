@@ -325,7 +325,7 @@ fn scan_table(
         let typer = EventReader::open_part(file, None, table.reads_values)?.typer();
         let wanted = EventReader::columns(table.reads_values);
         let (_, mut chunks) = crate::dataset::raw::CsvChunks::open(file, wanted)?;
-        loop {
+        let mut read_round = || -> Result<Vec<_>, DatasetError> {
             let mut round_chunks = Vec::with_capacity(round);
             while round_chunks.len() < round {
                 match chunks.next_chunk()? {
@@ -333,9 +333,9 @@ fn scan_table(
                     None => break,
                 }
             }
-            if round_chunks.is_empty() {
-                break;
-            }
+            Ok(round_chunks)
+        };
+        let parse_round = |round_chunks: Vec<crate::dataset::raw::CsvChunk>| {
             let results: Vec<Result<PartOutput, DatasetError>> = round_chunks
                 .into_par_iter()
                 .map(|chunk| {
@@ -347,8 +347,15 @@ fn scan_table(
                     Ok(out)
                 })
                 .collect();
-            let outputs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-            apply(outputs, accs);
+            results.into_iter().collect::<Result<Vec<_>, _>>()
+        };
+        // The next round is read from the file while this one is parsed.
+        let mut current = read_round()?;
+        while !current.is_empty() {
+            let (outputs, next) = rayon::join(|| parse_round(current), &mut read_round);
+            // A parse error comes before any later read error (file order).
+            apply(outputs?, accs);
+            current = next?;
         }
     }
     Ok(total)
