@@ -337,12 +337,13 @@ impl Patients {
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
-        // The index is built while the other columns are put together.
-        let (mut index, mut practice_code, mut pcn_code, mut sex, mut lsoa_code) =
-            (None, None, None, None, None);
+        // The index first (its own work is parallel, and its scratch space
+        // is freed before the columns are put together: the peak memory of
+        // a run), then the other columns side by side.
+        let index = build_index(&file, &ids, &parts)?;
+        let (mut practice_code, mut pcn_code, mut sex, mut lsoa_code) = (None, None, None, None);
         let (mut date_of_birth, mut registration_end, mut date_of_death) = (None, None, None);
         rayon::scope(|s| {
-            s.spawn(|_| index = Some(build_index(&file, &ids, &parts)));
             s.spawn(|_| practice_code = Some(text(|p| &p.practice_code)));
             s.spawn(|_| pcn_code = Some(text(|p| &p.pcn_code)));
             s.spawn(|_| sex = Some(text(|p| &p.sex)));
@@ -355,7 +356,6 @@ impl Patients {
             file: file.clone(),
             message: "a column was not put together".into(),
         };
-        let index = index.ok_or_else(done)??;
         Ok(Patients {
             practice_code: practice_code.ok_or_else(done)??,
             pcn_code: pcn_code.ok_or_else(done)??,
