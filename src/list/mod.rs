@@ -196,15 +196,7 @@ pub fn list_batches(
     lists: &[PracticeList],
     opts: &ListOptions,
 ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>), ListError> {
-    let schema = practice_batch(
-        pack,
-        patients,
-        outcomes,
-        &[],
-        &StringArray::from(Vec::<&str>::new()),
-        opts,
-    )?
-    .schema();
+    let schema = list_schema(pack, patients, outcomes, opts)?;
     let batches = lists
         .par_iter()
         .filter(|l| !l.entries.is_empty())
@@ -239,16 +231,7 @@ pub fn write_lists(
         file: "list.parquet".into(),
         message,
     };
-    // The schema, from the batch of an empty list.
-    let schema = practice_batch(
-        pack,
-        patients,
-        outcomes,
-        &[],
-        &StringArray::from(Vec::<&str>::new()),
-        opts,
-    )?
-    .schema();
+    let schema = list_schema(pack, patients, outcomes, opts)?;
     let file = run.file("list.parquet")?;
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
@@ -543,6 +526,17 @@ pub fn safe_file_name(code: &str) -> String {
     } else {
         s
     }
+}
+
+/// The schema of `list.parquet`: that of an empty list's batch.
+fn list_schema(
+    pack: &Pack,
+    patients: &Patients,
+    outcomes: &Outcomes,
+    opts: &ListOptions,
+) -> Result<arrow::datatypes::SchemaRef, ListError> {
+    let no_reasons = StringArray::from(Vec::<&str>::new());
+    Ok(practice_batch(pack, patients, outcomes, &[], &no_reasons, opts)?.schema())
 }
 
 /// One practice's rows of `list.parquet`.
