@@ -280,11 +280,31 @@ impl TextColumn {
             .unwrap_or_else(|_| StringArray::from_iter(self.iter()))
     }
 
-    /// The given rows as plain UTF-8.
-    pub fn take_strings(&self, rows: &arrow::array::UInt32Array) -> StringArray {
-        rows.iter()
-            .map(|r| r.and_then(|r| self.get(r as usize)))
-            .collect()
+    /// The given rows as plain UTF-8: the bytes are counted first, so the
+    /// array's buffers are allocated once and filled with plain copies.
+    pub fn take_strings(&self, rows: &[u32]) -> StringArray {
+        let keys = self.dict.keys().values();
+        let valid = |r: usize| self.dict.is_valid(r);
+        let offsets = self.values.value_offsets();
+        let bytes: usize = rows
+            .iter()
+            .map(|&r| r as usize)
+            .filter(|&r| valid(r))
+            .map(|r| {
+                let k = keys[r] as usize;
+                (offsets[k + 1] - offsets[k]) as usize
+            })
+            .sum();
+        let mut out = arrow::array::StringBuilder::with_capacity(rows.len(), bytes);
+        for &r in rows {
+            let r = r as usize;
+            if valid(r) {
+                out.append_value(self.values.value(keys[r] as usize));
+            } else {
+                out.append_null();
+            }
+        }
+        out.finish()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Option<&str>> + '_ {
@@ -575,8 +595,7 @@ mod tests {
             let strings = t.to_strings();
             assert_eq!(strings.value(0), "A81001");
             assert!(strings.is_null(2));
-            let rows = arrow::array::UInt32Array::from(vec![4, 2, 0]);
-            let taken = t.take_strings(&rows);
+            let taken = t.take_strings(&[4, 2, 0]);
             let taken: Vec<Option<&str>> = taken.iter().collect();
             assert_eq!(taken, [Some("B1"), None, Some("A81001")]);
             // Required: the first empty cell is the error, on its own line.

@@ -15,8 +15,7 @@ use rust_decimal::Decimal;
 
 use super::column::{Acc, Column, Datum};
 use super::scan::{AccColumn, NO_MAX_DATE, NO_MIN_DATE};
-use crate::dataset::columns::days_to_date;
-use crate::pack::semantics::{age_on, first_is_latest};
+use crate::pack::semantics::{first_is_latest, Ages};
 use crate::pack::{BinaryOp, Type, Value};
 use crate::plan::{Aggregate, LiteralSet, PhysicalExpr};
 
@@ -63,11 +62,8 @@ pub fn ages(
         .downcast_ref::<Date32Array>()
         .ok_or_else(|| internal("date of birth is not a date column"))?
         .slice(start, len);
-    Ok(Column::Int(
-        dob.iter()
-            .map(|d| age_on(days_to_date(d?)?, as_of))
-            .collect(),
-    ))
+    let ages = Ages::new(as_of);
+    Ok(Column::Int(dob.iter().map(|d| ages.of_days(d?)).collect()))
 }
 
 /// Applies `f` row by row where both sides are present (NULL otherwise).

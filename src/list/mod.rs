@@ -235,6 +235,11 @@ pub fn write_lists(
     let file = run.file("list.parquet")?;
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
+        // Nobody filters on the reasons' minimum and maximum: not worked out.
+        .set_column_statistics_enabled(
+            parquet::schema::types::ColumnPath::from("reasons"),
+            parquet::file::properties::EnabledStatistics::None,
+        )
         .set_created_by(format!("strata {}", env!("CARGO_PKG_VERSION")))
         .build();
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))
@@ -360,6 +365,12 @@ fn write_practice_list(
         .map(|(&f, a)| (a, pack.features[f].ty))
         .collect();
     let text_cell = |out: &mut csv_out::CsvBuf, text: &str| out.text(&inert(text));
+    // The practice and PCN are the same on every row, sex takes a few values.
+    let (mut practice_cells, mut pcn_cells, mut sex_cells) = (
+        RepeatedCells::default(),
+        RepeatedCells::default(),
+        RepeatedCells::default(),
+    );
     // Lists are in score order: the last score's text is usually the next one's.
     let mut last_score: Option<(i128, String)> = None;
     let mut buf = String::new();
@@ -369,8 +380,8 @@ fn write_practice_list(
             Some(ints) => out.int(ints.value(r)),
             None => text_cell(&mut out, ids.as_string::<i32>().value(r)),
         }
-        text_cell(&mut out, practice.value(r));
-        text_cell(&mut out, pcn.value(r));
+        practice_cells.write(&mut out, practice.value(r));
+        pcn_cells.write(&mut out, pcn.value(r));
         let (tier_id, tier_label) = &tiers[e.tier as usize];
         out.cell(tier_id);
         out.cell(tier_label);
@@ -387,7 +398,7 @@ fn write_practice_list(
             Some(a) => out.int(a),
             None => out.empty(),
         }
-        text_cell(&mut out, sex.value(r));
+        sex_cells.write(&mut out, sex.value(r));
         if imd.is_valid(r) {
             out.int(imd.value(r));
         } else {
@@ -423,6 +434,30 @@ fn write_practice_list(
     file.write_all(&out.bytes)
         .and_then(|()| file.flush())
         .map_err(|e| werr(e.to_string()))
+}
+
+/// The written form of the last few distinct texts of a column that
+/// repeats a handful of values down a list (each rendered once).
+#[derive(Default)]
+struct RepeatedCells {
+    seen: Vec<(String, Vec<u8>)>,
+}
+
+impl RepeatedCells {
+    /// Texts remembered; others are rendered every time.
+    const KEEP: usize = 8;
+
+    fn write(&mut self, out: &mut csv_out::CsvBuf, text: &str) {
+        if let Some((_, cell)) = self.seen.iter().find(|(t, _)| t == text) {
+            out.cell(cell);
+        } else if self.seen.len() < Self::KEEP {
+            let cell = csv_out::CsvBuf::rendered(&inert(text));
+            out.cell(&cell);
+            self.seen.push((text.to_string(), cell));
+        } else {
+            out.text(&inert(text));
+        }
+    }
 }
 
 /// Writes `lists/pcn-<code>.csv` for every PCN: all its practices' listed
@@ -573,11 +608,11 @@ fn practice_batch(
     );
     push(
         contract::PRACTICE_CODE,
-        Arc::new(patients.practice_code.take_strings(&rows)),
+        Arc::new(patients.practice_code.take_strings(rows.values())),
     );
     push(
         contract::PCN_CODE,
-        Arc::new(patients.pcn_code.take_strings(&rows)),
+        Arc::new(patients.pcn_code.take_strings(rows.values())),
     );
     push(
         "tier",
@@ -614,7 +649,10 @@ fn practice_batch(
             entries.iter().map(|e| e.age).collect::<Vec<_>>(),
         )),
     );
-    push(contract::SEX, Arc::new(patients.sex.take_strings(&rows)));
+    push(
+        contract::SEX,
+        Arc::new(patients.sex.take_strings(rows.values())),
+    );
     push(contract::IMD_DECILE, pick(&patients.imd_decile)?);
     for &f in &pack.list.display {
         let column = match &outcomes.features[f] {

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use super::{ListEntry, PracticeList, PreviousTiers, TierChange};
-use crate::dataset::columns::{days_to_date, PatientIds};
+use crate::dataset::columns::PatientIds;
 use crate::dataset::Patients;
 use crate::exec::column::value_at;
 use crate::exec::Outcomes;
-use crate::pack::semantics::age_on;
+use crate::pack::semantics::Ages;
 use crate::pack::{Pack, Value};
 use crate::plan::{OrderKeyPlan, Plan};
 
@@ -134,6 +134,7 @@ pub fn rank_within(
         by_practice.entry(code).or_default().extend(slots);
     }
     let order = &plan.order;
+    let ages = Ages::new(plan.as_of);
     // Keys of the person in slot `s`.
     let key = |s: usize, by: &OrderKeyPlan| -> SortKey {
         let i = outcomes.person(s);
@@ -141,7 +142,7 @@ pub fn rank_within(
             // Scores share one scale, so the scaled integers order them exactly.
             OrderKeyPlan::Score => SortKey::Num(outcomes.score[s]),
             OrderKeyPlan::Age(_) => {
-                age_of(patients, i, plan).map_or(SortKey::Null, |a| SortKey::Num(i128::from(a)))
+                age_of(patients, i, &ages).map_or(SortKey::Null, |a| SortKey::Num(i128::from(a)))
             }
             OrderKeyPlan::Feature(f) => SortKey::of(outcomes.feature_value(f, s)),
             OrderKeyPlan::Column(c) => SortKey::of(value_at(
@@ -218,7 +219,7 @@ pub fn rank_within(
                         rank: r as u32 + 1,
                         tier,
                         change,
-                        age: age_of(patients, person, plan),
+                        age: age_of(patients, person, &ages),
                     }
                 })
                 .collect();
@@ -312,9 +313,8 @@ fn plain_integer(s: &str) -> Option<i64> {
     (n.to_string() == s).then_some(n)
 }
 
-fn age_of(patients: &Patients, i: usize, plan: &Plan) -> Option<i64> {
-    let d = patients.date_of_birth.value(i);
-    days_to_date(d).and_then(|dob| age_on(dob, plan.as_of))
+fn age_of(patients: &Patients, i: usize, ages: &Ages) -> Option<i64> {
+    ages.of_days(patients.date_of_birth.value(i))
 }
 
 #[cfg(test)]

@@ -26,6 +26,83 @@ pub fn age_on(dob: NaiveDate, as_of: NaiveDate) -> Option<i64> {
     Some(years)
 }
 
+/// [`age_on`] for one as-of date and many dates of birth given as Date32
+/// days: the latest date of birth of each age is worked out once (with
+/// `age_on` itself), so a person's age is an estimate and one or two
+/// integer comparisons instead of a calendar conversion.
+#[derive(Debug, Clone)]
+pub struct Ages {
+    as_of: NaiveDate,
+    /// `born_by[k]`: the latest date of birth of someone aged at least `k`.
+    born_by: Vec<i32>,
+}
+
+impl Ages {
+    /// Ages in the table; anyone older is worked out with [`age_on`].
+    const YEARS: usize = 140;
+
+    pub fn new(as_of: NaiveDate) -> Ages {
+        Ages {
+            as_of,
+            born_by: (0..Self::YEARS as i64).map(|a| born_by(as_of, a)).collect(),
+        }
+    }
+
+    /// The latest date of birth (as days) of someone aged at least `age`.
+    pub fn born_by(&self, age: i64) -> i32 {
+        usize::try_from(age)
+            .ok()
+            .and_then(|a| self.born_by.get(a).copied())
+            .unwrap_or_else(|| born_by(self.as_of, age))
+    }
+
+    /// `age_on(dob, as_of)` for a date of birth in Date32 days.
+    #[inline]
+    pub fn of_days(&self, dob: i32) -> Option<i64> {
+        let newest = self.born_by[0];
+        if dob > newest {
+            return None;
+        }
+        // Within a year of the age: days over the mean year length.
+        let mut age = ((i64::from(newest) - i64::from(dob)) * 4 / 1461) as usize;
+        if age + 1 < Self::YEARS {
+            while dob > self.born_by[age] {
+                age -= 1;
+            }
+            while age + 1 < Self::YEARS && dob <= self.born_by[age + 1] {
+                age += 1;
+            }
+        }
+        if age + 1 >= Self::YEARS {
+            return crate::dataset::columns::days_to_date(dob).and_then(|d| age_on(d, self.as_of));
+        }
+        Some(age as i64)
+    }
+}
+
+/// The latest date of birth (as days) of someone aged at least `age` on
+/// `as_of` by [`age_on`] (`i32::MIN` when there is none).
+fn born_by(as_of: NaiveDate, age: i64) -> i32 {
+    use crate::dataset::columns::{date_to_days, days_to_date};
+    let old_enough = |d: i32| {
+        days_to_date(d)
+            .and_then(|dob| age_on(dob, as_of))
+            .is_some_and(|a| a >= age)
+    };
+    let mut d = u32::try_from(age)
+        .ok()
+        .and_then(|a| a.checked_mul(12))
+        .and_then(|m| as_of.checked_sub_months(chrono::Months::new(m)))
+        .map_or(i32::MIN, date_to_days);
+    while d < i32::MAX && old_enough(d + 1) {
+        d += 1;
+    }
+    while d > i32::MIN && !old_enough(d) {
+        d -= 1;
+    }
+    d
+}
+
 /// A contact outcome as compared: trimmed, lower case (`Spoke ` is
 /// `spoke`).
 pub fn contact_outcome(text: &str) -> String {
@@ -200,6 +277,45 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    /// The table gives `age_on` for every date of birth over 150 years, on
+    /// ordinary, leap-day and year-end as-of dates, and at the edges of
+    /// the date range.
+    #[test]
+    fn ages_from_the_table_are_age_on() {
+        use crate::dataset::columns::{date_to_days, days_to_date};
+        for as_of in [
+            "2020-03-23",
+            "2020-02-29",
+            "2021-02-28",
+            "2024-03-01",
+            "2023-12-31",
+            "2024-01-01",
+        ] {
+            let as_of = d(as_of);
+            let ages = Ages::new(as_of);
+            let end = date_to_days(as_of);
+            for dob in end - 150 * 366..=end + 400 {
+                let expected = days_to_date(dob).and_then(|b| age_on(b, as_of));
+                assert_eq!(
+                    ages.of_days(dob),
+                    expected,
+                    "born {:?}, as of {as_of}",
+                    days_to_date(dob)
+                );
+            }
+            for dob in [i32::MIN, i32::MIN + 1, -1_000_000_000, i32::MAX] {
+                let expected = days_to_date(dob).and_then(|b| age_on(b, as_of));
+                assert_eq!(ages.of_days(dob), expected, "{dob} days");
+            }
+            assert_eq!(ages.of_days(end), Some(0));
+            assert_eq!(ages.born_by(0), end);
+        }
+        // 80 on 23 March 2020: born on or before 23 March 1940.
+        let ages = Ages::new(d("2020-03-23"));
+        assert_eq!(ages.born_by(80), date_to_days(d("1940-03-23")));
+        assert_eq!(ages.born_by(200), date_to_days(d("1820-03-23")));
     }
 
     #[test]

@@ -548,29 +548,6 @@ const AGE_BANDS: [(&str, i64); 6] = [
     ("85+", 85),
 ];
 
-/// The latest date of birth (as days) of someone aged at least `age` on
-/// `as_of` by [`crate::pack::semantics::age_on`], so an age band is a few
-/// integer comparisons a person.
-fn born_by(as_of: NaiveDate, age: i64) -> i32 {
-    use crate::dataset::columns::{date_to_days, days_to_date};
-    use crate::pack::semantics::age_on;
-    let old_enough = |d: i32| {
-        days_to_date(d)
-            .and_then(|dob| age_on(dob, as_of))
-            .is_some_and(|a| a >= age)
-    };
-    let mut d = as_of
-        .checked_sub_months(chrono::Months::new(12 * age as u32))
-        .map_or(i32::MIN, date_to_days);
-    while old_enough(d + 1) {
-        d += 1;
-    }
-    while d > i32::MIN && !old_enough(d) {
-        d -= 1;
-    }
-    d
-}
-
 /// One person's groups: IMD quintile (5 unknown), age band (6 unknown),
 /// sex (0 female, 1 male, 2 other or unknown).
 struct Grouper<'a> {
@@ -608,11 +585,12 @@ impl Grouper<'_> {
 fn equity(inp: &Inputs<'_>) -> Vec<EquityView> {
     use rayon::prelude::*;
     let p = inp.patients;
+    let ages = crate::pack::semantics::Ages::new(inp.as_of);
     let grouper = Grouper {
         patients: p,
         cutoffs: AGE_BANDS[1..]
             .iter()
-            .map(|&(_, a)| born_by(inp.as_of, a))
+            .map(|&(_, a)| ages.born_by(a))
             .collect(),
         as_of_days: crate::dataset::columns::date_to_days(inp.as_of),
         sex_of_key: (0..p.sex.dictionary_len())
@@ -724,9 +702,10 @@ mod tests {
     fn age_band_cutoffs_agree_with_age_on() {
         for as_of in ["2020-03-23", "2020-02-29", "2021-02-28", "2024-03-01"] {
             let as_of = crate::dataset::columns::parse_iso_date(as_of).unwrap();
+            let ages = crate::pack::semantics::Ages::new(as_of);
             let cutoffs: Vec<i32> = AGE_BANDS[1..]
                 .iter()
-                .map(|&(_, a)| born_by(as_of, a))
+                .map(|&(_, a)| ages.born_by(a))
                 .collect();
             let end = date_to_days(as_of);
             for dob in end - 90 * 366..=end {
