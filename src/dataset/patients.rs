@@ -494,29 +494,34 @@ fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIn
             });
         }
     }
-    // Every id hashed once, in parallel.
-    let hashes: Vec<u64> = match ids {
-        PatientIds::Int(a) => a.values().par_iter().map(|&id| int_hash(id)).collect(),
-        PatientIds::Text(a) => (0..n)
-            .into_par_iter()
-            .map(|r| text_hash(a.value(r)))
-            .collect(),
+    let hash_of = |r: usize| match ids {
+        PatientIds::Int(a) => int_hash(a.value(r)),
+        PatientIds::Text(a) => text_hash(a.value(r)),
     };
     let same = |r: usize, row: usize| match ids {
         PatientIds::Int(a) => a.value(r) == a.value(row),
         PatientIds::Text(a) => a.value(r) == a.value(row),
     };
-    // Rows split by shard, block by block in parallel, keeping row order.
+    // Every id hashed once, block by block in parallel, its hash and row
+    // put with its shard's (in row order): each shard's table is then
+    // built from its own pairs read in sequence, not from hashes all over
+    // memory.
     const BLOCK: usize = 1 << 20;
-    let blocks: Vec<Vec<Vec<u32>>> = hashes
-        .par_chunks(BLOCK)
-        .enumerate()
-        .map(|(b, hs)| {
-            let mut by_shard: Vec<Vec<u32>> = (0..INDEX_SHARDS)
-                .map(|_| Vec::with_capacity(hs.len() / INDEX_SHARDS + 64))
+    let blocks: Vec<Vec<(Vec<u64>, Vec<u32>)>> = (0..n.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let rows = b * BLOCK..n.min((b + 1) * BLOCK);
+            let mut by_shard: Vec<(Vec<u64>, Vec<u32>)> = (0..INDEX_SHARDS)
+                .map(|_| {
+                    let room = rows.len() / INDEX_SHARDS + 64;
+                    (Vec::with_capacity(room), Vec::with_capacity(room))
+                })
                 .collect();
-            for (k, &h) in hs.iter().enumerate() {
-                by_shard[shard_of(h)].push((b * BLOCK + k) as u32);
+            for row in rows {
+                let h = hash_of(row);
+                let shard = &mut by_shard[shard_of(h)];
+                shard.0.push(h);
+                shard.1.push(row as u32);
             }
             by_shard
         })
@@ -528,24 +533,26 @@ fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIn
     let built: Vec<Built> = (0..INDEX_SHARDS)
         .into_par_iter()
         .map(|s| {
-            let size: usize = blocks.iter().map(|b| b[s].len()).sum();
+            let size: usize = blocks.iter().map(|b| b[s].1.len()).sum();
             let mut table = HashTable::with_capacity(size);
-            for &row in blocks.iter().flat_map(|b| b[s].iter()) {
-                let row = row as usize;
-                let h = hashes[row];
-                match table.entry(h, |&r| same(r as usize, row), |&r| hashes[r as usize]) {
-                    hashbrown::hash_table::Entry::Occupied(first) => {
-                        let first = *first.get();
-                        return (table, Some((row, first)));
-                    }
-                    hashbrown::hash_table::Entry::Vacant(slot) => {
-                        slot.insert(row as u32);
+            for (hashes, rows) in blocks.iter().map(|b| &b[s]) {
+                for (&h, &row) in hashes.iter().zip(rows) {
+                    let row = row as usize;
+                    match table.entry(h, |&r| same(r as usize, row), |&r| hash_of(r as usize)) {
+                        hashbrown::hash_table::Entry::Occupied(first) => {
+                            let first = *first.get();
+                            return (table, Some((row, first)));
+                        }
+                        hashbrown::hash_table::Entry::Vacant(slot) => {
+                            slot.insert(row as u32);
+                        }
                     }
                 }
             }
             (table, None)
         })
         .collect();
+    drop(blocks);
     if let Some((row, first)) = built
         .iter()
         .filter_map(|(_, d)| *d)
