@@ -559,7 +559,7 @@ impl<R: std::io::Read> CsvStream<R> {
                     column: self.names[i].clone(),
                     problem: "is not valid UTF-8 text".into(),
                 })?;
-                builder.append_value(text.trim());
+                builder.append_value(super::columns::trimmed(text));
             }
             lines.push(line);
         }
@@ -791,17 +791,8 @@ impl CsvChunk {
         };
         let text = text.strip_suffix('\n').unwrap_or(text);
         let bytes = text.as_bytes();
-        // A field as the csv reader's rows hold it: trimmed (no work when it
-        // begins and ends with a visible ASCII character).
-        fn trim(f: &str) -> &str {
-            let visible = |b: &u8| (0x21..0x7f).contains(b);
-            let b = f.as_bytes();
-            if b.first().is_some_and(visible) && b.last().is_some_and(visible) {
-                f
-            } else {
-                f.trim()
-            }
-        }
+        // A field as the csv reader's rows hold it: trimmed.
+        use super::columns::trimmed as trim;
         let (mut line, mut start, mut n) = (self.first_line, 0usize, 0usize);
         let ends = memchr::memchr2_iter(b',', b'\n', bytes).chain(std::iter::once(bytes.len()));
         for end in ends {
