@@ -510,13 +510,13 @@ impl<'a> Chunk<'a> {
         ];
         let cmp = |o: Option<Ordering>| o.map(|o| table[(o as i8 + 1) as usize]);
         let out = match left.ty() {
-            Type::Bool => zip2(n, l.bools()?, r.bools()?, |a, b| cmp(Some(a.cmp(&b)))),
-            Type::Int => zip2(n, l.ints()?, r.ints()?, |a, b| cmp(Some(a.cmp(&b)))),
+            Type::Bool => ordered(n, op, l.bools()?, r.bools()?),
+            Type::Int => ordered(n, op, l.ints()?, r.ints()?),
             Type::Float => zip2(n, l.floats()?, r.floats()?, |a, b| cmp(a.partial_cmp(&b))),
             Type::Decimal => zip2(n, l.decimals()?, r.decimals()?, |a, b| {
                 cmp(Some(decimal_order(a, b)))
             }),
-            Type::Date => zip2(n, l.dates()?, r.dates()?, |a, b| cmp(Some(a.cmp(&b)))),
+            Type::Date => ordered(n, op, l.dates()?, r.dates()?),
             Type::Str => {
                 let (a, b) = (l.strs()?, r.strs()?);
                 (0..n)
@@ -529,6 +529,24 @@ impl<'a> Chunk<'a> {
             Type::Null => vec![None; n],
         };
         Ok(finish(Column::Bool(out), s))
+    }
+}
+
+/// A comparison of totally ordered values (booleans, integers, dates),
+/// one loop per operator so each is a plain comparison.
+fn ordered<T: Ord + Copy>(
+    n: usize,
+    op: BinaryOp,
+    a: Acc<'_, T>,
+    b: Acc<'_, T>,
+) -> Vec<Option<bool>> {
+    match op {
+        BinaryOp::Eq => zip2(n, a, b, |x, y| Some(x == y)),
+        BinaryOp::NotEq => zip2(n, a, b, |x, y| Some(x != y)),
+        BinaryOp::Lt => zip2(n, a, b, |x, y| Some(x < y)),
+        BinaryOp::LtEq => zip2(n, a, b, |x, y| Some(x <= y)),
+        BinaryOp::Gt => zip2(n, a, b, |x, y| Some(x > y)),
+        _ => zip2(n, a, b, |x, y| Some(x >= y)),
     }
 }
 
