@@ -627,13 +627,14 @@ mod tests {
     /// years 0 to 9999 it reads, and refuses what `parse_iso_date` refuses.
     #[test]
     fn iso_date_days_are_chronos() {
+        use chrono::Datelike as _;
         let mut d = NaiveDate::from_ymd_opt(0, 1, 1).unwrap();
         let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
         let mut text = String::new();
         while d <= last {
             use std::fmt::Write as _;
             text.clear();
-            write!(text, "{}", d.format("%Y-%m-%d")).unwrap();
+            write!(text, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day()).unwrap();
             assert_eq!(iso_date_days(&text), Some(date_to_days(d)), "{text}");
             d = d.succ_opt().unwrap();
         }

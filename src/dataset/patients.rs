@@ -249,7 +249,44 @@ impl Patients {
         // Parquet row groups are decoded in parallel; the first error in
         // file order is the one reported.
         let groups = super::raw::row_group_sizes(table)?.len();
-        let parts: Vec<Part> = if table.format != super::Format::Csv && groups > 1 {
+        let parts: Vec<Part> = if table.format == super::Format::Csv {
+            // CSV: read in chunks of whole records, a round at a time; the
+            // chunks of a round are split and typed in parallel while the
+            // next round is read. The first error in file order is reported.
+            let (_, mut chunks) = super::raw::CsvChunks::open(table, &wanted)?;
+            let round = rayon::current_num_threads().max(1) * 2;
+            let mut read_round = || -> Result<Vec<super::raw::CsvChunk>, DatasetError> {
+                let mut taken = Vec::with_capacity(round);
+                while taken.len() < round {
+                    match chunks.next_chunk()? {
+                        Some(c) => taken.push(c),
+                        None => break,
+                    }
+                }
+                Ok(taken)
+            };
+            let type_round = |taken: Vec<super::raw::CsvChunk>| {
+                let typed: Vec<Result<Vec<Part>, DatasetError>> = taken
+                    .into_par_iter()
+                    .map(|chunk| {
+                        chunk
+                            .parse()?
+                            .into_iter()
+                            .map(|batch| to_part(&file, &table.spec, &deprivation, &all, batch))
+                            .collect()
+                    })
+                    .collect();
+                typed.into_iter().collect::<Result<Vec<Vec<Part>>, _>>()
+            };
+            let mut parts = Vec::new();
+            let mut current = read_round()?;
+            while !current.is_empty() {
+                let (typed, next) = rayon::join(|| type_round(current), &mut read_round);
+                parts.extend(typed?.into_iter().flatten());
+                current = next?;
+            }
+            parts
+        } else if groups > 1 {
             let results: Vec<Result<Vec<Part>, DatasetError>> = (0..groups)
                 .into_par_iter()
                 .map(|g| read_part(Some(vec![g])))

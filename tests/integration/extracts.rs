@@ -481,6 +481,67 @@ fn sorted_and_unsorted_integer_ids_are_found_alike() {
     );
 }
 
+/// A patients CSV longer than one read chunk (8 MiB) is split and typed
+/// chunk by chunk in parallel: every row is read in file order, and an
+/// error still names the physical line (a quoted line break and a blank
+/// line on the way), here a repeated id on either side of a chunk's end.
+#[test]
+fn a_patients_csv_of_several_chunks_reads_in_file_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = 650_000usize;
+    let mut text = String::from("patient_id,practice_code,date_of_birth,lsoa_code\n");
+    text.push_str("100,\"L\n1\",1950-01-01,E01000001\n\n");
+    for i in 1..rows {
+        let practice = if i < rows / 2 { "L1" } else { "L2" };
+        text.push_str(&format!(
+            "{},{practice},19{:02}-03-0{},E0100000{}\n",
+            100 + i,
+            i % 100,
+            1 + i % 9,
+            i % 10
+        ));
+    }
+    assert!(text.len() > 2 * (8 << 20), "{} bytes", text.len());
+    let d = write(
+        &tmp.path().join("big"),
+        &[("patients.csv", text.as_bytes())],
+    );
+    let p = strata::dataset::Dataset::open(&d)
+        .unwrap()
+        .read_patients()
+        .unwrap();
+    assert_eq!(p.len(), rows);
+    assert_eq!(p.practice_code.value(0), "L\n1");
+    for i in [1, rows / 2 - 1, rows / 2, rows - 1] {
+        assert_eq!(p.row_of_int(100 + i as i64), Some(i as u32));
+        assert_eq!(
+            p.practice_code.value(i),
+            if i < rows / 2 { "L1" } else { "L2" }
+        );
+        let dob =
+            strata::dataset::columns::iso_date_days(&format!("19{:02}-03-0{}", i % 100, 1 + i % 9));
+        assert_eq!(Some(p.date_of_birth.value(i)), dob, "row {i}");
+    }
+    // The header is line 1, the first person lines 2-3, a blank line 4.
+    let mut repeated = text.clone();
+    repeated.push_str("100,L2,1950-01-01,E01000001\n");
+    let d = write(
+        &tmp.path().join("repeated"),
+        &[("patients.csv", repeated.as_bytes())],
+    );
+    let err = strata::dataset::Dataset::open(&d)
+        .unwrap()
+        .read_patients()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "patients.csv:{}: duplicate patient_id (first seen at 2)",
+            rows + 4
+        )
+    );
+}
+
 /// The extract's headers are mapped in Parquet tables too: the patients
 /// and events read under our names, the codes still dictionary-read.
 #[test]
