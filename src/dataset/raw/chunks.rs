@@ -1,0 +1,421 @@
+//! CSV tables read in large chunks of whole records, so that splitting the
+//! text into fields runs in parallel; the chunk tests check the split against
+//! the csv reader's.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::{CsvStream, Locator, RawBatch, BATCH_ROWS};
+use crate::dataset::error::{DatasetError, Location};
+use crate::dataset::TableFile;
+
+/// A CSV table read in large chunks of whole records, so that splitting
+/// the text into fields can run in parallel ([`CsvChunk::parse`]).
+///
+/// A chunk ends at the last line end that is outside quotes (an even number
+/// of `"` before it, as RFC 4180 escapes a quote by doubling it), so a quoted
+/// field holding a line break is never cut. Each chunk knows the physical
+/// line it starts on, so errors still name the right line.
+pub struct CsvChunks {
+    file: std::fs::File,
+    /// Bytes read but not yet handed out (the tail of a record).
+    carry: Vec<u8>,
+    next_line: u64,
+    done: bool,
+    layout: Arc<CsvLayout>,
+    /// Bytes read at a time ([`CHUNK_BYTES`]; small in tests).
+    chunk_bytes: usize,
+}
+
+/// What every chunk of one CSV table needs to split its records.
+#[derive(Debug)]
+struct CsvLayout {
+    file: String,
+    picks: Vec<Option<usize>>,
+    names: Vec<String>,
+    width: usize,
+}
+
+/// Whole records of a CSV table, from line `first_line`.
+pub struct CsvChunk {
+    bytes: Vec<u8>,
+    first_line: u64,
+    layout: Arc<CsvLayout>,
+}
+
+/// Bytes read at a time.
+const CHUNK_BYTES: usize = 8 << 20;
+
+impl CsvChunks {
+    /// Opens `table` (header checked as [`RawTable::open`] does); `columns`
+    /// are the file's column names.
+    pub fn open(
+        table: &TableFile,
+        wanted: &[&str],
+    ) -> Result<(Vec<String>, CsvChunks), DatasetError> {
+        let (columns, stream) = CsvStream::open(table, wanted)?;
+        // Where the header ends.
+        let header_end = stream.reader.position().byte() as usize;
+        let io = |source| DatasetError::Io {
+            path: table.path.clone(),
+            source,
+        };
+        let mut file = File::open(&table.path).map_err(io)?;
+        // The header's own lines (it may hold quoted line breaks).
+        let mut header = vec![0u8; header_end];
+        std::io::Read::read_exact(&mut file, &mut header).map_err(io)?;
+        let header_lines = header.iter().filter(|&&b| b == b'\n').count() as u64;
+        let layout = Arc::new(CsvLayout {
+            file: stream.file.clone(),
+            picks: stream.picks.clone(),
+            names: stream.names.clone(),
+            width: stream.width,
+        });
+        Ok((
+            columns,
+            CsvChunks {
+                file,
+                carry: Vec::new(),
+                next_line: header_lines,
+                done: false,
+                layout,
+                chunk_bytes: CHUNK_BYTES,
+            },
+        ))
+    }
+
+    /// The next chunk of whole records, or `None` at the end of the file.
+    pub fn next_chunk(&mut self) -> Result<Option<CsvChunk>, DatasetError> {
+        use std::io::Read;
+        if self.done {
+            return Ok(None);
+        }
+        let mut bytes = std::mem::take(&mut self.carry);
+        let start = bytes.len();
+        bytes.resize(start + self.chunk_bytes, 0);
+        let mut filled = start;
+        while filled < bytes.len() {
+            let n = self
+                .file
+                .read(&mut bytes[filled..])
+                .map_err(|e| DatasetError::Malformed {
+                    file: self.layout.file.clone(),
+                    at: Location::Line(self.next_line),
+                    message: e.to_string(),
+                })?;
+            if n == 0 {
+                self.done = true;
+                break;
+            }
+            filled += n;
+        }
+        bytes.truncate(filled);
+        if !self.done {
+            // Cut after the last line end outside quotes (without quotes in
+            // the chunk, simply the last line end).
+            let cut = if memchr::memchr(b'"', &bytes).is_none() {
+                memchr::memrchr(b'\n', &bytes).map(|i| i + 1)
+            } else {
+                let mut quotes = 0usize;
+                let mut cut = None;
+                for i in memchr::memchr2_iter(b'"', b'\n', &bytes) {
+                    if bytes[i] == b'"' {
+                        quotes += 1;
+                    } else if quotes.is_multiple_of(2) {
+                        cut = Some(i + 1);
+                    }
+                }
+                cut
+            };
+            match cut {
+                Some(c) => self.carry = bytes.split_off(c),
+                // One record longer than a chunk: read on.
+                None => {
+                    self.carry = bytes;
+                    return self.next_chunk();
+                }
+            }
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let first_line = self.next_line + 1;
+        self.next_line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        Ok(Some(CsvChunk {
+            bytes,
+            first_line,
+            layout: self.layout.clone(),
+        }))
+    }
+}
+
+impl CsvChunk {
+    /// Splits the chunk's records into raw batches of text columns.
+    pub fn parse(&self) -> Result<Vec<RawBatch>, DatasetError> {
+        match self.parse_plain() {
+            Some(batches) => batches,
+            None => self.parse_csv(),
+        }
+    }
+
+    /// The chunk split at `\n` and `,` directly, when that is all the csv
+    /// reader would do: no quote anywhere in the chunk, and all of it valid
+    /// UTF-8 (otherwise `None`, and the csv reader reads it, with its
+    /// messages). Same rows, lines and messages as [`CsvChunk::parse_csv`]:
+    /// empty and whitespace-only lines are no rows, fields are trimmed.
+    fn parse_plain(&self) -> Option<Result<Vec<RawBatch>, DatasetError>> {
+        if memchr::memchr(b'"', &self.bytes).is_some() {
+            return None;
+        }
+        let text = std::str::from_utf8(&self.bytes).ok()?;
+        let layout = &self.layout;
+        let present: Vec<usize> = layout.picks.iter().flatten().copied().collect();
+        // For each field of a record, the builder it goes to (if read).
+        let mut target = vec![usize::MAX; layout.width];
+        for (b, &field) in present.iter().enumerate() {
+            target[field] = b;
+        }
+        let fields: Vec<Field> = layout
+            .names
+            .iter()
+            .map(|n| Field::new(n, DataType::Utf8, false))
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let new_builders = || -> Vec<StringBuilder> {
+            present
+                .iter()
+                .map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 8))
+                .collect()
+        };
+        let mut out = Vec::new();
+        let mut builders = new_builders();
+        let mut lines: Vec<u64> = Vec::with_capacity(BATCH_ROWS);
+        let mut flush = |builders: &mut Vec<StringBuilder>, lines: &mut Vec<u64>| {
+            let arrays: Vec<ArrayRef> = builders
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef)
+                .collect();
+            let first = lines.first().copied().unwrap_or(0);
+            let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| {
+                DatasetError::Malformed {
+                    file: layout.file.clone(),
+                    at: Location::Line(first),
+                    message: e.to_string(),
+                }
+            })?;
+            out.push(RawBatch {
+                batch,
+                locator: Locator::Lines(std::mem::take(lines)),
+            });
+            Ok::<(), DatasetError>(())
+        };
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let bytes = text.as_bytes();
+        // A field as the csv reader's rows hold it: trimmed.
+        use crate::dataset::columns::trimmed as trim;
+        let (mut line, mut start, mut n) = (self.first_line, 0usize, 0usize);
+        let ends = memchr::memchr2_iter(b',', b'\n', bytes).chain(std::iter::once(bytes.len()));
+        for end in ends {
+            let last = end == bytes.len() || bytes[end] == b'\n';
+            // `,` and `\n` are ASCII: the cuts are character boundaries.
+            let field = &text[start..end];
+            start = end + 1;
+            // An empty line, or one holding only whitespace, is no row.
+            if last && n == 0 && field.bytes().all(|b| b.is_ascii_whitespace()) {
+                line += 1;
+                continue;
+            }
+            if let Some(&b) = target.get(n) {
+                if b != usize::MAX {
+                    builders[b].append_value(trim(field));
+                }
+            }
+            n += 1;
+            if !last {
+                continue;
+            }
+            if n != layout.width {
+                return Some(Err(DatasetError::Malformed {
+                    file: layout.file.clone(),
+                    at: Location::Line(line),
+                    message: format!(
+                        "expected {} fields (as in the header), found {n}",
+                        layout.width
+                    ),
+                }));
+            }
+            lines.push(line);
+            line += 1;
+            n = 0;
+            if lines.len() == BATCH_ROWS {
+                if let Err(e) = flush(&mut builders, &mut lines) {
+                    return Some(Err(e));
+                }
+                builders = new_builders();
+                lines = Vec::with_capacity(BATCH_ROWS);
+            }
+        }
+        if !lines.is_empty() {
+            if let Err(e) = flush(&mut builders, &mut lines) {
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(out))
+    }
+
+    /// The chunk through the csv reader (quoted fields, any bytes).
+    fn parse_csv(&self) -> Result<Vec<RawBatch>, DatasetError> {
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(self.bytes.as_slice());
+        let mut stream = CsvStream {
+            file: self.layout.file.clone(),
+            reader,
+            picks: self.layout.picks.clone(),
+            names: self.layout.names.clone(),
+            record: csv::ByteRecord::new(),
+            width: self.layout.width,
+            line_offset: self.first_line - 1,
+        };
+        let mut out = Vec::new();
+        while let Some(b) = stream.next_batch_generic()? {
+            out.push(b);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+    use arrow::array::AsArray;
+
+    /// `events.csv` at `path`, with the contract's column names.
+    fn events_csv(path: std::path::PathBuf) -> TableFile {
+        TableFile {
+            name: "events".into(),
+            path,
+            format: crate::dataset::Format::Csv,
+            batches: None,
+            spec: Default::default(),
+            parquet_footer: Default::default(),
+        }
+    }
+
+    /// Every row of `text` through chunks of `size` bytes: (line, fields).
+    fn rows(text: &str, size: usize) -> Result<Vec<(u64, Vec<String>)>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.csv");
+        std::fs::write(&path, text).unwrap();
+        let table = events_csv(path);
+        let (_, mut chunks) = CsvChunks::open(&table, &["patient_id", "code", "date"]).unwrap();
+        chunks.chunk_bytes = size;
+        let mut out = Vec::new();
+        while let Some(chunk) = chunks.next_chunk().map_err(|e| e.to_string())? {
+            for b in chunk.parse().map_err(|e| e.to_string())? {
+                let Locator::Lines(lines) = &b.locator else {
+                    panic!("csv lines")
+                };
+                for (r, line) in lines.iter().enumerate() {
+                    let fields = (0..b.batch.num_columns())
+                        .map(|c| b.batch.column(c).as_string::<i32>().value(r).to_string())
+                        .collect();
+                    out.push((*line, fields));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn chunks_keep_quoted_line_breaks_whole_and_count_lines() {
+        let text = "patient_id,code,date\r\n1,A,2020-01-01\r\n2,\"B\nstill B, \"\"quoted\"\"\",2020-01-02\r\n\r\n3,C,2020-01-03\n4,D,2020-01-04";
+        let want: Vec<(u64, Vec<String>)> = vec![
+            (2, vec!["1".into(), "A".into(), "2020-01-01".into()]),
+            (
+                3,
+                vec![
+                    "2".into(),
+                    "B\nstill B, \"quoted\"".into(),
+                    "2020-01-02".into(),
+                ],
+            ),
+            (6, vec!["3".into(), "C".into(), "2020-01-03".into()]),
+            (7, vec!["4".into(), "D".into(), "2020-01-04".into()]),
+        ];
+        // Whatever the chunk size, the same rows on the same lines.
+        for size in [1, 5, 16, 17, 40, 1 << 20] {
+            assert_eq!(rows(text, size).unwrap(), want, "chunks of {size} bytes");
+        }
+    }
+
+    /// A chunk's batches as (line, fields) rows, or the error's text.
+    fn flat(
+        batches: Result<Vec<RawBatch>, DatasetError>,
+    ) -> Result<Vec<(u64, Vec<String>)>, String> {
+        let mut out = Vec::new();
+        for b in batches.map_err(|e| e.to_string())? {
+            let Locator::Lines(lines) = &b.locator else {
+                panic!("csv lines")
+            };
+            for (r, line) in lines.iter().enumerate() {
+                let fields = (0..b.batch.num_columns())
+                    .map(|c| b.batch.column(c).as_string::<i32>().value(r).to_string())
+                    .collect();
+                out.push((*line, fields));
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn the_plain_split_reads_what_the_csv_reader_reads() {
+        let header = "patient_id,extra,code,date\n";
+        let bodies = [
+            "1,x,A,2020-01-01\n2,y,B,2020-01-02\n",
+            "1,x,A,2020-01-01\r\n2,y,B,2020-01-02\r\n",
+            "1,x,A,2020-01-01\n\n   \n\r\n2 , y , B ,2020-01-02 \r",
+            " 1,\t,A\t,2020-01-01\n2,,B,\n,,,\n",
+            "1,x,A,2020-01-01\n2,y,B\n",
+            "1,x,A,2020-01-01\n2,y,B,2020-01-02,more\n",
+            "1,ünï,Ā,2020-01-01\n",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for body in bodies {
+            let path = dir.path().join("events.csv");
+            std::fs::write(&path, format!("{header}{body}")).unwrap();
+            let table = events_csv(path);
+            let (_, mut chunks) = CsvChunks::open(&table, &["patient_id", "code", "date"]).unwrap();
+            let chunk = chunks.next_chunk().unwrap().unwrap();
+            let plain = chunk
+                .parse_plain()
+                .expect("no quotes: the plain split applies");
+            assert_eq!(flat(plain), flat(chunk.parse_csv()), "{body:?}");
+        }
+        // After several empty lines the csv reader's line count runs short
+        // (it names line 3 here); the plain split names the line itself.
+        let path = dir.path().join("events.csv");
+        std::fs::write(&path, format!("{header}1,x,A,2020-01-01\n\n\n4,y\n")).unwrap();
+        let table = events_csv(path);
+        let (_, mut chunks) = CsvChunks::open(&table, &["patient_id", "code", "date"]).unwrap();
+        let chunk = chunks.next_chunk().unwrap().unwrap();
+        assert_eq!(
+            flat(chunk.parse_plain().unwrap()).unwrap_err(),
+            "events.csv:5: expected 4 fields (as in the header), found 2"
+        );
+    }
+
+    #[test]
+    fn a_bad_record_in_a_later_chunk_names_its_own_line() {
+        let text = "patient_id,code,date\n1,A,2020-01-01\n2,B,2020-01-02\n3,C\n";
+        for size in [8, 1 << 20] {
+            let err = rows(text, size).unwrap_err();
+            assert!(err.starts_with("events.csv:4:"), "chunks of {size}: {err}");
+        }
+    }
+}
