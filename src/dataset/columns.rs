@@ -30,22 +30,12 @@ pub fn days_to_date(days: i32) -> Option<NaiveDate> {
 
 /// Parses an ISO `YYYY-MM-DD` date; anything else is `None`.
 pub fn parse_iso_date(text: &str) -> Option<NaiveDate> {
-    let b = text.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |s: &[u8]| -> Option<u32> {
-        s.iter().try_fold(0u32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
-    };
-    let year = num(&b[0..4])?;
-    NaiveDate::from_ymd_opt(year as i32, num(&b[5..7])?, num(&b[8..10])?)
+    iso_date_days(text).and_then(days_to_date)
 }
 
-/// Arrow's Date32 value of an ISO `YYYY-MM-DD` date, without building a
-/// calendar date (the hot loop of typing text dates): exactly the dates
-/// [`parse_iso_date`] reads, as [`date_to_days`] numbers them.
+/// Arrow's Date32 value of an ISO `YYYY-MM-DD` date (years 0 to 9999),
+/// without building a calendar date: the hot loop of typing text dates.
+/// Day numbers are [`date_to_days`]'s.
 #[inline]
 pub fn iso_date_days(text: &str) -> Option<i32> {
     let b = text.as_bytes();
@@ -623,8 +613,8 @@ mod tests {
         assert_eq!(parse_iso_date("+020-01-01"), None);
     }
 
-    /// The fast ISO reader gives chrono's day numbers for every day of the
-    /// years 0 to 9999 it reads, and refuses what `parse_iso_date` refuses.
+    /// The ISO reader gives chrono's day numbers for every day of the years
+    /// 0 to 9999, and refuses impossible dates and other layouts.
     #[test]
     fn iso_date_days_are_chronos() {
         use chrono::Datelike as _;

@@ -255,16 +255,7 @@ impl Patients {
             // next round is read. The first error in file order is reported.
             let (_, mut chunks) = super::raw::CsvChunks::open(table, &wanted)?;
             let round = rayon::current_num_threads().max(1) * 2;
-            let mut read_round = || -> Result<Vec<super::raw::CsvChunk>, DatasetError> {
-                let mut taken = Vec::with_capacity(round);
-                while taken.len() < round {
-                    match chunks.next_chunk()? {
-                        Some(c) => taken.push(c),
-                        None => break,
-                    }
-                }
-                Ok(taken)
-            };
+            let mut read_round = || chunks.next_round(round);
             let type_round = |taken: Vec<super::raw::CsvChunk>| {
                 let typed: Vec<Result<Vec<Part>, DatasetError>> = taken
                     .into_par_iter()

@@ -325,16 +325,7 @@ fn scan_table(
         let typer = EventReader::open_part(file, None, table.reads_values)?.typer();
         let wanted = EventReader::columns(table.reads_values);
         let (_, mut chunks) = crate::dataset::raw::CsvChunks::open(file, wanted)?;
-        let mut read_round = || -> Result<Vec<_>, DatasetError> {
-            let mut round_chunks = Vec::with_capacity(round);
-            while round_chunks.len() < round {
-                match chunks.next_chunk()? {
-                    Some(c) => round_chunks.push(c),
-                    None => break,
-                }
-            }
-            Ok(round_chunks)
-        };
+        let mut read_round = || chunks.next_round(round);
         let parse_round = |round_chunks: Vec<crate::dataset::raw::CsvChunk>| {
             let results: Vec<Result<PartOutput, DatasetError>> = round_chunks
                 .into_par_iter()

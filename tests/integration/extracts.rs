@@ -506,10 +506,8 @@ fn a_patients_csv_of_several_chunks_reads_in_file_order() {
         &tmp.path().join("big"),
         &[("patients.csv", text.as_bytes())],
     );
-    let p = strata::dataset::Dataset::open(&d)
-        .unwrap()
-        .read_patients()
-        .unwrap();
+    let read = |d: &std::path::Path| strata::dataset::Dataset::open(d).unwrap().read_patients();
+    let p = read(&d).unwrap();
     assert_eq!(p.len(), rows);
     assert_eq!(p.practice_code.value(0), "L\n1");
     for i in [1, rows / 2 - 1, rows / 2, rows - 1] {
@@ -529,10 +527,7 @@ fn a_patients_csv_of_several_chunks_reads_in_file_order() {
         &tmp.path().join("repeated"),
         &[("patients.csv", repeated.as_bytes())],
     );
-    let err = strata::dataset::Dataset::open(&d)
-        .unwrap()
-        .read_patients()
-        .unwrap_err();
+    let err = read(&d).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(

@@ -87,6 +87,18 @@ impl CsvChunks {
         ))
     }
 
+    /// The next `n` chunks (fewer at the end of the file, none after it).
+    pub fn next_round(&mut self, n: usize) -> Result<Vec<CsvChunk>, DatasetError> {
+        let mut round = Vec::with_capacity(n);
+        while round.len() < n {
+            match self.next_chunk()? {
+                Some(c) => round.push(c),
+                None => break,
+            }
+        }
+        Ok(round)
+    }
+
     /// The next chunk of whole records, or `None` at the end of the file.
     pub fn next_chunk(&mut self) -> Result<Option<CsvChunk>, DatasetError> {
         use std::io::Read;
@@ -317,17 +329,7 @@ mod chunk_tests {
         chunks.chunk_bytes = size;
         let mut out = Vec::new();
         while let Some(chunk) = chunks.next_chunk().map_err(|e| e.to_string())? {
-            for b in chunk.parse().map_err(|e| e.to_string())? {
-                let Locator::Lines(lines) = &b.locator else {
-                    panic!("csv lines")
-                };
-                for (r, line) in lines.iter().enumerate() {
-                    let fields = (0..b.batch.num_columns())
-                        .map(|c| b.batch.column(c).as_string::<i32>().value(r).to_string())
-                        .collect();
-                    out.push((*line, fields));
-                }
-            }
+            out.extend(flat(chunk.parse())?);
         }
         Ok(out)
     }
