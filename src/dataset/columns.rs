@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, DictionaryArray, Float64Array, Float64Builder,
-    Int32Array, Int32Builder, Int64Array, StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, Date32Array, Date32Builder, DictionaryArray, Float64Array,
+    Float64Builder, Int32Array, Int32Builder, Int64Array, StringArray, StringBuilder,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int32Type, TimeUnit};
@@ -157,35 +157,13 @@ pub fn dates(
         _ => {
             let text =
                 as_utf8(col).ok_or_else(|| site.wrong_type(name, "a date", col.data_type()))?;
-            // Values and validity are built apart; most date columns
-            // have no empty cell, and then no validity is kept.
-            let mut values: Vec<i32> = Vec::with_capacity(text.len());
-            let mut valid: Option<arrow::array::BooleanBufferBuilder> = None;
+            let mut b = Date32Builder::with_capacity(text.len());
             let format = site.spec.date_format(name);
-            let iso = format.is_iso();
             for i in 0..text.len() {
                 match present(&text, i) {
-                    None => {
-                        valid
-                            .get_or_insert_with(|| {
-                                let mut v = arrow::array::BooleanBufferBuilder::new(text.len());
-                                v.append_n(i, true);
-                                v
-                            })
-                            .append(false);
-                        values.push(0);
-                    }
-                    Some(v) => match if iso {
-                        iso_date_days(v)
-                    } else {
-                        format.read(v).map(date_to_days)
-                    } {
-                        Some(d) => {
-                            values.push(d);
-                            if let Some(valid) = &mut valid {
-                                valid.append(true);
-                            }
-                        }
+                    None => b.append_null(),
+                    Some(v) => match format.read_days(v) {
+                        Some(d) => b.append_value(d),
                         None => {
                             // A person's own dates are personal data: the
                             // message names the line, never the value.
@@ -202,8 +180,7 @@ pub fn dates(
                     },
                 }
             }
-            let nulls = valid.map(|mut v| arrow::buffer::NullBuffer::new(v.finish()));
-            Date32Array::new(values.into(), nulls)
+            b.finish()
         }
     };
     if required && out.null_count() > 0 {

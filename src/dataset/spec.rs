@@ -76,6 +76,15 @@ impl DateFormat {
         }
     }
 
+    /// [`DateFormat::read`] as an Arrow Date32 value (ISO text straight to
+    /// the day number, without a calendar date).
+    pub fn read_days(&self, text: &str) -> Option<i32> {
+        match &self.pattern {
+            None => super::columns::iso_date_days(text),
+            Some(_) => self.read(text).map(super::columns::date_to_days),
+        }
+    }
+
     pub fn is_iso(&self) -> bool {
         self.pattern.is_none()
     }
