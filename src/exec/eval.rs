@@ -50,19 +50,13 @@ pub struct Chunk<'a> {
     pub score: Option<&'a Column>,
 }
 
-/// Whole years at `as_of` for rows `start .. start + len` of a date-of-birth column.
-pub fn ages(
-    dob: &ArrayRef,
-    as_of: NaiveDate,
-    start: usize,
-    len: usize,
-) -> Result<Column, EvalError> {
+/// Whole years (by `ages`) for rows `start .. start + len` of a date-of-birth column.
+pub fn ages(dob: &ArrayRef, ages: &Ages, start: usize, len: usize) -> Result<Column, EvalError> {
     let dob = dob
         .as_any()
         .downcast_ref::<Date32Array>()
         .ok_or_else(|| internal("date of birth is not a date column"))?
         .slice(start, len);
-    let ages = Ages::new(as_of);
     Ok(Column::Int(dob.iter().map(|d| ages.of_days(d?)).collect()))
 }
 

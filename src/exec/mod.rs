@@ -431,7 +431,7 @@ fn evaluate_chunk(
     let ages = if plan.reads_age {
         Some(eval::ages(
             &plan.columns[plan.date_of_birth],
-            plan.as_of,
+            &plan.ages,
             start,
             len,
         )?)

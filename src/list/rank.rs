@@ -134,16 +134,14 @@ pub fn rank_within(
         by_practice.entry(code).or_default().extend(slots);
     }
     let order = &plan.order;
-    let ages = Ages::new(plan.as_of);
     // Keys of the person in slot `s`.
     let key = |s: usize, by: &OrderKeyPlan| -> SortKey {
         let i = outcomes.person(s);
         match *by {
             // Scores share one scale, so the scaled integers order them exactly.
             OrderKeyPlan::Score => SortKey::Num(outcomes.score[s]),
-            OrderKeyPlan::Age(_) => {
-                age_of(patients, i, &ages).map_or(SortKey::Null, |a| SortKey::Num(i128::from(a)))
-            }
+            OrderKeyPlan::Age(_) => age_of(patients, i, &plan.ages)
+                .map_or(SortKey::Null, |a| SortKey::Num(i128::from(a))),
             OrderKeyPlan::Feature(f) => SortKey::of(outcomes.feature_value(f, s)),
             OrderKeyPlan::Column(c) => SortKey::of(value_at(
                 plan.columns[c].as_ref(),
@@ -219,7 +217,7 @@ pub fn rank_within(
                         rank: r as u32 + 1,
                         tier,
                         change,
-                        age: age_of(patients, person, &ages),
+                        age: age_of(patients, person, &plan.ages),
                     }
                 })
                 .collect();

@@ -104,6 +104,8 @@ pub enum OrderKeyPlan {
 pub struct PhysicalPlan {
     pub as_of: NaiveDate,
     pub as_of_days: i32,
+    /// Ages on `as_of` by date of birth (worked out once for the run).
+    pub ages: crate::pack::semantics::Ages,
     /// Patient columns read, in the pack's types.
     pub columns: Vec<PlannedColumn>,
     /// Accumulators and the code -> codelist maps of each event table.
@@ -267,6 +269,7 @@ impl PhysicalPlan {
         Ok(PhysicalPlan {
             as_of,
             as_of_days: date_to_days(as_of),
+            ages: crate::pack::semantics::Ages::new(as_of),
             columns: lw.columns,
             scan,
             population,
