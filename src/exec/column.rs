@@ -328,29 +328,52 @@ fn options<T: arrow::datatypes::ArrowPrimitiveType>(
 }
 
 /// Appends row `i` of an engine array of pack type `ty` as a list cell
-/// shows it: as the value's `Display` writes it, NULL as nothing. The
-/// common types are written straight from their arrays (this runs for
-/// every cell of every list); the others go through [`Value`].
+/// shows it (see [`Cells::write`]).
 pub fn write_value(a: &dyn Array, ty: Type, i: usize, out: &mut String) {
-    use std::fmt::Write as _;
-    if a.is_null(i) {
-        return;
+    Cells::of(a, ty).write(i, out)
+}
+
+/// An engine array of one pack type, looked at once for writing many of
+/// its cells: the common types straight from their arrays (this runs for
+/// every cell of every list), the others through [`Value`].
+pub enum Cells<'a> {
+    Bool(&'a BooleanArray),
+    Int(&'a Int64Array),
+    Float(&'a Float64Array),
+    Str(&'a StringArray),
+    Other(&'a dyn Array, Type),
+}
+
+impl<'a> Cells<'a> {
+    pub fn of(a: &'a dyn Array, ty: Type) -> Cells<'a> {
+        match ty {
+            Type::Bool if a.as_boolean_opt().is_some() => Cells::Bool(a.as_boolean()),
+            Type::Int if a.as_primitive_opt::<Int64Type>().is_some() => {
+                Cells::Int(a.as_primitive())
+            }
+            Type::Float if a.as_primitive_opt::<Float64Type>().is_some() => {
+                Cells::Float(a.as_primitive())
+            }
+            Type::Str if a.as_string_opt::<i32>().is_some() => Cells::Str(a.as_string()),
+            _ => Cells::Other(a, ty),
+        }
     }
-    match ty {
-        Type::Bool if a.as_boolean_opt().is_some() => {
-            out.push_str(crate::pack::expr::yes_no(a.as_boolean().value(i)))
-        }
-        Type::Int if a.as_primitive_opt::<Int64Type>().is_some() => {
-            out.push_str(itoa::Buffer::new().format(a.as_primitive::<Int64Type>().value(i)))
-        }
-        Type::Float if a.as_primitive_opt::<Float64Type>().is_some() => {
-            let _ = write!(out, "{}", a.as_primitive::<Float64Type>().value(i));
-        }
-        Type::Str if a.as_string_opt::<i32>().is_some() => {
-            out.push_str(a.as_string::<i32>().value(i))
-        }
-        _ => {
-            let _ = write!(out, "{}", value_at(a, ty, i));
+
+    /// Appends row `i` as a list cell shows it: as the value's `Display`
+    /// writes it, NULL as nothing.
+    pub fn write(&self, i: usize, out: &mut String) {
+        use std::fmt::Write as _;
+        match *self {
+            Cells::Bool(a) if a.is_valid(i) => out.push_str(crate::pack::expr::yes_no(a.value(i))),
+            Cells::Int(a) if a.is_valid(i) => out.push_str(itoa::Buffer::new().format(a.value(i))),
+            Cells::Float(a) if a.is_valid(i) => {
+                let _ = write!(out, "{}", a.value(i));
+            }
+            Cells::Str(a) if a.is_valid(i) => out.push_str(a.value(i)),
+            Cells::Other(a, ty) if a.is_valid(i) => {
+                let _ = write!(out, "{}", value_at(a, ty, i));
+            }
+            _ => {}
         }
     }
 }

@@ -17,11 +17,12 @@ use arrow::array::{
     StringArray, UInt32Array,
 };
 use arrow::compute::take;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Schema};
 use rayon::prelude::*;
 
 use crate::contract;
 use crate::dataset::Patients;
+use crate::exec::column::Cells;
 use crate::exec::Outcomes;
 use crate::pack::Pack;
 use crate::plan::types::{DECIMAL_PRECISION, DECIMAL_SCALE};
@@ -357,12 +358,12 @@ fn write_practice_list(
     let imd = column(contract::IMD_DECILE)?
         .as_primitive_opt::<arrow::datatypes::Int32Type>()
         .ok_or_else(|| werr("imd_decile is not an integer".into()))?;
-    let features: Vec<FeatureCells> = pack
+    let features: Vec<Cells> = pack
         .list
         .display
         .iter()
         .zip(&batch.columns()[FIXED..FIXED + display])
-        .map(|(&f, a)| FeatureCells::of(a.as_ref(), pack.features[f].ty))
+        .map(|(&f, a)| Cells::of(a.as_ref(), pack.features[f].ty))
         .collect();
     let text_cell = |out: &mut csv_out::CsvBuf, text: &str| out.text(&inert(text));
     // The practice and PCN are the same on every row, sex takes a few values.
@@ -405,7 +406,7 @@ fn write_practice_list(
             out.empty();
         }
         for cells in &features {
-            cells.write(&mut out, r, &mut buf);
+            feature_cell(cells, &mut out, r, &mut buf);
         }
         text_cell(&mut out, reasons.value(r));
         if let Some(call) = opts.call_this_week(e.rank) {
@@ -429,45 +430,21 @@ fn write_practice_list(
         .map_err(|e| werr(e.to_string()))
 }
 
-/// A displayed feature's column of a practice's list, by type, for its
-/// CSV cells.
-enum FeatureCells<'a> {
-    Bool(&'a BooleanArray),
-    Int(&'a Int64Array),
-    Str(&'a StringArray),
-    /// Any other type, through its `Display`.
-    Other(&'a dyn Array, crate::pack::Type),
-}
-
-impl<'a> FeatureCells<'a> {
-    fn of(a: &'a dyn Array, ty: crate::pack::Type) -> FeatureCells<'a> {
-        use crate::pack::Type;
-        match ty {
-            Type::Bool if a.as_boolean_opt().is_some() => FeatureCells::Bool(a.as_boolean()),
-            Type::Int if a.as_primitive_opt::<Int64Type>().is_some() => {
-                FeatureCells::Int(a.as_primitive())
-            }
-            Type::Str if a.as_string_opt::<i32>().is_some() => FeatureCells::Str(a.as_string()),
-            _ => FeatureCells::Other(a, ty),
+/// Row `r` of a displayed feature as a CSV cell: as
+/// [`crate::exec::column::Cells::write`] shows it, booleans and integers
+/// without a `String` on the way; texts are made inert, numbers stay
+/// numbers (a negative one is not a formula).
+fn feature_cell(cells: &Cells, out: &mut csv_out::CsvBuf, r: usize, buf: &mut String) {
+    match *cells {
+        Cells::Bool(a) if a.is_valid(r) => {
+            out.cell(crate::pack::expr::yes_no(a.value(r)).as_bytes())
         }
-    }
-
-    /// Row `r`'s cell, as [`crate::exec::column::write_value`] shows it
-    /// (NULL as nothing); texts are made inert, numbers stay numbers (a
-    /// negative one is not a formula).
-    fn write(&self, out: &mut csv_out::CsvBuf, r: usize, buf: &mut String) {
-        match self {
-            FeatureCells::Bool(a) if a.is_valid(r) => {
-                out.cell(crate::pack::expr::yes_no(a.value(r)).as_bytes())
-            }
-            FeatureCells::Int(a) if a.is_valid(r) => out.int(a.value(r)),
-            FeatureCells::Str(a) if a.is_valid(r) => out.text(&inert(a.value(r))),
-            FeatureCells::Bool(_) | FeatureCells::Int(_) | FeatureCells::Str(_) => out.empty(),
-            FeatureCells::Other(a, ty) => {
-                buf.clear();
-                crate::exec::column::write_value(*a, *ty, r, buf);
-                out.text(buf);
-            }
+        Cells::Int(a) if a.is_valid(r) => out.int(a.value(r)),
+        Cells::Str(a) if a.is_valid(r) => out.text(&inert(a.value(r))),
+        _ => {
+            buf.clear();
+            cells.write(r, buf);
+            out.text(buf);
         }
     }
 }
