@@ -255,27 +255,18 @@ impl Patients {
             // next round is read. The first error in file order is reported.
             let (_, mut chunks) = super::raw::CsvChunks::open(table, &wanted)?;
             let round = rayon::current_num_threads().max(1) * 2;
-            let mut read_round = || chunks.next_round(round);
-            let type_round = |taken: Vec<super::raw::CsvChunk>| {
-                let typed: Vec<Result<Vec<Part>, DatasetError>> = taken
-                    .into_par_iter()
-                    .map(|chunk| {
-                        chunk
-                            .parse()?
-                            .into_iter()
-                            .map(|batch| to_part(&file, &table.spec, &deprivation, &all, batch))
-                            .collect()
-                    })
-                    .collect();
-                typed.into_iter().collect::<Result<Vec<Vec<Part>>, _>>()
-            };
             let mut parts = Vec::new();
-            let mut current = read_round()?;
-            while !current.is_empty() {
-                let (typed, next) = rayon::join(|| type_round(current), &mut read_round);
-                parts.extend(typed?.into_iter().flatten());
-                current = next?;
-            }
+            chunks.par_rounds(
+                round,
+                |chunk| {
+                    chunk
+                        .parse()?
+                        .into_iter()
+                        .map(|batch| to_part(&file, &table.spec, &deprivation, &all, batch))
+                        .collect::<Result<Vec<Part>, _>>()
+                },
+                |typed| parts.extend(typed.into_iter().flatten()),
+            )?;
             parts
         } else if groups > 1 {
             let results: Vec<Result<Vec<Part>, DatasetError>> = (0..groups)

@@ -325,29 +325,18 @@ fn scan_table(
         let typer = EventReader::open_part(file, None, table.reads_values)?.typer();
         let wanted = EventReader::columns(table.reads_values);
         let (_, mut chunks) = crate::dataset::raw::CsvChunks::open(file, wanted)?;
-        let mut read_round = || chunks.next_round(round);
-        let parse_round = |round_chunks: Vec<crate::dataset::raw::CsvChunk>| {
-            let results: Vec<Result<PartOutput, DatasetError>> = round_chunks
-                .into_par_iter()
-                .map(|chunk| {
-                    let mut out = PartOutput::new(n_shards);
-                    for raw in chunk.parse()? {
-                        let batch = typer.typed(raw)?;
-                        out.absorb(table, patients, &batch, as_of_days);
-                    }
-                    Ok(out)
-                })
-                .collect();
-            results.into_iter().collect::<Result<Vec<_>, _>>()
-        };
-        // The next round is read from the file while this one is parsed.
-        let mut current = read_round()?;
-        while !current.is_empty() {
-            let (outputs, next) = rayon::join(|| parse_round(current), &mut read_round);
-            // A parse error comes before any later read error (file order).
-            apply(outputs?, accs);
-            current = next?;
-        }
+        chunks.par_rounds(
+            round,
+            |chunk| {
+                let mut out = PartOutput::new(n_shards);
+                for raw in chunk.parse()? {
+                    let batch = typer.typed(raw)?;
+                    out.absorb(table, patients, &batch, as_of_days);
+                }
+                Ok(out)
+            },
+            |outputs| apply(outputs, accs),
+        )?;
     }
     Ok(total)
 }

@@ -20,7 +20,7 @@ use crate::dataset::TableFile;
 /// field holding a line break is never cut. Each chunk knows the physical
 /// line it starts on, so errors still name the right line.
 pub struct CsvChunks {
-    file: std::fs::File,
+    file: File,
     /// Bytes read but not yet handed out (the tail of a record).
     carry: Vec<u8>,
     next_line: u64,
@@ -87,8 +87,31 @@ impl CsvChunks {
         ))
     }
 
+    /// Every chunk through `each`, in parallel a round of `round` chunks
+    /// at a time, the next round read from the file meanwhile; each
+    /// round's results go to `take` in file order. The first error in file
+    /// order is returned (a chunk's before any later read error).
+    pub fn par_rounds<T: Send>(
+        &mut self,
+        round: usize,
+        each: impl Fn(CsvChunk) -> Result<T, DatasetError> + Sync,
+        mut take: impl FnMut(Vec<T>),
+    ) -> Result<(), DatasetError> {
+        use rayon::prelude::*;
+        let mut current = self.next_round(round)?;
+        while !current.is_empty() {
+            let (done, next) = rayon::join(
+                || current.into_par_iter().map(&each).collect::<Vec<_>>(),
+                || self.next_round(round),
+            );
+            take(done.into_iter().collect::<Result<Vec<T>, _>>()?);
+            current = next?;
+        }
+        Ok(())
+    }
+
     /// The next `n` chunks (fewer at the end of the file, none after it).
-    pub fn next_round(&mut self, n: usize) -> Result<Vec<CsvChunk>, DatasetError> {
+    fn next_round(&mut self, n: usize) -> Result<Vec<CsvChunk>, DatasetError> {
         let mut round = Vec::with_capacity(n);
         while round.len() < n {
             match self.next_chunk()? {
