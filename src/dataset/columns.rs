@@ -351,12 +351,64 @@ impl TextColumn {
     pub fn memory_bytes(&self) -> usize {
         self.dict.get_array_memory_size()
     }
+}
 
-    /// Joins parts (of one table) into one column.
-    pub fn concat(parts: &[&TextColumn]) -> Result<TextColumn, arrow::error::ArrowError> {
-        let arrays: Vec<&dyn Array> = parts.iter().map(|p| &p.dict as &dyn Array).collect();
-        let joined = arrow::compute::concat(&arrays)?;
-        Ok(TextColumn::new(joined.as_dictionary::<Int32Type>().clone()))
+/// A [`TextColumn`] put together from parts in order: each part's keys are
+/// copied (shifted past the texts already held), and each part's distinct
+/// texts appended once; a part whose texts are the same as the previous
+/// part's (the batches of one Parquet row group) shares them.
+#[derive(Debug)]
+pub struct TextColumnBuilder {
+    keys: Vec<i32>,
+    nulls: arrow::array::builder::NullBufferBuilder,
+    values: StringBuilder,
+    /// Texts held in `values`.
+    texts: usize,
+    /// The last part's texts, and the key of its first text here.
+    last: Option<(StringArray, i32)>,
+}
+
+impl TextColumnBuilder {
+    pub fn with_capacity(rows: usize) -> TextColumnBuilder {
+        TextColumnBuilder {
+            keys: Vec::with_capacity(rows),
+            nulls: arrow::array::builder::NullBufferBuilder::new(rows),
+            values: StringBuilder::new(),
+            texts: 0,
+            last: None,
+        }
+    }
+
+    pub fn append(&mut self, part: &TextColumn) {
+        let base = match &self.last {
+            Some((texts, base)) if *texts == part.values => *base,
+            _ => {
+                let base = self.texts as i32;
+                for t in part.values.iter() {
+                    self.values.append_option(t);
+                }
+                self.texts += part.values.len();
+                self.last = Some((part.values.clone(), base));
+                base
+            }
+        };
+        let keys = part.dict.keys().values();
+        if base == 0 {
+            self.keys.extend_from_slice(keys);
+        } else {
+            // A null row's key may be anything: wrapping keeps it harmless.
+            self.keys.extend(keys.iter().map(|k| k.wrapping_add(base)));
+        }
+        match part.dict.nulls() {
+            Some(n) => self.nulls.append_buffer(n),
+            None => self.nulls.append_n_non_nulls(part.len()),
+        }
+    }
+
+    pub fn finish(mut self) -> Result<TextColumn, arrow::error::ArrowError> {
+        let keys = arrow::array::Int32Array::new(self.keys.into(), self.nulls.finish());
+        let dict = DictionaryArray::try_new(keys, Arc::new(self.values.finish()))?;
+        Ok(TextColumn::new(dict))
     }
 }
 
@@ -430,8 +482,15 @@ where
         }
     }
     let values = b.finish();
-    let null_slot = raw.len() as i32;
     let keys = dict.keys();
+    // Every stored text kept and no empty cells (the usual patients
+    // table): the keys stand as read, no pass over the rows.
+    if keys.null_count() == 0 && present_values[..raw.len()].iter().all(|&p| p) {
+        let dict = DictionaryArray::try_new(keys.clone(), Arc::new(values))
+            .map_err(|e| site.bad(0, name, e.to_string()))?;
+        return Ok(TextColumn::new(dict));
+    }
+    let null_slot = raw.len() as i32;
     let mut out_keys = arrow::array::Int32Builder::with_capacity(keys.len());
     for i in 0..keys.len() {
         let k = if keys.is_valid(i) {
@@ -547,7 +606,8 @@ pub fn patient_ids(col: &ArrayRef, name: &str, site: &Site) -> Result<PatientIds
             let c = cast(col, &DataType::Int64)
                 .map_err(|_| site.wrong_type(name, "an integer or text identifier", t))?;
             let ids = c.as_primitive::<arrow::datatypes::Int64Type>().clone();
-            if let Some(i) = (0..ids.len()).find(|&i| ids.is_null(i)) {
+            if ids.null_count() > 0 {
+                let i = (0..ids.len()).find(|&i| ids.is_null(i)).unwrap_or(0);
                 return Err(site.missing(i, name));
             }
             Ok(PatientIds::Int(ids))
@@ -568,7 +628,8 @@ pub fn codes(
 ) -> Result<DictionaryArray<Int32Type>, DatasetError> {
     let dict =
         as_dictionary(col).ok_or_else(|| site.wrong_type(name, "text codes", col.data_type()))?;
-    if let Some(i) = (0..dict.len()).find(|&i| dict.is_null(i)) {
+    if dict.null_count() > 0 {
+        let i = (0..dict.len()).find(|&i| dict.is_null(i)).unwrap_or(0);
         return Err(site.missing(i, name));
     }
     Ok(dict)
@@ -684,6 +745,54 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// Parts joined in order keep every row's text and null; a part with
+    /// the previous part's texts shares them, others add theirs.
+    #[test]
+    fn text_parts_join_in_order_sharing_repeated_texts() {
+        let (file, locator) = site_rows();
+        let site = Site {
+            file: &file,
+            locator: &locator,
+            spec: &crate::dataset::TableSpec::default(),
+        };
+        let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let part = |cells: Vec<Option<&str>>| {
+            let plain: ArrayRef = Arc::new(StringArray::from(cells));
+            text_column(&cast(&plain, &dict_type).unwrap(), "pcn_code", &site, false).unwrap()
+        };
+        let a = part(vec![Some("P1"), Some("P2"), None]);
+        let b = part(vec![Some("P2"), Some("P1")]);
+        let c = part(vec![Some("P3"), Some(" P1 "), Some("")]);
+        let mut joined = TextColumnBuilder::with_capacity(2);
+        for p in [&a, &a, &c, &b] {
+            joined.append(p);
+        }
+        let joined = joined.finish().unwrap();
+        let got: Vec<Option<&str>> = joined.iter().collect();
+        assert_eq!(
+            got,
+            [
+                Some("P1"),
+                Some("P2"),
+                None,
+                Some("P1"),
+                Some("P2"),
+                None,
+                Some("P3"),
+                Some("P1"),
+                None,
+                Some("P2"),
+                Some("P1"),
+            ]
+        );
+        // `a` twice in a row: its texts are held once.
+        assert_eq!(joined.key(0), joined.key(3));
+        assert_eq!(
+            joined.dictionary_len(),
+            a.dictionary_len() + c.dictionary_len() + b.dictionary_len()
+        );
     }
 
     #[test]

@@ -12,10 +12,13 @@ use crate::reference::deprivation::DeprivationLookup;
 use hashbrown::HashTable;
 use rayon::prelude::*;
 
-use arrow::array::{Array, ArrayRef, Date32Array, Int32Array, StringArray};
+use arrow::array::{
+    Array, ArrayRef, Date32Array, Date32Builder, Int32Array, Int32Builder, Int64Builder,
+    StringArray, StringBuilder,
+};
 use arrow::compute::concat;
 
-use super::columns::{self, PatientIds, Site, TextColumn};
+use super::columns::{self, PatientIds, Site, TextColumn, TextColumnBuilder};
 use super::error::{DatasetError, Location};
 use super::raw::{Locator, RawTable};
 use super::TableFile;
@@ -246,18 +249,21 @@ impl Patients {
             }
             Ok(parts)
         };
-        // Parquet row groups are decoded in parallel; the first error in
-        // file order is the one reported.
-        let groups = super::raw::row_group_sizes(table)?.len();
-        let parts: Vec<Part> = if table.format == super::Format::Csv {
-            // CSV: read in chunks of whole records, a round at a time; the
-            // chunks of a round are split and typed in parallel while the
-            // next round is read. The first error in file order is reported.
+        // Parts are typed in parallel, a round at a time, and each round is
+        // copied into the columns (allocated once, at their final size when
+        // the file says how many rows it holds) before the next is typed:
+        // a round's memory is then reused by the next, not held until the
+        // end. The first error in file order is the one reported.
+        let sizes = super::raw::row_group_sizes(table)?;
+        let round = rayon::current_num_threads().max(1);
+        let mut columns = Assembly::with_capacity(sizes.iter().sum::<u64>() as usize);
+        if table.format == super::Format::Csv {
+            // CSV: chunks of whole records, split and typed in parallel
+            // while the next round is read.
             let (_, mut chunks) = super::raw::CsvChunks::open(table, &wanted)?;
-            let round = rayon::current_num_threads().max(1) * 2;
-            let mut parts = Vec::new();
+            let mut failed = None;
             chunks.par_rounds(
-                round,
+                round * 2,
                 |chunk| {
                     chunk
                         .parse()?
@@ -265,125 +271,194 @@ impl Patients {
                         .map(|batch| to_part(&file, &table.spec, &deprivation, &all, batch))
                         .collect::<Result<Vec<Part>, _>>()
                 },
-                |typed| parts.extend(typed.into_iter().flatten()),
+                |typed| {
+                    if failed.is_none() {
+                        let parts: Vec<Part> = typed.into_iter().flatten().collect();
+                        failed = columns.append(&file, &parts).err();
+                    }
+                },
             )?;
-            parts
-        } else if groups > 1 {
-            let results: Vec<Result<Vec<Part>, DatasetError>> = (0..groups)
-                .into_par_iter()
-                .map(|g| read_part(Some(vec![g])))
-                .collect();
-            let mut parts = Vec::new();
-            for r in results {
-                parts.extend(r?);
+            if let Some(e) = failed {
+                return Err(e);
             }
-            parts
+        } else if sizes.len() > 1 {
+            let groups: Vec<usize> = (0..sizes.len()).collect();
+            for gs in groups.chunks(round) {
+                let typed: Vec<Result<Vec<Part>, DatasetError>> =
+                    gs.par_iter().map(|&g| read_part(Some(vec![g]))).collect();
+                let mut parts = Vec::new();
+                for t in typed {
+                    parts.extend(t?);
+                }
+                columns.append(&file, &parts)?;
+            }
         } else {
-            read_part(None)?
-        };
-        if parts.iter().all(|p| p.rows == 0) {
+            columns.append(&file, &read_part(None)?)?;
+        }
+        if columns.rows() == 0 {
             return Err(DatasetError::EmptyPatients { file });
         }
-        let mut patients = Patients::assemble(file, parts)?;
+        let mut patients = columns.finish(file)?;
 
         patients.spec = table.spec.clone();
         patients.deprivation = deprivation;
         patients.imd_from_column = all.iter().any(|c| c == IMD_DECILE);
         Ok(patients)
     }
+}
 
-    fn assemble(file: String, parts: Vec<Part>) -> Result<Patients, DatasetError> {
-        let cat = |arrays: Vec<&dyn Array>| -> Result<ArrayRef, DatasetError> {
-            concat(&arrays).map_err(|e| DatasetError::Parquet {
-                file: file.clone(),
-                message: e.to_string(),
-            })
+/// The patients table's columns, put together part by part in file order.
+struct Assembly {
+    ids: Option<IdsBuilder>,
+    practice_code: TextColumnBuilder,
+    pcn_code: TextColumnBuilder,
+    sex: TextColumnBuilder,
+    lsoa_code: TextColumnBuilder,
+    date_of_birth: Date32Builder,
+    registration_end: Date32Builder,
+    date_of_death: Date32Builder,
+    imd_decile: Int32Builder,
+    /// Columns beyond the contract: their parts, joined at the end.
+    extras: Vec<(String, Vec<ArrayRef>)>,
+    /// Where each part's rows came from, and how many it had.
+    origins: Vec<(Locator, usize)>,
+    /// Rows the columns are sized for (the file's, when it says).
+    capacity: usize,
+}
+
+/// One of a part's columns.
+type Field<T> = fn(&Part) -> &T;
+
+enum IdsBuilder {
+    Int(Int64Builder),
+    Text(StringBuilder),
+}
+
+impl Assembly {
+    fn with_capacity(rows: usize) -> Assembly {
+        Assembly {
+            ids: None,
+            practice_code: TextColumnBuilder::with_capacity(rows),
+            pcn_code: TextColumnBuilder::with_capacity(rows),
+            sex: TextColumnBuilder::with_capacity(rows),
+            lsoa_code: TextColumnBuilder::with_capacity(rows),
+            date_of_birth: Date32Builder::with_capacity(rows),
+            registration_end: Date32Builder::with_capacity(rows),
+            date_of_death: Date32Builder::with_capacity(rows),
+            imd_decile: Int32Builder::with_capacity(rows),
+            extras: Vec::new(),
+            origins: Vec::new(),
+            capacity: rows,
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.origins.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Copies parts (in file order) onto the columns, a column per task.
+    fn append(&mut self, file: &str, parts: &[Part]) -> Result<(), DatasetError> {
+        let Some(first) = parts.first() else {
+            return Ok(());
         };
-        use arrow::array::AsArray;
-        let text = |f: fn(&Part) -> &TextColumn| -> Result<TextColumn, DatasetError> {
-            TextColumn::concat(&parts.iter().map(f).collect::<Vec<_>>()).map_err(|e| {
-                DatasetError::Parquet {
-                    file: file.clone(),
-                    message: e.to_string(),
-                }
-            })
-        };
-        let date = |f: fn(&Part) -> &Date32Array| -> Result<Date32Array, DatasetError> {
-            Ok(cat(parts.iter().map(|p| f(p) as &dyn Array).collect())?
-                .as_primitive::<arrow::datatypes::Date32Type>()
-                .clone())
-        };
-        let ids = match &parts[0].ids {
-            PatientIds::Int(_) => {
-                let arrays: Vec<&dyn Array> = parts
-                    .iter()
-                    .filter_map(|p| match &p.ids {
-                        PatientIds::Int(a) => Some(a as &dyn Array),
-                        PatientIds::Text(_) => None,
-                    })
-                    .collect();
-                PatientIds::Int(
-                    cat(arrays)?
-                        .as_primitive::<arrow::datatypes::Int64Type>()
-                        .clone(),
-                )
-            }
-            PatientIds::Text(_) => PatientIds::Text(
-                cat(parts
-                    .iter()
-                    .filter_map(|p| match &p.ids {
-                        PatientIds::Text(a) => Some(a as &dyn Array),
-                        PatientIds::Int(_) => None,
-                    })
-                    .collect())?
-                .as_string::<i32>()
-                .clone(),
-            ),
-        };
-        let imd_decile = cat(parts.iter().map(|p| &p.imd_decile as &dyn Array).collect())?
-            .as_primitive::<arrow::datatypes::Int32Type>()
-            .clone();
-        let extras = match parts.first() {
-            Some(first) => first
+        let rows = self.capacity;
+        let ids = self.ids.get_or_insert_with(|| match first.ids {
+            PatientIds::Int(_) => IdsBuilder::Int(Int64Builder::with_capacity(rows)),
+            PatientIds::Text(_) => IdsBuilder::Text(StringBuilder::new()),
+        });
+        if self.extras.is_empty() {
+            self.extras = first
                 .extras
                 .iter()
-                .enumerate()
-                .map(|(k, (name, _))| {
-                    let arrays: Vec<&dyn Array> =
-                        parts.iter().map(|p| p.extras[k].1.as_ref()).collect();
-                    cat(arrays).map(|a| (name.clone(), a))
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            None => Vec::new(),
-        };
-        // The index first (its own work is parallel, and its scratch space
-        // is freed before the columns are put together: the peak memory of
-        // a run), then the other columns side by side.
-        let index = build_index(&file, &ids, &parts)?;
-        let (mut practice_code, mut pcn_code, mut sex, mut lsoa_code) = (None, None, None, None);
-        let (mut date_of_birth, mut registration_end, mut date_of_death) = (None, None, None);
+                .map(|(name, _)| (name.clone(), Vec::new()))
+                .collect();
+        }
+        let mut mixed = false;
         rayon::scope(|s| {
-            s.spawn(|_| practice_code = Some(text(|p| &p.practice_code)));
-            s.spawn(|_| pcn_code = Some(text(|p| &p.pcn_code)));
-            s.spawn(|_| sex = Some(text(|p| &p.sex)));
-            s.spawn(|_| lsoa_code = Some(text(|p| &p.lsoa_code)));
-            s.spawn(|_| date_of_birth = Some(date(|p| &p.date_of_birth)));
-            s.spawn(|_| registration_end = Some(date(|p| &p.registration_end)));
-            s.spawn(|_| date_of_death = Some(date(|p| &p.date_of_death)));
+            s.spawn(|_| {
+                for p in parts {
+                    match (&mut *ids, &p.ids) {
+                        (IdsBuilder::Int(b), PatientIds::Int(a)) => b.append_array(a),
+                        (IdsBuilder::Text(b), PatientIds::Text(a)) => {
+                            mixed |= b.append_array(a).is_err()
+                        }
+                        _ => mixed = true,
+                    }
+                }
+            });
+            let texts: [(&mut TextColumnBuilder, Field<TextColumn>); 4] = [
+                (&mut self.practice_code, |p| &p.practice_code),
+                (&mut self.pcn_code, |p| &p.pcn_code),
+                (&mut self.sex, |p| &p.sex),
+                (&mut self.lsoa_code, |p| &p.lsoa_code),
+            ];
+            for (b, f) in texts {
+                s.spawn(move |_| parts.iter().for_each(|p| b.append(f(p))));
+            }
+            let dates: [(&mut Date32Builder, Field<Date32Array>); 3] = [
+                (&mut self.date_of_birth, |p| &p.date_of_birth),
+                (&mut self.registration_end, |p| &p.registration_end),
+                (&mut self.date_of_death, |p| &p.date_of_death),
+            ];
+            for (b, f) in dates {
+                s.spawn(move |_| parts.iter().for_each(|p| b.append_array(f(p))));
+            }
+            let imd = &mut self.imd_decile;
+            s.spawn(move |_| parts.iter().for_each(|p| imd.append_array(&p.imd_decile)));
         });
-        let done = || DatasetError::Parquet {
+        for p in parts {
+            for (k, (_, held)) in self.extras.iter_mut().enumerate() {
+                if let Some((_, a)) = p.extras.get(k) {
+                    held.push(a.clone());
+                }
+            }
+            self.origins.push((p.locator.clone(), p.rows));
+        }
+        if mixed {
+            return Err(DatasetError::Parquet {
+                file: file.to_string(),
+                message:
+                    "patient_id is stored as integers in one part of the file and text in another"
+                        .into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(self, file: String) -> Result<Patients, DatasetError> {
+        let arrow_error = |e: arrow::error::ArrowError| DatasetError::Parquet {
             file: file.clone(),
-            message: "a column was not put together".into(),
+            message: e.to_string(),
         };
+        let ids = match self.ids {
+            Some(IdsBuilder::Int(mut b)) => PatientIds::Int(b.finish()),
+            Some(IdsBuilder::Text(mut b)) => PatientIds::Text(b.finish()),
+            None => PatientIds::Int(Int64Builder::new().finish()),
+        };
+        let extras = self
+            .extras
+            .into_iter()
+            .map(|(name, held)| {
+                let arrays: Vec<&dyn Array> = held.iter().map(|a| a.as_ref()).collect();
+                concat(&arrays).map(|a| (name, a)).map_err(arrow_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = build_index(&file, &ids, &self.origins)?;
+        let (mut date_of_birth, mut registration_end, mut date_of_death, mut imd_decile) = (
+            self.date_of_birth,
+            self.registration_end,
+            self.date_of_death,
+            self.imd_decile,
+        );
         Ok(Patients {
-            practice_code: practice_code.ok_or_else(done)??,
-            pcn_code: pcn_code.ok_or_else(done)??,
-            date_of_birth: date_of_birth.ok_or_else(done)??,
-            sex: sex.ok_or_else(done)??,
-            lsoa_code: lsoa_code.ok_or_else(done)??,
-            imd_decile,
-            registration_end: registration_end.ok_or_else(done)??,
-            date_of_death: date_of_death.ok_or_else(done)??,
+            practice_code: self.practice_code.finish().map_err(arrow_error)?,
+            pcn_code: self.pcn_code.finish().map_err(arrow_error)?,
+            date_of_birth: date_of_birth.finish(),
+            sex: self.sex.finish().map_err(arrow_error)?,
+            lsoa_code: self.lsoa_code.finish().map_err(arrow_error)?,
+            imd_decile: imd_decile.finish(),
+            registration_end: registration_end.finish(),
+            date_of_death: date_of_death.finish(),
             extras,
             ids,
             index,
@@ -492,17 +567,21 @@ struct Part {
 }
 
 /// Location of global row `row` in the source file.
-fn locate(parts: &[Part], mut row: usize) -> Location {
-    for p in parts {
-        if row < p.rows {
-            return p.locator.at(row);
+fn locate(origins: &[(Locator, usize)], mut row: usize) -> Location {
+    for (locator, rows) in origins {
+        if row < *rows {
+            return locator.at(row);
         }
-        row -= p.rows;
+        row -= rows;
     }
     Location::Row(0)
 }
 
-fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIndex, DatasetError> {
+fn build_index(
+    file: &str,
+    ids: &PatientIds,
+    origins: &[(Locator, usize)],
+) -> Result<PatientIndex, DatasetError> {
     let n = ids.len();
     if let PatientIds::Int(a) = ids {
         let v = a.values();
@@ -579,8 +658,8 @@ fn build_index(file: &str, ids: &PatientIds, parts: &[Part]) -> Result<PatientIn
     {
         return Err(DatasetError::DuplicatePatient {
             file: file.to_string(),
-            at: locate(parts, row),
-            first: locate(parts, first as usize),
+            at: locate(origins, row),
+            first: locate(origins, first as usize),
         });
     }
     Ok(PatientIndex {
