@@ -5,6 +5,7 @@
 pub mod changes;
 mod csv_out;
 pub mod manifest;
+mod parquet_out;
 mod rank;
 pub mod run_dir;
 
@@ -241,44 +242,57 @@ pub fn write_lists(
             parquet::schema::types::ColumnPath::from("reasons"),
             parquet::file::properties::EnabledStatistics::None,
         )
+        // Every id differs: a dictionary would only be built to be dropped.
+        .set_column_dictionary_enabled(
+            parquet::schema::types::ColumnPath::from(contract::PATIENT_ID),
+            false,
+        )
         .set_created_by(format!("strata {}", env!("CARGO_PKG_VERSION")))
         .build();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))
+    let max_rows = props
+        .max_row_group_row_count()
+        .unwrap_or(parquet::file::properties::DEFAULT_MAX_ROW_GROUP_ROW_COUNT);
+    let writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
         .map_err(|e| werr(e.to_string()))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(WINDOW);
     std::thread::scope(|s| {
+        let schema = &schema;
         let encoder = s.spawn(move || -> Result<(), ListError> {
-            for batch in rx {
-                writer.write(&batch).map_err(|e| werr(e.to_string()))?;
-            }
-            writer.close().map_err(|e| werr(e.to_string()))?;
-            Ok(())
+            parquet_out::encode(writer, schema, max_rows, rx).map_err(|e| werr(e.to_string()))
         });
         let mut produced = Ok(());
         'windows: for window in lists.chunks(WINDOW) {
+            // The window's batches first, handed to the encoder in order,
+            // then its CSVs written from them while the encoder works.
             let batches: Vec<Result<RecordBatch, ListError>> = window
                 .par_iter()
                 .map(|list| {
                     let reasons = reason_texts(pack, plan, outcomes, list);
-                    let batch =
-                        practice_batch(pack, patients, outcomes, &list.entries, &reasons, opts)?;
-                    write_practice_list(run, ("", ""), &heads, pack, list, &batch, opts)?;
-                    Ok(batch)
+                    practice_batch(pack, patients, outcomes, &list.entries, &reasons, opts)
                 })
                 .collect();
+            let mut built = Vec::with_capacity(batches.len());
             for batch in batches {
                 match batch {
-                    // A closed channel means the encoder failed: its error is reported.
-                    Ok(b) => {
-                        if tx.send(b).is_err() {
-                            break 'windows;
-                        }
-                    }
+                    Ok(b) => built.push(b),
                     Err(e) => {
                         produced = Err(e);
                         break 'windows;
                     }
                 }
+            }
+            for b in &built {
+                // A closed channel means the encoder failed: its error is reported.
+                if tx.send(b.clone()).is_err() {
+                    break 'windows;
+                }
+            }
+            let written = window.par_iter().zip(&built).try_for_each(|(list, batch)| {
+                write_practice_list(run, ("", ""), &heads, pack, list, batch, opts)
+            });
+            if let Err(e) = written {
+                produced = Err(e);
+                break 'windows;
             }
         }
         drop(tx);
