@@ -83,15 +83,19 @@ fn lsoa_counts(patients: &Patients) -> (u64, u64) {
     let known: Vec<bool> = (0..codes.dictionary_len())
         .map(|k| lookup.lookup(codes.dictionary_value(k)).is_some())
         .collect();
-    let (mut found, mut not_found) = (0, 0);
-    for i in 0..codes.len() {
-        match codes.key(i) {
-            Some(k) if known[k] => found += 1,
-            Some(_) => not_found += 1,
-            None => {}
-        }
-    }
-    (found, not_found)
+    use rayon::prelude::*;
+    (0..codes.len())
+        .into_par_iter()
+        .with_min_len(1 << 16)
+        .fold(
+            || (0u64, 0u64),
+            |(found, not_found), i| match codes.key(i) {
+                Some(k) if known[k] => (found + 1, not_found),
+                Some(_) => (found, not_found + 1),
+                None => (found, not_found),
+            },
+        )
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 /// The deprivation a dataset's people get: which index, on which LSOAs,

@@ -150,11 +150,16 @@ pub fn tiers_by_practice(
     lists
         .iter()
         .map(|l| {
-            let mut m: BTreeMap<String, u64> =
-                pack.tiers.iter().map(|t| (t.id.clone(), 0)).collect();
+            let mut by_tier = vec![0u64; pack.tiers.len()];
             for e in &l.entries {
-                *m.entry(pack.tiers[e.tier as usize].id.clone()).or_insert(0) += 1;
+                by_tier[usize::from(e.tier)] += 1;
             }
+            let m: BTreeMap<String, u64> = pack
+                .tiers
+                .iter()
+                .zip(by_tier)
+                .map(|(t, n)| (t.id.clone(), n))
+                .collect();
             (l.practice_code.clone(), m)
         })
         .collect()

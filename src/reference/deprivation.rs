@@ -202,26 +202,17 @@ pub struct DeprivationLookup {
 }
 
 impl DeprivationLookup {
-    /// The lookup for an index and an extract vintage (built once each).
+    /// The lookup for an index and an extract vintage (each built once,
+    /// when first asked for: a run needs one of the four).
     pub fn get(version: ImdVersion, vintage: LsoaVintage) -> &'static DeprivationLookup {
-        static TABLES: OnceLock<[DeprivationLookup; 4]> = OnceLock::new();
-        let tables = TABLES.get_or_init(|| {
-            use ImdVersion::*;
-            use LsoaVintage::*;
-            [
-                Self::build(Imd2019, Lsoa2011),
-                Self::build(Imd2019, Lsoa2021),
-                Self::build(Iod2025, Lsoa2011),
-                Self::build(Iod2025, Lsoa2021),
-            ]
-        });
+        static TABLES: [OnceLock<DeprivationLookup>; 4] = [const { OnceLock::new() }; 4];
         let k = match (version, vintage) {
             (ImdVersion::Imd2019, LsoaVintage::Lsoa2011) => 0,
             (ImdVersion::Imd2019, LsoaVintage::Lsoa2021) => 1,
             (ImdVersion::Iod2025, LsoaVintage::Lsoa2011) => 2,
             (ImdVersion::Iod2025, LsoaVintage::Lsoa2021) => 3,
         };
-        &tables[k]
+        TABLES[k].get_or_init(|| Self::build(version, vintage))
     }
 
     fn build(version: ImdVersion, vintage: LsoaVintage) -> DeprivationLookup {

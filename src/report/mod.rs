@@ -466,23 +466,39 @@ fn table_view(
 
 /// For each tier: the share of its listed people each rule fired for.
 fn tier_reasons(inp: &Inputs<'_>, by_tier: &[u64]) -> Vec<TierReasons> {
+    use rayon::prelude::*;
     let n_rules = inp.pack.rules.len();
-    let mut fired = vec![vec![0u64; n_rules]; inp.pack.tiers.len()];
-    let mut forced = vec![0u64; inp.pack.tiers.len()];
-    for l in inp.lists {
-        for e in &l.entries {
-            let t = usize::from(e.tier);
-            for (r, counts) in fired[t].iter_mut().enumerate() {
-                let a = &inp.outcomes.rules[r];
-                if a.is_valid(e.slot) && a.value(e.slot) {
-                    *counts += 1;
+    let tiers = inp.pack.tiers.len();
+    // Per tier, how many listed people each rule fired for; and how many
+    // an override forced in. Practice lists are counted side by side.
+    let empty = || (vec![vec![0u64; n_rules]; tiers], vec![0u64; tiers]);
+    let (fired, forced) = inp
+        .lists
+        .par_iter()
+        .fold(empty, |(mut fired, mut forced), l| {
+            for e in &l.entries {
+                let t = usize::from(e.tier);
+                for (r, counts) in fired[t].iter_mut().enumerate() {
+                    let a = &inp.outcomes.rules[r];
+                    if a.is_valid(e.slot) && a.value(e.slot) {
+                        *counts += 1;
+                    }
+                }
+                if inp.outcomes.forced[e.slot].is_some() {
+                    forced[t] += 1;
                 }
             }
-            if inp.outcomes.forced[e.slot].is_some() {
-                forced[t] += 1;
+            (fired, forced)
+        })
+        .reduce(empty, |(mut fired, mut forced), (f, o)| {
+            for (a, b) in fired.iter_mut().flatten().zip(f.iter().flatten()) {
+                *a += b;
             }
-        }
-    }
+            for (a, b) in forced.iter_mut().zip(&o) {
+                *a += b;
+            }
+            (fired, forced)
+        });
     inp.pack
         .tiers
         .iter()
