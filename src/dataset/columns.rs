@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
+use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Date32Builder, DictionaryArray, Float64Array,
     Float64Builder, Int32Array, Int32Builder, Int64Array, StringArray, StringBuilder,
 };
+use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int32Type, TimeUnit};
 use chrono::{Datelike, NaiveDate};
@@ -250,31 +252,85 @@ pub fn deciles(col: &ArrayRef, name: &str, site: &Site) -> Result<Int32Array, Da
     Ok(raw)
 }
 
-/// A text column held dictionary-encoded: one 4-byte key a row into the
-/// column's distinct texts (a patients table repeats a few hundred practice
-/// codes over millions of rows). Texts are trimmed; empty text is null.
+/// A text column held dictionary-encoded: one key a row into the column's
+/// distinct texts (a patients table repeats a few hundred practice codes
+/// over millions of rows). A whole table's keys are as narrow as its
+/// distinct texts allow: one byte for sex or a PCN's practices, two for
+/// LSOAs. Texts are trimmed; empty text is null.
 #[derive(Debug, Clone)]
 pub struct TextColumn {
-    dict: DictionaryArray<Int32Type>,
+    keys: Keys,
+    /// Null rows (none: every row has a text).
+    nulls: Option<NullBuffer>,
     values: StringArray,
+}
+
+/// Dictionary keys, one a row.
+#[derive(Debug, Clone)]
+enum Keys {
+    U8(ScalarBuffer<u8>),
+    U16(ScalarBuffer<u16>),
+    I32(ScalarBuffer<i32>),
+}
+
+impl Keys {
+    /// The narrowest keys for `texts` distinct texts.
+    fn narrowest(keys: Vec<i32>, texts: usize) -> Keys {
+        if texts <= 1 << 8 {
+            Keys::U8(keys.iter().map(|&k| k as u8).collect())
+        } else if texts <= 1 << 16 {
+            Keys::U16(keys.iter().map(|&k| k as u16).collect())
+        } else {
+            Keys::I32(keys.into())
+        }
+    }
+
+    #[inline]
+    fn at(&self, i: usize) -> usize {
+        match self {
+            Keys::U8(k) => usize::from(k[i]),
+            Keys::U16(k) => usize::from(k[i]),
+            Keys::I32(k) => k[i] as usize,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Keys::U8(k) => k.len(),
+            Keys::U16(k) => k.len(),
+            Keys::I32(k) => k.len(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Keys::U8(k) => k.inner().capacity(),
+            Keys::U16(k) => k.inner().capacity(),
+            Keys::I32(k) => k.inner().capacity(),
+        }
+    }
 }
 
 impl TextColumn {
     fn new(dict: DictionaryArray<Int32Type>) -> TextColumn {
-        let values = dict.values().as_string::<i32>().clone();
-        TextColumn { dict, values }
+        TextColumn {
+            keys: Keys::I32(dict.keys().values().clone()),
+            nulls: dict.keys().nulls().cloned(),
+            values: dict.values().as_string::<i32>().clone(),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.dict.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.dict.is_empty()
+        self.len() == 0
     }
 
+    #[inline]
     pub fn is_valid(&self, i: usize) -> bool {
-        self.dict.is_valid(i)
+        self.nulls.as_ref().is_none_or(|n| n.is_valid(i))
     }
 
     /// The text of row `i` (empty when null).
@@ -286,18 +342,14 @@ impl TextColumn {
     /// The text of row `i`.
     #[inline]
     pub fn get(&self, i: usize) -> Option<&str> {
-        self.dict
-            .is_valid(i)
-            .then(|| self.values.value(self.dict.keys().value(i) as usize))
+        self.key(i).map(|k| self.values.value(k))
     }
 
     /// The dictionary key of row `i` (rows with equal keys hold equal
     /// texts; equal texts may have several keys).
     #[inline]
     pub fn key(&self, i: usize) -> Option<usize> {
-        self.dict
-            .is_valid(i)
-            .then(|| self.dict.keys().value(i) as usize)
+        self.is_valid(i).then(|| self.keys.at(i))
     }
 
     /// The distinct texts' slots: key `k` holds `dictionary_value(k)`.
@@ -311,33 +363,28 @@ impl TextColumn {
 
     /// The column as plain UTF-8.
     pub fn to_strings(&self) -> StringArray {
-        cast(&self.dict, &DataType::Utf8)
-            .map(|a| a.as_string::<i32>().clone())
-            .unwrap_or_else(|_| StringArray::from_iter(self.iter()))
+        self.gather(0..self.len())
     }
 
-    /// The given rows as plain UTF-8: the bytes are counted first, so the
-    /// array's buffers are allocated once and filled with plain copies.
+    /// The given rows as plain UTF-8.
     pub fn take_strings(&self, rows: &[u32]) -> StringArray {
-        let keys = self.dict.keys().values();
-        let valid = |r: usize| self.dict.is_valid(r);
+        self.gather(rows.iter().map(|&r| r as usize))
+    }
+
+    /// Rows as plain UTF-8: the bytes are counted first, so the array's
+    /// buffers are allocated once and filled with plain copies.
+    fn gather(&self, rows: impl ExactSizeIterator<Item = usize> + Clone) -> StringArray {
         let offsets = self.values.value_offsets();
         let bytes: usize = rows
-            .iter()
-            .map(|&r| r as usize)
-            .filter(|&r| valid(r))
-            .map(|r| {
-                let k = keys[r] as usize;
-                (offsets[k + 1] - offsets[k]) as usize
-            })
+            .clone()
+            .filter_map(|r| self.key(r))
+            .map(|k| (offsets[k + 1] - offsets[k]) as usize)
             .sum();
-        let mut out = arrow::array::StringBuilder::with_capacity(rows.len(), bytes);
-        for &r in rows {
-            let r = r as usize;
-            if valid(r) {
-                out.append_value(self.values.value(keys[r] as usize));
-            } else {
-                out.append_null();
+        let mut out = StringBuilder::with_capacity(rows.len(), bytes);
+        for r in rows {
+            match self.key(r) {
+                Some(k) => out.append_value(self.values.value(k)),
+                None => out.append_null(),
             }
         }
         out.finish()
@@ -349,66 +396,79 @@ impl TextColumn {
 
     /// Bytes held (buffers' capacity).
     pub fn memory_bytes(&self) -> usize {
-        self.dict.get_array_memory_size()
+        self.keys.bytes()
+            + self.nulls.as_ref().map_or(0, |n| n.buffer().capacity())
+            + self.values.get_array_memory_size()
     }
 }
 
-/// A [`TextColumn`] put together from parts in order: each part's keys are
-/// copied (shifted past the texts already held), and each part's distinct
-/// texts appended once; a part whose texts are the same as the previous
-/// part's (the batches of one Parquet row group) shares them.
+/// A [`TextColumn`] put together from parts in order: each distinct text
+/// is held once, each part's keys mapped onto them (a part whose texts
+/// are the previous part's, as the batches of one Parquet row group are,
+/// reuses its mapping), and the keys narrowed at the end.
 #[derive(Debug)]
 pub struct TextColumnBuilder {
     keys: Vec<i32>,
-    nulls: arrow::array::builder::NullBufferBuilder,
+    nulls: NullBufferBuilder,
     values: StringBuilder,
-    /// Texts held in `values`.
-    texts: usize,
-    /// The last part's texts, and the key of its first text here.
-    last: Option<(StringArray, i32)>,
+    /// Each distinct text's key.
+    seen: hashbrown::HashMap<Box<str>, i32>,
+    /// The last part's texts, and its keys' keys here (0 for a null text:
+    /// only null rows point at one).
+    last: Option<(StringArray, Vec<i32>)>,
 }
 
 impl TextColumnBuilder {
     pub fn with_capacity(rows: usize) -> TextColumnBuilder {
         TextColumnBuilder {
             keys: Vec::with_capacity(rows),
-            nulls: arrow::array::builder::NullBufferBuilder::new(rows),
+            nulls: NullBufferBuilder::new(rows),
             values: StringBuilder::new(),
-            texts: 0,
+            seen: hashbrown::HashMap::new(),
             last: None,
         }
     }
 
     pub fn append(&mut self, part: &TextColumn) {
-        let base = match &self.last {
-            Some((texts, base)) if *texts == part.values => *base,
-            _ => {
-                let base = self.texts as i32;
-                for t in part.values.iter() {
-                    self.values.append_option(t);
-                }
-                self.texts += part.values.len();
-                self.last = Some((part.values.clone(), base));
-                base
-            }
-        };
-        let keys = part.dict.keys().values();
-        if base == 0 {
-            self.keys.extend_from_slice(keys);
-        } else {
-            // A null row's key may be anything: wrapping keeps it harmless.
-            self.keys.extend(keys.iter().map(|k| k.wrapping_add(base)));
+        if !matches!(&self.last, Some((texts, _)) if *texts == part.values) {
+            let mapping = part
+                .values
+                .iter()
+                .map(|t| match t {
+                    None => 0,
+                    Some(t) => match self.seen.get(t) {
+                        Some(&k) => k,
+                        None => {
+                            let k = self.seen.len() as i32;
+                            self.seen.insert(t.into(), k);
+                            self.values.append_value(t);
+                            k
+                        }
+                    },
+                })
+                .collect();
+            self.last = Some((part.values.clone(), mapping));
         }
-        match part.dict.nulls() {
+        let mapping = self.last.as_ref().map_or(&[][..], |(_, m)| m.as_slice());
+        // A null row's key may be anything: it is read as no key here.
+        let key = |k: usize| mapping.get(k).copied().unwrap_or(0);
+        match &part.keys {
+            Keys::I32(keys) => self.keys.extend(keys.iter().map(|&k| key(k as usize))),
+            keys => self.keys.extend((0..keys.len()).map(|i| key(keys.at(i)))),
+        }
+        match &part.nulls {
             Some(n) => self.nulls.append_buffer(n),
             None => self.nulls.append_n_non_nulls(part.len()),
         }
     }
 
-    pub fn finish(mut self) -> Result<TextColumn, arrow::error::ArrowError> {
-        let keys = arrow::array::Int32Array::new(self.keys.into(), self.nulls.finish());
-        let dict = DictionaryArray::try_new(keys, Arc::new(self.values.finish()))?;
-        Ok(TextColumn::new(dict))
+    pub fn finish(mut self) -> TextColumn {
+        let values = self.values.finish();
+        TextColumn {
+            keys: Keys::narrowest(self.keys, values.len()),
+            nulls: self.nulls.finish(),
+            values,
+        }
     }
 }
 
@@ -769,7 +829,7 @@ mod tests {
         for p in [&a, &a, &c, &b] {
             joined.append(p);
         }
-        let joined = joined.finish().unwrap();
+        let joined = joined.finish();
         let got: Vec<Option<&str>> = joined.iter().collect();
         assert_eq!(
             got,
@@ -787,12 +847,63 @@ mod tests {
                 Some("P1"),
             ]
         );
-        // `a` twice in a row: its texts are held once.
+        // Each distinct text is held once, whichever part it came from.
+        assert_eq!(joined.dictionary_len(), 3);
         assert_eq!(joined.key(0), joined.key(3));
-        assert_eq!(
-            joined.dictionary_len(),
-            a.dictionary_len() + c.dictionary_len() + b.dictionary_len()
-        );
+        assert_eq!(joined.key(0), joined.key(7));
+        assert_eq!(joined.key(1), joined.key(9));
+        assert_eq!(joined.key(2), None);
+    }
+
+    /// Keys one, two and four bytes wide (up to 256, up to 65,536, and
+    /// more distinct texts) give every row its own text back.
+    #[test]
+    fn text_keys_narrow_to_the_distinct_texts() {
+        let (file, locator) = site_rows();
+        let site = Site {
+            file: &file,
+            locator: &locator,
+            spec: &crate::dataset::TableSpec::default(),
+        };
+        let mut widths = std::collections::BTreeSet::new();
+        for distinct in [1usize, 290, 301, 76_450, 76_470, 90_000] {
+            let cells: Vec<Option<String>> = (0..distinct + 10)
+                .map(|i| (i % 7 != 3).then(|| format!("T{}", (i * 7919) % distinct)))
+                .collect();
+            let plain: ArrayRef = Arc::new(StringArray::from(cells.clone()));
+            let part = text_column(&plain, "pcn_code", &site, false).unwrap();
+            let mut joined = TextColumnBuilder::with_capacity(0);
+            joined.append(&part);
+            joined.append(&part);
+            let joined = joined.finish();
+            let width = match joined.keys {
+                Keys::U8(_) => 1,
+                Keys::U16(_) => 2,
+                Keys::I32(_) => 4,
+            };
+            let held = (0..cells.len())
+                .filter(|i| i % 7 != 3)
+                .map(|i| (i * 7919) % distinct);
+            let held = held.collect::<std::collections::BTreeSet<_>>().len();
+            assert_eq!(joined.dictionary_len(), held, "{distinct}");
+            assert_eq!(
+                width,
+                if held <= 256 {
+                    1
+                } else if held <= 65_536 {
+                    2
+                } else {
+                    4
+                }
+            );
+            let want: Vec<Option<&str>> =
+                cells.iter().chain(&cells).map(|c| c.as_deref()).collect();
+            let got: Vec<Option<&str>> = joined.iter().collect();
+            assert_eq!(got, want, "{distinct}");
+            assert_eq!(joined.to_strings().iter().collect::<Vec<_>>(), want);
+            widths.insert(width);
+        }
+        assert_eq!(widths.into_iter().collect::<Vec<_>>(), [1, 2, 4]);
     }
 
     #[test]

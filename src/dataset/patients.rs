@@ -451,11 +451,11 @@ impl Assembly {
             self.imd_decile,
         );
         Ok(Patients {
-            practice_code: self.practice_code.finish().map_err(arrow_error)?,
-            pcn_code: self.pcn_code.finish().map_err(arrow_error)?,
+            practice_code: self.practice_code.finish(),
+            pcn_code: self.pcn_code.finish(),
             date_of_birth: date_of_birth.finish(),
-            sex: self.sex.finish().map_err(arrow_error)?,
-            lsoa_code: self.lsoa_code.finish().map_err(arrow_error)?,
+            sex: self.sex.finish(),
+            lsoa_code: self.lsoa_code.finish(),
             imd_decile: imd_decile.finish(),
             registration_end: registration_end.finish(),
             date_of_death: date_of_death.finish(),
