@@ -255,8 +255,9 @@ pub fn deciles(col: &ArrayRef, name: &str, site: &Site) -> Result<Int32Array, Da
 /// A text column held dictionary-encoded: one key a row into the column's
 /// distinct texts (a patients table repeats a few hundred practice codes
 /// over millions of rows). A whole table's keys are as narrow as its
-/// distinct texts allow: one byte for sex or a PCN's practices, two for
-/// LSOAs. Texts are trimmed; empty text is null.
+/// distinct texts allow: one byte up to 256 texts (sex, a few hundred
+/// practices), two up to 65,536 (LSOAs). Texts are trimmed; empty text is
+/// null.
 #[derive(Debug, Clone)]
 pub struct TextColumn {
     keys: Keys,
@@ -312,11 +313,12 @@ impl Keys {
 }
 
 impl TextColumn {
-    fn new(dict: DictionaryArray<Int32Type>) -> TextColumn {
+    /// Keys (every valid one a slot of `values`) and their texts.
+    fn new(keys: &Int32Array, values: StringArray) -> TextColumn {
         TextColumn {
-            keys: Keys::I32(dict.keys().values().clone()),
-            nulls: dict.keys().nulls().cloned(),
-            values: dict.values().as_string::<i32>().clone(),
+            keys: Keys::I32(keys.values().clone()),
+            nulls: keys.nulls().cloned(),
+            values,
         }
     }
 
@@ -546,9 +548,7 @@ where
     // Every stored text kept and no empty cells (the usual patients
     // table): the keys stand as read, no pass over the rows.
     if keys.null_count() == 0 && present_values[..raw.len()].iter().all(|&p| p) {
-        let dict = DictionaryArray::try_new(keys.clone(), Arc::new(values))
-            .map_err(|e| site.bad(0, name, e.to_string()))?;
-        return Ok(TextColumn::new(dict));
+        return Ok(TextColumn::new(keys, values));
     }
     let null_slot = raw.len() as i32;
     let mut out_keys = arrow::array::Int32Builder::with_capacity(keys.len());
@@ -574,9 +574,7 @@ where
             out_keys.append_null();
         }
     }
-    let dict = DictionaryArray::try_new(out_keys.finish(), Arc::new(values))
-        .map_err(|e| site.bad(0, name, e.to_string()))?;
-    Ok(TextColumn::new(dict))
+    Ok(TextColumn::new(&out_keys.finish(), values))
 }
 
 /// A text column, dictionary-encoded and trimmed; empty text is null. With
@@ -762,18 +760,33 @@ mod tests {
         assert_eq!(days_to_date(18344), Some(d));
     }
 
-    fn site_rows() -> (String, Locator) {
-        ("patients.csv".into(), Locator::Lines(vec![2, 3, 4, 5, 6]))
+    /// patients.csv, whose five rows are on lines 2 to 6.
+    struct Rows {
+        locator: Locator,
+        spec: crate::dataset::TableSpec,
+    }
+
+    impl Rows {
+        fn site(&self) -> Site<'_> {
+            Site {
+                file: "patients.csv",
+                locator: &self.locator,
+                spec: &self.spec,
+            }
+        }
+    }
+
+    fn site_rows() -> Rows {
+        Rows {
+            locator: Locator::Lines(vec![2, 3, 4, 5, 6]),
+            spec: crate::dataset::TableSpec::default(),
+        }
     }
 
     #[test]
     fn text_columns_are_trimmed_and_empty_is_null_whatever_the_encoding() {
-        let (file, locator) = site_rows();
-        let site = Site {
-            file: &file,
-            locator: &locator,
-            spec: &crate::dataset::TableSpec::default(),
-        };
+        let rows = site_rows();
+        let site = rows.site();
         let plain: ArrayRef = Arc::new(StringArray::from(vec![
             Some(" A81001 "),
             Some(""),
@@ -811,12 +824,8 @@ mod tests {
     /// the previous part's texts shares them, others add theirs.
     #[test]
     fn text_parts_join_in_order_sharing_repeated_texts() {
-        let (file, locator) = site_rows();
-        let site = Site {
-            file: &file,
-            locator: &locator,
-            spec: &crate::dataset::TableSpec::default(),
-        };
+        let rows = site_rows();
+        let site = rows.site();
         let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
         let part = |cells: Vec<Option<&str>>| {
             let plain: ArrayRef = Arc::new(StringArray::from(cells));
@@ -859,12 +868,8 @@ mod tests {
     /// more distinct texts) give every row its own text back.
     #[test]
     fn text_keys_narrow_to_the_distinct_texts() {
-        let (file, locator) = site_rows();
-        let site = Site {
-            file: &file,
-            locator: &locator,
-            spec: &crate::dataset::TableSpec::default(),
-        };
+        let rows = site_rows();
+        let site = rows.site();
         let mut widths = std::collections::BTreeSet::new();
         for distinct in [1usize, 290, 301, 76_450, 76_470, 90_000] {
             let cells: Vec<Option<String>> = (0..distinct + 10)
@@ -908,12 +913,8 @@ mod tests {
 
     #[test]
     fn sexes_are_normalised_and_a_bad_one_names_its_line() {
-        let (file, locator) = site_rows();
-        let site = Site {
-            file: &file,
-            locator: &locator,
-            spec: &crate::dataset::TableSpec::default(),
-        };
+        let rows = site_rows();
+        let site = rows.site();
         let col: ArrayRef = Arc::new(StringArray::from(vec![
             Some("female"),
             None,

@@ -261,7 +261,6 @@ impl Patients {
             // CSV: chunks of whole records, split and typed in parallel
             // while the next round is read.
             let (_, mut chunks) = super::raw::CsvChunks::open(table, &wanted)?;
-            let mut failed = None;
             chunks.par_rounds(
                 round * 2,
                 |chunk| {
@@ -272,15 +271,10 @@ impl Patients {
                         .collect::<Result<Vec<Part>, _>>()
                 },
                 |typed| {
-                    if failed.is_none() {
-                        let parts: Vec<Part> = typed.into_iter().flatten().collect();
-                        failed = columns.append(&file, &parts).err();
-                    }
+                    let parts: Vec<Part> = typed.into_iter().flatten().collect();
+                    columns.append(&file, &parts)
                 },
             )?;
-            if let Some(e) = failed {
-                return Err(e);
-            }
         } else if sizes.len() > 1 {
             let groups: Vec<usize> = (0..sizes.len()).collect();
             for gs in groups.chunks(round) {
@@ -373,16 +367,25 @@ impl Assembly {
                 .map(|(name, _)| (name.clone(), Vec::new()))
                 .collect();
         }
-        let mut mixed = false;
+        let mut ids_failed: Option<String> = None;
         rayon::scope(|s| {
             s.spawn(|_| {
                 for p in parts {
-                    match (&mut *ids, &p.ids) {
-                        (IdsBuilder::Int(b), PatientIds::Int(a)) => b.append_array(a),
-                        (IdsBuilder::Text(b), PatientIds::Text(a)) => {
-                            mixed |= b.append_array(a).is_err()
+                    let appended = match (&mut *ids, &p.ids) {
+                        (IdsBuilder::Int(b), PatientIds::Int(a)) => {
+                            b.append_array(a);
+                            Ok(())
                         }
-                        _ => mixed = true,
+                        (IdsBuilder::Text(b), PatientIds::Text(a)) => {
+                            b.append_array(a).map_err(|e| e.to_string())
+                        }
+                        _ => Err("patient_id is stored as integers in one part of the \
+                                  file and text in another"
+                            .to_string()),
+                    };
+                    if let Err(e) = appended {
+                        ids_failed = Some(e);
+                        break;
                     }
                 }
             });
@@ -414,18 +417,16 @@ impl Assembly {
             }
             self.origins.push((p.locator.clone(), p.rows));
         }
-        if mixed {
-            return Err(DatasetError::Parquet {
+        match ids_failed {
+            Some(message) => Err(DatasetError::Parquet {
                 file: file.to_string(),
-                message:
-                    "patient_id is stored as integers in one part of the file and text in another"
-                        .into(),
-            });
+                message,
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    fn finish(self, file: String) -> Result<Patients, DatasetError> {
+    fn finish(mut self, file: String) -> Result<Patients, DatasetError> {
         let arrow_error = |e: arrow::error::ArrowError| DatasetError::Parquet {
             file: file.clone(),
             message: e.to_string(),
@@ -444,21 +445,15 @@ impl Assembly {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let index = build_index(&file, &ids, &self.origins)?;
-        let (mut date_of_birth, mut registration_end, mut date_of_death, mut imd_decile) = (
-            self.date_of_birth,
-            self.registration_end,
-            self.date_of_death,
-            self.imd_decile,
-        );
         Ok(Patients {
             practice_code: self.practice_code.finish(),
             pcn_code: self.pcn_code.finish(),
-            date_of_birth: date_of_birth.finish(),
+            date_of_birth: self.date_of_birth.finish(),
             sex: self.sex.finish(),
             lsoa_code: self.lsoa_code.finish(),
-            imd_decile: imd_decile.finish(),
-            registration_end: registration_end.finish(),
-            date_of_death: date_of_death.finish(),
+            imd_decile: self.imd_decile.finish(),
+            registration_end: self.registration_end.finish(),
+            date_of_death: self.date_of_death.finish(),
             extras,
             ids,
             index,

@@ -335,7 +335,10 @@ fn scan_table(
                 }
                 Ok(out)
             },
-            |outputs| apply(outputs, accs),
+            |outputs| {
+                apply(outputs, accs);
+                Ok(())
+            },
         )?;
     }
     Ok(total)

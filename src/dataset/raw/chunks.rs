@@ -90,12 +90,13 @@ impl CsvChunks {
     /// Every chunk through `each`, in parallel a round of `round` chunks
     /// at a time, the next round read from the file meanwhile; each
     /// round's results go to `take` in file order. The first error in file
-    /// order is returned (a chunk's before any later read error).
+    /// order is returned (a chunk's before any later read error, and
+    /// `take`'s, which stops the reading).
     pub fn par_rounds<T: Send>(
         &mut self,
         round: usize,
         each: impl Fn(CsvChunk) -> Result<T, DatasetError> + Sync,
-        mut take: impl FnMut(Vec<T>),
+        mut take: impl FnMut(Vec<T>) -> Result<(), DatasetError>,
     ) -> Result<(), DatasetError> {
         use rayon::prelude::*;
         let mut current = self.next_round(round)?;
@@ -104,7 +105,7 @@ impl CsvChunks {
                 || current.into_par_iter().map(&each).collect::<Vec<_>>(),
                 || self.next_round(round),
             );
-            take(done.into_iter().collect::<Result<Vec<T>, _>>()?);
+            take(done.into_iter().collect::<Result<Vec<T>, _>>()?)?;
             current = next?;
         }
         Ok(())
