@@ -150,14 +150,10 @@ pub fn tiers_by_practice(
     lists
         .iter()
         .map(|l| {
-            let mut by_tier = vec![0u64; pack.tiers.len()];
-            for e in &l.entries {
-                by_tier[usize::from(e.tier)] += 1;
-            }
             let m: BTreeMap<String, u64> = pack
                 .tiers
                 .iter()
-                .zip(by_tier)
+                .zip(l.tier_counts(pack.tiers.len()))
                 .map(|(t, n)| (t.id.clone(), n))
                 .collect();
             (l.practice_code.clone(), m)

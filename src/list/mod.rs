@@ -88,6 +88,17 @@ pub struct PracticeList {
     pub entries: Vec<ListEntry>,
 }
 
+impl PracticeList {
+    /// How many people the list holds in each of `tiers` tiers.
+    pub fn tier_counts(&self, tiers: usize) -> Vec<u64> {
+        let mut counts = vec![0u64; tiers];
+        for e in &self.entries {
+            counts[usize::from(e.tier)] += 1;
+        }
+        counts
+    }
+}
+
 /// The previous run's tiers by patient id (as text).
 pub type PreviousTiers = HashMap<String, String>;
 

@@ -30,12 +30,11 @@ pub fn encode<W: Write + Send>(
 ) -> Result<()> {
     let (mut file, factory) = writer.into_serialized_writer()?;
     let max_rows = max_rows.max(1);
-    let batches = batches.into_iter();
+    // Empty batches (practices with nobody listed) hold nothing to write.
+    let mut batches = batches.into_iter().filter(|b| b.num_rows() > 0);
     // The rows of a batch left over when a row group filled.
     let mut rest: Option<RecordBatch> = None;
     let mut group = 0;
-    // Empty batches (practices with nobody listed) hold nothing to write.
-    let mut batches = batches.filter(|b| b.num_rows() > 0);
     while let Some(first) = rest.take().or_else(|| batches.next()) {
         let columns = factory.create_column_writers(group)?;
         let chunks = std::thread::scope(|s| -> Result<Vec<ArrowColumnChunk>> {

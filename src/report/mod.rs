@@ -175,8 +175,8 @@ pub fn build(inp: &Inputs<'_>) -> Report {
     ];
     let mut by_tier = vec![0u64; inp.pack.tiers.len()];
     for l in inp.lists {
-        for e in &l.entries {
-            by_tier[usize::from(e.tier)] += 1;
+        for (all, n) in by_tier.iter_mut().zip(l.tier_counts(inp.pack.tiers.len())) {
+            *all += n;
         }
     }
     for (t, n) in inp.pack.tiers.iter().zip(&by_tier) {
@@ -221,13 +221,7 @@ pub fn build(inp: &Inputs<'_>) -> Report {
     ordered.sort_by(|a, b| (&a.0, &a.1.practice_code).cmp(&(&b.0, &b.1.practice_code)));
     let cells: Vec<Vec<u64>> = ordered
         .iter()
-        .map(|(_, l)| {
-            let mut row = vec![0u64; inp.pack.tiers.len()];
-            for e in &l.entries {
-                row[usize::from(e.tier)] += 1;
-            }
-            row
-        })
+        .map(|(_, l)| l.tier_counts(inp.pack.tiers.len()))
         .collect();
     let tier_ids: Vec<String> = inp.pack.tiers.iter().map(|t| t.id.clone()).collect();
     let practices = table_view(
