@@ -40,35 +40,34 @@ pub fn parse_iso_date(text: &str) -> Option<NaiveDate> {
 /// Day numbers are [`date_to_days`]'s.
 #[inline]
 pub fn iso_date_days(text: &str) -> Option<i32> {
-    let b = text.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    let b: &[u8; 10] = text.as_bytes().try_into().ok()?;
+    // Each digit's value; any other byte wraps to 10 or more.
+    let d = |i: usize| u32::from(b[i].wrapping_sub(b'0'));
+    let digits = [d(0), d(1), d(2), d(3), d(5), d(6), d(8), d(9)];
+    if b[4] != b'-' || b[7] != b'-' || digits.iter().any(|&x| x > 9) {
         return None;
     }
-    let num = |s: &[u8]| -> Option<i32> {
-        s.iter().try_fold(0i32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i32::from(c - b'0'))
-        })
-    };
-    let (y, m, d) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+    let y = digits[0] * 1000 + digits[1] * 100 + digits[2] * 10 + digits[3];
+    let m = (digits[4] * 10 + digits[5]) as usize;
+    let day = digits[6] * 10 + digits[7];
+    // Days before each month of a common year (index 1 = January), and
+    // each month's length.
+    const BEFORE: [u32; 13] = [0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    const LENGTH: [u32; 13] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) {
+        return None;
+    }
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let month_days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if d < 1 || d > month_days {
+    let leap_day = u32::from(leap && m == 2);
+    if day < 1 || day > LENGTH[m] + leap_day {
         return None;
     }
-    // Days from 1970-01-01 of a proleptic Gregorian date (years 0 to 9999
-    // here), counting years from March so the leap day ends the year.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
+    // Days from 0000-01-01 (proleptic Gregorian; year 0 is a leap year):
+    // the leap years before `y` are (y+3)/4 - (y+99)/100 + (y+399)/400.
+    let leaps_before = (y + 3) / 4 - (y + 99) / 100 + (y + 399) / 400;
+    let days = 365 * y + leaps_before + BEFORE[m] + u32::from(leap && m > 2) + day - 1;
+    // 1970-01-01 is day 719,528 of that count.
+    Some(days as i32 - 719_528)
 }
 
 /// The context needed to report a bad value.

@@ -10,7 +10,7 @@ use arrow::datatypes::Int32Type;
 
 use super::columns::{self, PatientIds, Site};
 use super::error::DatasetError;
-use super::raw::{Locator, RawBatch, RawTable};
+use super::raw::{CsvChunk, Locator, RawBatch, RawTable};
 use super::TableFile;
 
 pub use crate::contract::{CODE, DATE, OUTCOME, PATIENT_ID, VALUE};
@@ -141,6 +141,101 @@ impl EventTyper {
     }
 }
 
+impl EventTyper {
+    /// A chunk of a CSV table, typed: straight from its text to typed
+    /// columns when every record is plain ([`CsvChunk::plain_records`]) and
+    /// every value reads cleanly, otherwise split into text columns and
+    /// typed as any batch ([`EventTyper::typed`]), which names the line
+    /// and column of the first bad value. Either way the same rows and
+    /// values.
+    pub fn typed_chunk(&self, chunk: &CsvChunk) -> Result<Vec<EventBatch>, DatasetError> {
+        if let Some(batch) = self.plain_chunk(chunk) {
+            return Ok(vec![batch]);
+        }
+        chunk
+            .parse()?
+            .into_iter()
+            .map(|raw| self.typed(raw))
+            .collect()
+    }
+
+    /// The fast way of [`EventTyper::typed_chunk`], or `None` at the first
+    /// record or value it does not read as the general way would (an empty
+    /// id, code or date, a bad date or number, a field to trim, quotes).
+    fn plain_chunk(&self, chunk: &CsvChunk) -> Option<EventBatch> {
+        let at = |name: &str| chunk.names().iter().position(|n| n == name);
+        let (id_at, code_at, date_at) = (at(PATIENT_ID)?, at(CODE)?, at(DATE)?);
+        let value_at = if self.has_value {
+            Some(at(VALUE)?)
+        } else {
+            None
+        };
+        let date_format = self.spec.date_format(DATE);
+
+        let rows_guess = 1 << 18;
+        let mut id_offsets: Vec<i32> = Vec::with_capacity(rows_guess + 1);
+        id_offsets.push(0);
+        let mut id_bytes: Vec<u8> = Vec::with_capacity(rows_guess * 16);
+        // Each distinct code's key: its place in `code_texts`.
+        let mut code_keys: hashbrown::HashMap<&str, i32> = hashbrown::HashMap::new();
+        let mut code_texts = arrow::array::StringBuilder::new();
+        let mut keys: Vec<i32> = Vec::with_capacity(rows_guess);
+        let mut dates: Vec<i32> = Vec::with_capacity(rows_guess);
+        let mut values = value_at.map(|_| arrow::array::Float64Builder::with_capacity(rows_guess));
+        let plain = chunk.plain_records(|fields| {
+            let (id, code, date) = (fields[id_at], fields[code_at], fields[date_at]);
+            if id.is_empty() || code.is_empty() {
+                return false;
+            }
+            let Some(day) = date_format.read_days(date) else {
+                return false;
+            };
+            if let (Some(values), Some(v)) = (values.as_mut(), value_at) {
+                match fields[v] {
+                    "" => values.append_null(),
+                    v => match v.parse::<f64>() {
+                        Ok(x) if x.is_finite() => values.append_value(x),
+                        Ok(_) => values.append_null(),
+                        Err(_) => return false,
+                    },
+                }
+            }
+            id_bytes.extend_from_slice(id.as_bytes());
+            id_offsets.push(id_bytes.len() as i32);
+            let next = code_keys.len() as i32;
+            let key = *code_keys.entry(code).or_insert_with(|| {
+                code_texts.append_value(code);
+                next
+            });
+            keys.push(key);
+            dates.push(day);
+            // Offsets are i32: a chunk holds far less than 2 GiB of ids.
+            id_bytes.len() < i32::MAX as usize / 2
+        });
+        if !plain || keys.is_empty() {
+            return None;
+        }
+        let ids = arrow::array::StringArray::try_new(
+            arrow::buffer::OffsetBuffer::new(id_offsets.into()),
+            id_bytes.into(),
+            None,
+        )
+        .ok()?;
+        let codes = DictionaryArray::try_new(
+            arrow::array::Int32Array::from(keys),
+            std::sync::Arc::new(code_texts.finish()),
+        )
+        .ok()?;
+        Some(EventBatch {
+            ids: PatientIds::Text(ids),
+            codes,
+            dates: Date32Array::from(dates),
+            values: values.map(|mut v| v.finish()),
+            locator: Locator::LinesFrom(chunk.first_line()),
+        })
+    }
+}
+
 impl Iterator for EventReader {
     type Item = Result<EventBatch, DatasetError>;
 
@@ -227,5 +322,122 @@ impl Iterator for ContactReader {
                 },
             })
         })())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::raw::CsvChunks;
+    use crate::dataset::{Format, TableFile};
+    use arrow::array::Array;
+
+    /// Every row of a typed batch: (location, id, code, date, value).
+    type Row = (String, String, String, i32, Option<f64>);
+
+    fn rows(batches: &[EventBatch]) -> Vec<Row> {
+        let mut out = Vec::new();
+        for b in batches {
+            let texts = b.codes.values().as_string::<i32>();
+            for i in 0..b.len() {
+                out.push((
+                    b.locator.at(i).to_string(),
+                    b.ids.text(i),
+                    texts.value(b.codes.keys().value(i) as usize).to_string(),
+                    b.dates.value(i),
+                    b.values
+                        .as_ref()
+                        .and_then(|v| v.is_valid(i).then(|| v.value(i))),
+                ));
+            }
+        }
+        out
+    }
+
+    /// `text` as events.csv: the chunk typed both ways (straight from the
+    /// text, and split into text columns first), and whether the straight
+    /// way took it.
+    fn both_ways(text: &str) -> (Result<Vec<Row>, String>, Result<Vec<Row>, String>, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.csv");
+        std::fs::write(&path, text).unwrap();
+        let table = TableFile {
+            name: "events".into(),
+            path,
+            format: Format::Csv,
+            batches: None,
+            spec: Default::default(),
+            parquet_footer: Default::default(),
+        };
+        let typer = EventReader::open_part(&table, None, true).unwrap().typer();
+        let (_, mut chunks) = CsvChunks::open(&table, EventReader::columns(true)).unwrap();
+        let chunk = chunks.next_chunk().unwrap().unwrap();
+        let straight = typer.plain_chunk(&chunk);
+        let took = straight.is_some();
+        let general = chunk
+            .parse()
+            .and_then(|raws| {
+                raws.into_iter()
+                    .map(|r| typer.typed(r))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map(|b| rows(&b))
+            .map_err(|e| e.to_string());
+        let chosen = typer
+            .typed_chunk(&chunk)
+            .map(|b| rows(&b))
+            .map_err(|e| e.to_string());
+        (chosen, general, took)
+    }
+
+    #[test]
+    fn a_plain_chunk_is_typed_straight_from_its_text_as_the_general_way_types_it() {
+        let header = "patient_id,code,extra,date,value\n";
+        let plain = [
+            "1,A,x,2020-01-02,\n1,B,y,2020-01-03,2.5\n22,A,,1999-12-31,-1e3\n",
+            "1,A,x,2020-01-02,NaN\r\n2,XüY,y,2020-01-03,inf\r\n",
+            "9,A,x,2020-02-29,7",
+        ];
+        for body in plain {
+            let (chosen, general, took) = both_ways(&format!("{header}{body}"));
+            assert!(took, "{body:?} is plain");
+            assert_eq!(chosen, general, "{body:?}");
+        }
+        let (chosen, _, _) = both_ways(&format!("{header}{}", plain[0]));
+        assert_eq!(
+            chosen.unwrap(),
+            vec![
+                ("2".into(), "1".into(), "A".into(), 18263, None),
+                ("3".into(), "1".into(), "B".into(), 18264, Some(2.5)),
+                ("4".into(), "22".into(), "A".into(), 10956, Some(-1000.0)),
+            ]
+        );
+        // Anything the straight way does not read as the general way would
+        // goes the general way: same rows, same messages.
+        let general_only = [
+            "1,A,x,2020-01-02,\n\n2,B,y,2020-01-03,\n",
+            "1, A,x,2020-01-02,\n",
+            "1,\"A\",x,2020-01-02,\n",
+            ",A,x,2020-01-02,\n",
+            "1,,x,2020-01-02,\n",
+            "1,A,x,,\n",
+            "1,A,x,2020-02-30,\n",
+            "1,A,x,2020-01-02,many\n",
+            "1,A,x,2020-01-02\n",
+            "1,A,x,2020-01-02,1,2\n",
+            // Text whose ends are not ASCII could be trimmed (no-break spaces).
+            "1,\u{a0}A,x,2020-01-02,\n",
+            "1,Aü,x,2020-01-02,\n",
+        ];
+        for body in general_only {
+            let (chosen, general, took) = both_ways(&format!("{header}{body}"));
+            assert!(!took, "{body:?} is not plain");
+            assert_eq!(chosen, general, "{body:?}");
+        }
+        let (chosen, _, _) = both_ways(&format!("{header}1,A,x,2020-01-02,\n2,A,x,2020-02-30,\n"));
+        assert_eq!(
+            chosen.unwrap_err(),
+            "events.csv:3: column date: \"2020-02-30\" is not a date (expected YYYY-MM-DD)"
+        );
     }
 }

@@ -22,6 +22,7 @@ use super::error::{DatasetError, Location};
 use super::{Format, TableFile};
 
 mod chunks;
+mod split;
 pub use chunks::{CsvChunk, CsvChunks};
 
 /// Rows per record batch when streaming a table.
@@ -32,6 +33,8 @@ pub const BATCH_ROWS: usize = 64 * 1024;
 pub enum Locator {
     /// CSV: the physical line of each row.
     Lines(Vec<u64>),
+    /// CSV rows on consecutive lines: the line of the first.
+    LinesFrom(u64),
     /// Parquet: the 1-based number of the batch's first data row.
     Rows(u64),
 }
@@ -40,6 +43,7 @@ impl Locator {
     pub fn at(&self, row: usize) -> Location {
         match self {
             Locator::Lines(lines) => Location::Line(lines.get(row).copied().unwrap_or(0)),
+            Locator::LinesFrom(first) => Location::Line(first + row as u64),
             Locator::Rows(first) => Location::Row(first + row as u64),
         }
     }

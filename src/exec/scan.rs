@@ -329,8 +329,7 @@ fn scan_table(
             round,
             |chunk| {
                 let mut out = PartOutput::new(n_shards);
-                for raw in chunk.parse()? {
-                    let batch = typer.typed(raw)?;
+                for batch in typer.typed_chunk(&chunk)? {
                     out.absorb(table, patients, &batch, as_of_days);
                 }
                 Ok(out)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
 
+use super::split::Separators;
 use super::{CsvStream, Locator, RawBatch, BATCH_ROWS};
 use crate::dataset::error::{DatasetError, Location};
 use crate::dataset::TableFile;
@@ -253,7 +254,7 @@ impl CsvChunk {
         // A field as the csv reader's rows hold it: trimmed.
         use crate::dataset::columns::trimmed as trim;
         let (mut line, mut start, mut n) = (self.first_line, 0usize, 0usize);
-        let ends = memchr::memchr2_iter(b',', b'\n', bytes).chain(std::iter::once(bytes.len()));
+        let ends = Separators::new(bytes).chain(std::iter::once(bytes.len()));
         for end in ends {
             let last = end == bytes.len() || bytes[end] == b'\n';
             // `,` and `\n` are ASCII: the cuts are character boundaries.
@@ -300,6 +301,78 @@ impl CsvChunk {
             }
         }
         Some(Ok(out))
+    }
+
+    /// The chunk's records handed to `each` as their read fields (in the
+    /// order of [`CsvChunk::names`]), when every record is plain: no quote
+    /// in the chunk, valid UTF-8, as many fields as the header, and each
+    /// read field either empty or with nothing to trim (a `\r` ending a
+    /// record is dropped, as trimming does). Rows are then on consecutive
+    /// lines from [`CsvChunk::first_line`]. `false` when a record is not
+    /// plain or `each` returns `false` (the records before it have been
+    /// handed over): the caller then reads the chunk the general way
+    /// ([`CsvChunk::parse`]), with its messages.
+    pub fn plain_records<'a>(&'a self, mut each: impl FnMut(&[&'a str]) -> bool) -> bool {
+        if memchr::memchr(b'"', &self.bytes).is_some() {
+            return false;
+        }
+        let Ok(text) = std::str::from_utf8(&self.bytes) else {
+            return false;
+        };
+        let layout = &self.layout;
+        let mut target = vec![usize::MAX; layout.width];
+        let mut read = 0;
+        for &field in layout.picks.iter().flatten() {
+            target[field] = read;
+            read += 1;
+        }
+        let mut fields: Vec<&str> = vec![""; read];
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let bytes = text.as_bytes();
+        let (mut start, mut n) = (0usize, 0usize);
+        for end in Separators::new(bytes).chain(std::iter::once(bytes.len())) {
+            let last = end == bytes.len() || bytes[end] == b'\n';
+            // `,` and `\n` are ASCII: the cuts are character boundaries.
+            let mut field = &text[start..end];
+            start = end + 1;
+            if last {
+                field = field.strip_suffix('\r').unwrap_or(field);
+            }
+            let Some(&t) = target.get(n) else {
+                return false;
+            };
+            if t != usize::MAX {
+                let b = field.as_bytes();
+                if !b.is_empty() && !(b[0].is_ascii_graphic() && b[b.len() - 1].is_ascii_graphic())
+                {
+                    return false;
+                }
+                fields[t] = field;
+            }
+            n += 1;
+            if last {
+                if n != layout.width || !each(&fields) {
+                    return false;
+                }
+                n = 0;
+            }
+        }
+        true
+    }
+
+    /// Names of the fields [`CsvChunk::plain_records`] hands over, in order.
+    pub fn names(&self) -> &[String] {
+        &self.layout.names
+    }
+
+    /// The physical line of the chunk's first record.
+    pub fn first_line(&self) -> u64 {
+        self.first_line
+    }
+
+    /// The table's name, for messages.
+    pub fn file(&self) -> &str {
+        &self.layout.file
     }
 
     /// The chunk through the csv reader (quoted fields, any bytes).
