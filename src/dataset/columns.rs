@@ -63,8 +63,8 @@ pub fn iso_date_days(text: &str) -> Option<i32> {
         return None;
     }
     // Days from 0000-01-01 (proleptic Gregorian; year 0 is a leap year):
-    // the leap years before `y` are (y+3)/4 - (y+99)/100 + (y+399)/400.
-    let leaps_before = (y + 3) / 4 - (y + 99) / 100 + (y + 399) / 400;
+    // the leap years before `y` are ⌈y/4⌉ - ⌈y/100⌉ + ⌈y/400⌉.
+    let leaps_before = y.div_ceil(4) - y.div_ceil(100) + y.div_ceil(400);
     let days = 365 * y + leaps_before + BEFORE[m] + u32::from(leap && m > 2) + day - 1;
     // 1970-01-01 is day 719,528 of that count.
     Some(days as i32 - 719_528)

@@ -334,6 +334,8 @@ mod tests {
 
     /// Every row of a typed batch: (location, id, code, date, value).
     type Row = (String, String, String, i32, Option<f64>);
+    /// A chunk's rows, or the message of its first bad value.
+    type Typed = Result<Vec<Row>, String>;
 
     fn rows(batches: &[EventBatch]) -> Vec<Row> {
         let mut out = Vec::new();
@@ -357,7 +359,7 @@ mod tests {
     /// `text` as events.csv: the chunk typed both ways (straight from the
     /// text, and split into text columns first), and whether the straight
     /// way took it.
-    fn both_ways(text: &str) -> (Result<Vec<Row>, String>, Result<Vec<Row>, String>, bool) {
+    fn both_ways(text: &str) -> (Typed, Typed, bool) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.csv");
         std::fs::write(&path, text).unwrap();

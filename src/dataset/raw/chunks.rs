@@ -342,9 +342,11 @@ impl CsvChunk {
                 return false;
             };
             if t != usize::MAX {
-                let b = field.as_bytes();
-                if !b.is_empty() && !(b[0].is_ascii_graphic() && b[b.len() - 1].is_ascii_graphic())
-                {
+                let nothing_to_trim = match (field.as_bytes().first(), field.as_bytes().last()) {
+                    (Some(a), Some(z)) => a.is_ascii_graphic() && z.is_ascii_graphic(),
+                    _ => true,
+                };
+                if !nothing_to_trim {
                     return false;
                 }
                 fields[t] = field;
