@@ -40,7 +40,13 @@ pub fn parse_iso_date(text: &str) -> Option<NaiveDate> {
 /// Day numbers are [`date_to_days`]'s.
 #[inline]
 pub fn iso_date_days(text: &str) -> Option<i32> {
-    let b: &[u8; 10] = text.as_bytes().try_into().ok()?;
+    iso_bytes_days(text.as_bytes())
+}
+
+/// [`iso_date_days`] of text as bytes.
+#[inline]
+pub fn iso_bytes_days(text: &[u8]) -> Option<i32> {
+    let b: &[u8; 10] = text.try_into().ok()?;
     // Each digit's value; any other byte wraps to 10 or more.
     let d = |i: usize| u32::from(b[i].wrapping_sub(b'0'));
     let digits = [d(0), d(1), d(2), d(3), d(5), d(6), d(8), d(9)];

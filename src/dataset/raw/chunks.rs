@@ -304,21 +304,19 @@ impl CsvChunk {
     }
 
     /// The chunk's records handed to `each` as their read fields (in the
-    /// order of [`CsvChunk::names`]), when every record is plain: no quote
-    /// in the chunk, valid UTF-8, as many fields as the header, and each
+    /// order of [`CsvChunk::names`]; UTF-8 text, cut at ASCII bytes), when
+    /// every record is plain: no quote in the chunk, valid UTF-8, as many fields as the header, and each
     /// read field either empty or with nothing to trim (a `\r` ending a
     /// record is dropped, as trimming does). Rows are then on consecutive
     /// lines from [`CsvChunk::first_line`]. `false` when a record is not
     /// plain or `each` returns `false` (the records before it have been
     /// handed over): the caller then reads the chunk the general way
     /// ([`CsvChunk::parse`]), with its messages.
-    pub fn plain_records<'a>(&'a self, mut each: impl FnMut(&[&'a str]) -> bool) -> bool {
-        if memchr::memchr(b'"', &self.bytes).is_some() {
+    pub fn plain_records<'a>(&'a self, mut each: impl FnMut(&[&'a [u8]]) -> bool) -> bool {
+        if memchr::memchr(b'"', &self.bytes).is_some() || std::str::from_utf8(&self.bytes).is_err()
+        {
             return false;
         }
-        let Ok(text) = std::str::from_utf8(&self.bytes) else {
-            return false;
-        };
         let layout = &self.layout;
         let mut target = vec![usize::MAX; layout.width];
         let mut read = 0;
@@ -326,23 +324,22 @@ impl CsvChunk {
             target[field] = read;
             read += 1;
         }
-        let mut fields: Vec<&str> = vec![""; read];
-        let text = text.strip_suffix('\n').unwrap_or(text);
-        let bytes = text.as_bytes();
+        let mut fields: Vec<&[u8]> = vec![&[]; read];
+        let bytes = self.bytes.strip_suffix(b"\n").unwrap_or(&self.bytes);
         let (mut start, mut n) = (0usize, 0usize);
-        for end in Separators::new(bytes).chain(std::iter::once(bytes.len())) {
-            let last = end == bytes.len() || bytes[end] == b'\n';
-            // `,` and `\n` are ASCII: the cuts are character boundaries.
-            let mut field = &text[start..end];
+        let ends = Separators::new(bytes).chain(std::iter::once(bytes.len()));
+        for end in ends {
+            let last = bytes.get(end).is_none_or(|&b| b == b'\n');
+            let mut field = &bytes[start..end];
             start = end + 1;
             if last {
-                field = field.strip_suffix('\r').unwrap_or(field);
+                field = field.strip_suffix(b"\r").unwrap_or(field);
             }
             let Some(&t) = target.get(n) else {
                 return false;
             };
             if t != usize::MAX {
-                let nothing_to_trim = match (field.as_bytes().first(), field.as_bytes().last()) {
+                let nothing_to_trim = match (field.first(), field.last()) {
                     (Some(a), Some(z)) => a.is_ascii_graphic() && z.is_ascii_graphic(),
                     _ => true,
                 };
