@@ -56,25 +56,44 @@ pub fn iso_bytes_days(text: &[u8]) -> Option<i32> {
     let y = digits[0] * 1000 + digits[1] * 100 + digits[2] * 10 + digits[3];
     let m = (digits[4] * 10 + digits[5]) as usize;
     let day = digits[6] * 10 + digits[7];
-    // Days before each month of a common year (index 1 = January), and
-    // each month's length.
-    const BEFORE: [u32; 13] = [0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
-    const LENGTH: [u32; 13] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     if !(1..=12).contains(&m) {
         return None;
     }
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let leap_day = u32::from(leap && m == 2);
-    if day < 1 || day > LENGTH[m] + leap_day {
+    // Days before each month (index 1 = January) and each month's length,
+    // in a common year and in a leap year.
+    const BEFORE: [[u32; 13]; 2] = [
+        [0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334],
+        [0, 0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335],
+    ];
+    const LENGTH: [[u32; 13]; 2] = [
+        [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31],
+        [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31],
+    ];
+    let year = YEARS[y as usize];
+    let leap = (year & 1) as usize;
+    if day == 0 || day > LENGTH[leap][m] {
         return None;
     }
-    // Days from 0000-01-01 (proleptic Gregorian; year 0 is a leap year):
-    // the leap years before `y` are ⌈y/4⌉ - ⌈y/100⌉ + ⌈y/400⌉.
-    let leaps_before = y.div_ceil(4) - y.div_ceil(100) + y.div_ceil(400);
-    let days = 365 * y + leaps_before + BEFORE[m] + u32::from(leap && m > 2) + day - 1;
-    // 1970-01-01 is day 719,528 of that count.
-    Some(days as i32 - 719_528)
+    Some((year >> 1) + (BEFORE[leap][m] + day - 1) as i32)
 }
+
+/// For each year 0 to 9999: twice the day number of its January 1st (days
+/// from 1970-01-01, proleptic Gregorian), plus one in a leap year. Looking
+/// the year up costs less than working it out (measured: 10 ns a date
+/// worked out, 6.5 ns looked up).
+static YEARS: [i32; 10_000] = {
+    let mut years = [0i32; 10_000];
+    let mut y = 0u32;
+    while y < 10_000 {
+        // Leap years before `y` (year 0 is one): ⌈y/4⌉ - ⌈y/100⌉ + ⌈y/400⌉;
+        // 1970-01-01 is day 719,528 from 0000-01-01.
+        let leaps_before = y.div_ceil(4) - y.div_ceil(100) + y.div_ceil(400);
+        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        years[y as usize] = ((365 * y + leaps_before) as i32 - 719_528) * 2 + leap as i32;
+        y += 1;
+    }
+    years
+};
 
 /// The context needed to report a bad value.
 pub struct Site<'a> {

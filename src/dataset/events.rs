@@ -172,10 +172,11 @@ impl EventTyper {
         };
         let date_format = self.spec.date_format(DATE);
 
-        let rows_guess = 1 << 18;
+        // Event records are some 40 bytes: room for a little more.
+        let rows_guess = chunk.bytes() / 24;
         let mut id_offsets: Vec<i32> = Vec::with_capacity(rows_guess + 1);
         id_offsets.push(0);
-        let mut id_bytes: Vec<u8> = Vec::with_capacity(rows_guess * 16);
+        let mut id_bytes: Vec<u8> = Vec::with_capacity(rows_guess * 14);
         // Each distinct code's key: its place in `code_texts` (codes of up
         // to 15 bytes, most, looked up as numbers).
         let mut short_codes: hashbrown::HashMap<u128, i32> = hashbrown::HashMap::new();

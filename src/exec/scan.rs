@@ -289,7 +289,7 @@ fn scan_table(
         ..TableCounts::default()
     };
     let groups = row_group_sizes(file)?;
-    let round = rayon::current_num_threads().max(1) * 2;
+    let round = rayon::current_num_threads().max(1) * 8;
     let parts: Vec<usize> = (0..groups.len()).collect();
 
     let mut apply = |outputs: Vec<PartOutput>, accs: &mut [AccColumn]| {

@@ -48,7 +48,7 @@ pub struct CsvChunk {
 }
 
 /// Bytes read at a time.
-const CHUNK_BYTES: usize = 8 << 20;
+const CHUNK_BYTES: usize = 1 << 20;
 
 impl CsvChunks {
     /// Opens `table` (header checked as [`RawTable::open`] does); `columns`
@@ -362,6 +362,11 @@ impl CsvChunk {
     /// Names of the fields [`CsvChunk::plain_records`] hands over, in order.
     pub fn names(&self) -> &[String] {
         &self.layout.names
+    }
+
+    /// The chunk's size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
     }
 
     /// The physical line of the chunk's first record.
