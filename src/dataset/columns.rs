@@ -88,7 +88,7 @@ static YEARS: [i32; 10_000] = {
         // Leap years before `y` (year 0 is one): ⌈y/4⌉ - ⌈y/100⌉ + ⌈y/400⌉;
         // 1970-01-01 is day 719,528 from 0000-01-01.
         let leaps_before = y.div_ceil(4) - y.div_ceil(100) + y.div_ceil(400);
-        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
         years[y as usize] = ((365 * y + leaps_before) as i32 - 719_528) * 2 + leap as i32;
         y += 1;
     }
