@@ -43,6 +43,8 @@ struct CsvLayout {
 /// Whole records of a CSV table, from line `first_line`.
 pub struct CsvChunk {
     bytes: Vec<u8>,
+    /// Whether a `"` is anywhere in `bytes`.
+    quoted: bool,
     first_line: u64,
     layout: Arc<CsvLayout>,
 }
@@ -131,29 +133,26 @@ impl CsvChunks {
             return Ok(None);
         }
         let mut bytes = std::mem::take(&mut self.carry);
-        let start = bytes.len();
-        bytes.resize(start + self.chunk_bytes, 0);
-        let mut filled = start;
-        while filled < bytes.len() {
-            let n = self
-                .file
-                .read(&mut bytes[filled..])
-                .map_err(|e| DatasetError::Malformed {
-                    file: self.layout.file.clone(),
-                    at: Location::Line(self.next_line),
-                    message: e.to_string(),
-                })?;
-            if n == 0 {
-                self.done = true;
-                break;
-            }
-            filled += n;
+        // Read into the buffer's spare room (not zeroed first, as a
+        // `resize` would: a tenth of the reading's time).
+        bytes.reserve(self.chunk_bytes);
+        let want = self.chunk_bytes as u64;
+        let n = (&mut self.file)
+            .take(want)
+            .read_to_end(&mut bytes)
+            .map_err(|e| DatasetError::Malformed {
+                file: self.layout.file.clone(),
+                at: Location::Line(self.next_line),
+                message: e.to_string(),
+            })?;
+        if (n as u64) < want {
+            self.done = true;
         }
-        bytes.truncate(filled);
+        let mut quoted = memchr::memchr(b'"', &bytes).is_some();
         if !self.done {
             // Cut after the last line end outside quotes (without quotes in
             // the chunk, simply the last line end).
-            let cut = if memchr::memchr(b'"', &bytes).is_none() {
+            let cut = if !quoted {
                 memchr::memrchr(b'\n', &bytes).map(|i| i + 1)
             } else {
                 let mut quotes = 0usize;
@@ -175,6 +174,8 @@ impl CsvChunks {
                     return self.next_chunk();
                 }
             }
+            // The quotes may all have been in the part carried over.
+            quoted = quoted && memchr::memchr(b'"', &bytes).is_some();
         }
         if bytes.is_empty() {
             return Ok(None);
@@ -183,6 +184,7 @@ impl CsvChunks {
         self.next_line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
         Ok(Some(CsvChunk {
             bytes,
+            quoted,
             first_line,
             layout: self.layout.clone(),
         }))
@@ -204,7 +206,7 @@ impl CsvChunk {
     /// messages). Same rows, lines and messages as [`CsvChunk::parse_csv`]:
     /// empty and whitespace-only lines are no rows, fields are trimmed.
     fn parse_plain(&self) -> Option<Result<Vec<RawBatch>, DatasetError>> {
-        if memchr::memchr(b'"', &self.bytes).is_some() {
+        if self.quoted {
             return None;
         }
         let text = std::str::from_utf8(&self.bytes).ok()?;
@@ -313,8 +315,7 @@ impl CsvChunk {
     /// handed over): the caller then reads the chunk the general way
     /// ([`CsvChunk::parse`]), with its messages.
     pub fn plain_records<'a>(&'a self, mut each: impl FnMut(&[&'a [u8]]) -> bool) -> bool {
-        if memchr::memchr(b'"', &self.bytes).is_some() || std::str::from_utf8(&self.bytes).is_err()
-        {
+        if self.quoted || std::str::from_utf8(&self.bytes).is_err() {
             return false;
         }
         let layout = &self.layout;
