@@ -373,6 +373,14 @@ pub fn execute(
         tables = scanned.tables.len(),
         rows = scanned.tables.iter().map(|t| t.rows).sum::<u64>(),
         matched = scanned.tables.iter().map(|t| t.matched).sum::<u64>(),
+        accumulators = scanned.accs.len(),
+        mib = (scanned.accs.iter().map(|a| a.memory_bytes()).sum::<usize>()
+            + scanned
+                .last_contact
+                .iter()
+                .map(|l| l.len() * 4)
+                .sum::<usize>())
+            >> 20,
         ms = started.elapsed().as_millis() as u64,
         "event tables scanned"
     );

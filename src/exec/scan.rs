@@ -97,6 +97,21 @@ impl AccColumn {
         }
     }
 
+    /// Bytes held (buffers' capacity).
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of_val;
+        match self {
+            AccColumn::Any(v) => size_of_val(v.as_slice()),
+            AccColumn::Count(v) => size_of_val(v.as_slice()),
+            AccColumn::MinDate(v) | AccColumn::MaxDate(v) => size_of_val(v.as_slice()),
+            AccColumn::LastValue(d, x) => size_of_val(d.as_slice()) + size_of_val(x.as_slice()),
+            AccColumn::MinValue(v) | AccColumn::MaxValue(v) => size_of_val(v.as_slice()),
+            AccColumn::DistinctCodes(v) | AccColumn::DistinctDays(v) => {
+                v.iter().map(|p| size_of_val(p.as_slice())).sum()
+            }
+        }
+    }
+
     /// Whether person `i` has a match (an `Any` accumulator).
     #[inline]
     pub fn any(words: &[u64], i: usize) -> bool {
