@@ -97,6 +97,28 @@ impl AccColumn {
         }
     }
 
+    /// Keeps persons `0 .. persons` only (a multiple of 64), giving the
+    /// rest's memory back.
+    pub fn truncate(&mut self, persons: usize) {
+        fn keep<T>(v: &mut Vec<T>, len: usize) {
+            v.truncate(len);
+            v.shrink_to_fit();
+        }
+        debug_assert_eq!(persons % 64, 0);
+        match self {
+            AccColumn::Any(v) => keep(v, persons / 64),
+            AccColumn::Count(v) => keep(v, persons),
+            AccColumn::MinDate(v) | AccColumn::MaxDate(v) => keep(v, persons),
+            AccColumn::LastValue(d, x) => {
+                keep(d, persons);
+                keep(x, persons);
+            }
+            AccColumn::MinValue(v) | AccColumn::MaxValue(v) => keep(v, persons),
+            // Counted into a `Count` by `finish` before evaluation.
+            AccColumn::DistinctCodes(_) | AccColumn::DistinctDays(_) => {}
+        }
+    }
+
     /// Bytes held (buffers' capacity).
     pub fn memory_bytes(&self) -> usize {
         use std::mem::size_of_val;
