@@ -14,7 +14,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::column::{Acc, Column, Datum};
-use super::scan::{AccColumn, NO_MAX_DATE, NO_MIN_DATE};
+use super::scan::{AccColumn, LastContacts, NO_MAX_DATE, NO_MIN_DATE};
 use crate::pack::semantics::{first_is_latest, Ages};
 use crate::pack::{BinaryOp, Type, Value};
 use crate::plan::{Aggregate, LiteralSet, PhysicalExpr};
@@ -41,9 +41,9 @@ pub struct Chunk<'a> {
     /// Age at the as-of date for this chunk (an int column), when the plan reads it.
     pub ages: Option<&'a Column>,
     pub accs: &'a [AccColumn],
-    /// Latest contact on or before the as-of date, full length.
-    /// Latest contact date by outcome set (0: any outcome).
-    pub last_contact: &'a [Vec<i32>],
+    /// Latest contact on or before the as-of date by outcome set (0: any
+    /// outcome), for everyone.
+    pub last_contact: &'a [LastContacts],
     /// Chunk-local columns of the features evaluated so far.
     pub features: &'a [Column],
     /// The chunk's scores, a decimal column (tier conditions only).
@@ -258,18 +258,19 @@ impl<'a> Chunk<'a> {
                 self.last_contact
                     .get(*set)
                     .ok_or_else(|| internal("a contact outcome set was not scanned"))?
-                    [self.range()]
-                .iter()
-                .map(|&d| Some(d != NO_MAX_DATE && d >= *since))
-                .collect(),
+                    .dates(self.range())
+                    .iter()
+                    .map(|&d| Some(d != NO_MAX_DATE && d >= *since))
+                    .collect(),
             )),
             P::LastContact => Datum::owned(Column::Date(
                 self.last_contact
                     .first()
-                    .ok_or_else(|| internal("contacts were not scanned"))?[self.range()]
-                .iter()
-                .map(|&d| (d != NO_MAX_DATE).then_some(d))
-                .collect(),
+                    .ok_or_else(|| internal("contacts were not scanned"))?
+                    .dates(self.range())
+                    .iter()
+                    .map(|&d| (d != NO_MAX_DATE).then_some(d))
+                    .collect(),
             )),
             P::LatestOf { first, second } => {
                 let a = self.max_dates(first.0)?;

@@ -378,7 +378,7 @@ pub fn execute(
             + scanned
                 .last_contact
                 .iter()
-                .map(|l| l.len() * 4)
+                .map(|l| l.memory_bytes())
                 .sum::<usize>())
             >> 20,
         ms = started.elapsed().as_millis() as u64,
@@ -404,10 +404,6 @@ pub fn execute(
         let evaluated_from = round_starts[0];
         for acc in &mut scanned.accs {
             acc.truncate(evaluated_from);
-        }
-        for dates in &mut scanned.last_contact {
-            dates.truncate(evaluated_from);
-            dates.shrink_to_fit();
         }
     }
     chunks.reverse();

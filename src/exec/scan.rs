@@ -214,10 +214,56 @@ impl AccSlice<'_> {
 #[derive(Debug)]
 pub struct ScanResult {
     pub accs: Vec<AccColumn>,
-    /// Latest contact on or before the as-of date, per person.
-    /// Latest contact date by outcome set (0: any outcome).
-    pub last_contact: Vec<Vec<i32>>,
+    /// Latest contact on or before the as-of date, by outcome set (0: any
+    /// outcome).
+    pub last_contact: Vec<LastContacts>,
     pub tables: Vec<TableCounts>,
+}
+
+/// The latest contact date of each person contacted, rows ascending. A
+/// practice contacts a few people in a hundred, so this holds those only
+/// (a date for every person took 248 MB at 62M people, at the scan's
+/// memory peak).
+#[derive(Debug, Default)]
+pub struct LastContacts {
+    rows: Vec<u32>,
+    dates: Vec<i32>,
+}
+
+impl LastContacts {
+    /// From (row, date) pairs in any order: the latest date of each row.
+    fn new(mut pairs: Vec<(u32, i32)>) -> LastContacts {
+        pairs.sort_unstable();
+        let mut out = LastContacts::default();
+        for (k, &(row, date)) in pairs.iter().enumerate() {
+            // Sorted by row then date: a row's last pair has its latest date.
+            if pairs.get(k + 1).is_none_or(|next| next.0 != row) {
+                out.rows.push(row);
+                out.dates.push(date);
+            }
+        }
+        out
+    }
+
+    /// The latest contact of each person in `range` ([`NO_MAX_DATE`]:
+    /// never contacted).
+    pub fn dates(&self, range: std::ops::Range<usize>) -> Vec<i32> {
+        let mut out = vec![NO_MAX_DATE; range.len()];
+        let from = self.rows.partition_point(|&r| (r as usize) < range.start);
+        for (&row, &date) in self.rows[from..].iter().zip(&self.dates[from..]) {
+            let row = row as usize;
+            if row >= range.end {
+                break;
+            }
+            out[row - range.start] = date;
+        }
+        out
+    }
+
+    /// Bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(self.rows.as_slice()) + std::mem::size_of_val(self.dates.as_slice())
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -256,7 +302,7 @@ pub fn scan(
         acc.finish(n);
     }
     let sets: &[Vec<String>] = contacts.map_or(&[], |c| c.1);
-    let mut last_contact = vec![vec![NO_MAX_DATE; n]; sets.len().max(1)];
+    let mut contacted: Vec<Vec<(u32, i32)>> = vec![Vec::new(); sets.len().max(1)];
     if let Some((file, _)) = contacts {
         let mut rows = Vec::new();
         let mut c = TableCounts {
@@ -281,10 +327,9 @@ pub fn scan(
                         .as_ref()
                         .filter(|_| sets.len() > 1)
                         .and_then(|o| o.is_valid(i).then(|| contact_outcome(o.value(i))));
-                    for (set, last) in sets.iter().zip(last_contact.iter_mut()) {
+                    for (set, pairs) in sets.iter().zip(contacted.iter_mut()) {
                         if contact_counts(outcome.as_deref(), set) {
-                            let slot = &mut last[row as usize];
-                            *slot = (*slot).max(date);
+                            pairs.push((row, date));
                         }
                     }
                     c.matched += 1;
@@ -295,7 +340,7 @@ pub fn scan(
     }
     Ok(ScanResult {
         accs,
-        last_contact,
+        last_contact: contacted.into_iter().map(LastContacts::new).collect(),
         tables: counts,
     })
 }
@@ -558,4 +603,20 @@ fn apply_hits(
                 }
             }
         });
+}
+
+#[cfg(test)]
+mod last_contact_tests {
+    use super::*;
+
+    #[test]
+    fn a_persons_latest_contact_is_kept_and_the_rest_read_as_never() {
+        let last = LastContacts::new(vec![(7, 100), (2, 50), (7, 300), (7, 200), (9, -5)]);
+        assert_eq!(last.dates(0..10)[2], 50);
+        assert_eq!(last.dates(0..10)[7], 300);
+        assert_eq!(last.dates(0..10)[9], -5);
+        assert_eq!(last.dates(5..9), vec![NO_MAX_DATE, NO_MAX_DATE, 300, NO_MAX_DATE]);
+        assert_eq!(last.dates(10..12), vec![NO_MAX_DATE; 2]);
+        assert_eq!(LastContacts::new(Vec::new()).dates(0..3), vec![NO_MAX_DATE; 3]);
+    }
 }
