@@ -615,8 +615,14 @@ mod last_contact_tests {
         assert_eq!(last.dates(0..10)[2], 50);
         assert_eq!(last.dates(0..10)[7], 300);
         assert_eq!(last.dates(0..10)[9], -5);
-        assert_eq!(last.dates(5..9), vec![NO_MAX_DATE, NO_MAX_DATE, 300, NO_MAX_DATE]);
+        assert_eq!(
+            last.dates(5..9),
+            vec![NO_MAX_DATE, NO_MAX_DATE, 300, NO_MAX_DATE]
+        );
         assert_eq!(last.dates(10..12), vec![NO_MAX_DATE; 2]);
-        assert_eq!(LastContacts::new(Vec::new()).dates(0..3), vec![NO_MAX_DATE; 3]);
+        assert_eq!(
+            LastContacts::new(Vec::new()).dates(0..3),
+            vec![NO_MAX_DATE; 3]
+        );
     }
 }
