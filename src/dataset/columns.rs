@@ -95,6 +95,29 @@ static YEARS: [i32; 10_000] = {
     years
 };
 
+/// A text of at most 15 bytes as one number, its bytes then its length
+/// in the top byte, or `None` for a longer text: distinct texts are
+/// distinct numbers, hashed and compared without a call to `memcmp` (which
+/// took a tenth of a CSV scan's code lookups and id comparisons).
+#[inline]
+pub fn short_key(b: &[u8]) -> Option<u128> {
+    let n = b.len();
+    let word = |s: &[u8]| u64::from_le_bytes(s.try_into().expect("8 bytes"));
+    let (lo, hi) = match n {
+        0..=7 => (
+            b.iter()
+                .enumerate()
+                .fold(0u64, |w, (i, &c)| w | u64::from(c) << (8 * i)),
+            0,
+        ),
+        8 => (word(b), 0),
+        // Bytes 8.. are the top bytes of the last eight.
+        9..=15 => (word(&b[..8]), word(&b[n - 8..]) >> (8 * (16 - n))),
+        _ => return None,
+    };
+    Some(u128::from(lo) | u128::from(hi | (n as u64) << 56) << 64)
+}
+
 /// The context needed to report a bad value.
 pub struct Site<'a> {
     pub file: &'a str,
@@ -720,6 +743,24 @@ pub fn codes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_keys_are_distinct_for_distinct_texts() {
+        let mut texts: Vec<Vec<u8>> = vec![vec![]];
+        for n in 1..=15usize {
+            texts.push(vec![b'7'; n]);
+            texts.push((0..n as u8).map(|i| b'a' + i).collect());
+            let mut last = vec![0u8; n];
+            last[n - 1] = 1;
+            texts.push(last);
+            texts.push(vec![0u8; n]);
+        }
+        let keys: std::collections::HashSet<u128> =
+            texts.iter().map(|t| short_key(t).unwrap()).collect();
+        assert_eq!(keys.len(), texts.len());
+        assert_eq!(short_key(b"AB"), Some(0x4241 | 2u128 << 120));
+        assert_eq!(short_key(&[b'1'; 16]), None);
+    }
 
     #[test]
     fn iso_dates_parse_strictly() {

@@ -11,7 +11,7 @@ use arrow::array::Array;
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
-use super::columns::{date_to_days, days_to_date, PatientIds};
+use super::columns::{date_to_days, days_to_date, short_key, PatientIds};
 use super::error::DatasetError;
 use super::events::{ContactReader, EventBatch, EventReader};
 use super::patients::Patients;
@@ -247,28 +247,23 @@ impl<'a> IntRows<'a> {
     }
 }
 
+/// `a == b`, for ids of up to 15 bytes (most) as numbers ([`short_key`])
+/// rather than by a call to `memcmp`: a person's events follow each other,
+/// so each event's id is compared with the one before.
+#[inline]
+fn same_text(a: &[u8], b: &[u8]) -> bool {
+    match (short_key(a), short_key(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// Row ids of an event batch resolved to patients-table rows (`u32::MAX`:
 /// unknown). Consecutive equal ids (tables grouped by patient) are looked up
 /// once; and when a new id is on one of the few patients rows after the
 /// last one found (events in the patients table's order, some people
 /// without events), it is taken from there without a hash probe. Either way the id itself is compared, so
 /// any order gives the same rows.
-/// `a == b`, for ids of 8 to 16 bytes (most) as two 8-byte comparisons
-/// rather than a call to `memcmp`: a person's events follow each other, so
-/// each event's id is compared with the one before.
-#[inline]
-fn same_text(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    if !(8..=16).contains(&n) {
-        return a == b;
-    }
-    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
-    word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
-}
-
 pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
     out.clear();
     out.reserve(ids.len());

@@ -38,6 +38,9 @@ struct CsvLayout {
     picks: Vec<Option<usize>>,
     names: Vec<String>,
     width: usize,
+    /// For each field of a record, its place among the fields read
+    /// (`usize::MAX`: not read).
+    targets: Vec<usize>,
 }
 
 /// Whole records of a CSV table, from line `first_line`.
@@ -71,11 +74,16 @@ impl CsvChunks {
         let mut header = vec![0u8; header_end];
         std::io::Read::read_exact(&mut file, &mut header).map_err(io)?;
         let header_lines = header.iter().filter(|&&b| b == b'\n').count() as u64;
+        let mut targets = vec![usize::MAX; stream.width];
+        for (read, &field) in stream.picks.iter().flatten().enumerate() {
+            targets[field] = read;
+        }
         let layout = Arc::new(CsvLayout {
             file: stream.file.clone(),
             picks: stream.picks.clone(),
             names: stream.names.clone(),
             width: stream.width,
+            targets,
         });
         Ok((
             columns,
@@ -211,12 +219,8 @@ impl CsvChunk {
         }
         let text = std::str::from_utf8(&self.bytes).ok()?;
         let layout = &self.layout;
-        let present: Vec<usize> = layout.picks.iter().flatten().copied().collect();
         // For each field of a record, the builder it goes to (if read).
-        let mut target = vec![usize::MAX; layout.width];
-        for (b, &field) in present.iter().enumerate() {
-            target[field] = b;
-        }
+        let target = &layout.targets;
         let fields: Vec<Field> = layout
             .names
             .iter()
@@ -224,8 +228,7 @@ impl CsvChunk {
             .collect();
         let schema = Arc::new(Schema::new(fields));
         let new_builders = || -> Vec<StringBuilder> {
-            present
-                .iter()
+            (0..layout.names.len())
                 .map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 8))
                 .collect()
         };
@@ -319,13 +322,8 @@ impl CsvChunk {
             return false;
         }
         let layout = &self.layout;
-        let mut target = vec![usize::MAX; layout.width];
-        let mut read = 0;
-        for &field in layout.picks.iter().flatten() {
-            target[field] = read;
-            read += 1;
-        }
-        let mut fields: Vec<&[u8]> = vec![&[]; read];
+        let target = &layout.targets;
+        let mut fields: Vec<&[u8]> = vec![&[]; layout.names.len()];
         let bytes = self.bytes.strip_suffix(b"\n").unwrap_or(&self.bytes);
         let (mut start, mut n) = (0usize, 0usize);
         let ends = Separators::new(bytes).chain(std::iter::once(bytes.len()));
@@ -373,11 +371,6 @@ impl CsvChunk {
     /// The physical line of the chunk's first record.
     pub fn first_line(&self) -> u64 {
         self.first_line
-    }
-
-    /// The table's name, for messages.
-    pub fn file(&self) -> &str {
-        &self.layout.file
     }
 
     /// The chunk through the csv reader (quoted fields, any bytes).
