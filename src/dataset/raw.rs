@@ -22,8 +22,10 @@ use super::error::{DatasetError, Location};
 use super::{Format, TableFile};
 
 mod chunks;
+mod column_chunks;
 mod split;
 pub use chunks::{CsvChunk, CsvChunks};
+use column_chunks::ColumnChunks;
 
 /// Rows per record batch when streaming a table.
 pub const BATCH_ROWS: usize = 64 * 1024;
@@ -366,14 +368,33 @@ fn open_parquet(
         .map_err(perr)?,
         None => base,
     };
-    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, metadata);
-
     // Project the wanted columns, by their index among the root fields.
     let indices: Vec<usize> = wanted
         .iter()
         .filter_map(|w| columns.iter().position(|c| c == w))
         .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let parquet_meta = metadata.metadata().clone();
+    let parquet_schema = parquet_meta.file_metadata().schema_descr();
+    let mask = ProjectionMask::roots(parquet_schema, indices);
+    let leaves: Vec<usize> = (0..parquet_schema.num_columns())
+        .filter(|&i| mask.leaf_included(i))
+        .collect();
+    let file = open()?;
+    let len = file
+        .metadata()
+        .map_err(|source| DatasetError::Io {
+            path: table.path.clone(),
+            source,
+        })?
+        .len();
+    let all_groups = 0..parquet_meta.num_row_groups();
+    let file = match &row_groups {
+        Some(groups) => {
+            ColumnChunks::new(file, len, &parquet_meta, groups.iter().copied(), &leaves)
+        }
+        None => ColumnChunks::new(file, len, &parquet_meta, all_groups, &leaves),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata);
     let mut first_row = 1;
     let builder = match row_groups {
         Some(groups) => {

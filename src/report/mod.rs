@@ -569,6 +569,7 @@ struct Grouper<'a> {
 }
 
 impl Grouper<'_> {
+    #[inline]
     fn groups(&self, row: usize) -> [usize; 3] {
         let p = self.patients;
         // 0-based quintile; 5 for unknown.
@@ -618,13 +619,19 @@ fn equity(inp: &Inputs<'_>) -> Vec<EquityView> {
         }
         a
     };
-    let pop = (0..p.len())
+    // Plain loops over blocks of rows, so that `groups` is inlined into
+    // them (through rayon's per-row fold it was not always, and the report
+    // took 40% longer at 10M people).
+    const BLOCK: usize = 1 << 16;
+    let pop = (0..p.len().div_ceil(BLOCK))
         .into_par_iter()
-        .with_min_len(1 << 16)
-        .fold(empty, |mut acc, row| {
-            if inp.outcomes.row_in_population(row) {
-                for (k, g) in grouper.groups(row).into_iter().enumerate() {
-                    acc[k][g] += 1;
+        .map(|b| {
+            let mut acc = empty();
+            for row in b * BLOCK..p.len().min((b + 1) * BLOCK) {
+                if inp.outcomes.row_in_population(row) {
+                    for (k, g) in grouper.groups(row).into_iter().enumerate() {
+                        acc[k][g] += 1;
+                    }
                 }
             }
             acc
@@ -633,10 +640,12 @@ fn equity(inp: &Inputs<'_>) -> Vec<EquityView> {
     let listed = inp
         .lists
         .par_iter()
-        .flat_map_iter(|l| l.entries.iter())
-        .fold(empty, |mut acc, e| {
-            for (k, g) in grouper.groups(e.person).into_iter().enumerate() {
-                acc[k][g] += 1;
+        .map(|l| {
+            let mut acc = empty();
+            for e in &l.entries {
+                for (k, g) in grouper.groups(e.person).into_iter().enumerate() {
+                    acc[k][g] += 1;
+                }
             }
             acc
         })

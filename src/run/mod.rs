@@ -505,7 +505,7 @@ fn latest_earlier_run(out: &Path, pack_id: &str, as_of: NaiveDate, name: &str) -
     best.map(|b| b.2)
 }
 
-/// SHA-256 of every input file, for the manifest.
+/// The BLAKE3 hash of every input file, for the manifest.
 fn hash_inputs(dataset: &Dataset) -> Result<Vec<manifest::InputFile>, Error> {
     dataset
         .files()
