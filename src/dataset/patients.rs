@@ -123,6 +123,13 @@ impl Patients {
         self.ids.is_empty()
     }
 
+    /// Lets go of the index of ids, for the stages after the last lookup:
+    /// after this, [`Self::row_of_int`] and [`Self::row_of_text`] find
+    /// nobody (unless the ids are sorted integers, which need no index).
+    pub fn release_index(&mut self) {
+        self.index.shards = Vec::new();
+    }
+
     /// Row of the person with this integer id.
     #[inline]
     pub fn row_of_int(&self, id: i64) -> Option<u32> {
@@ -134,6 +141,10 @@ impl Patients {
                 }
                 let h = int_hash(id);
                 let shards = &self.index.shards;
+                debug_assert!(!shards.is_empty(), "looking up an id after release_index");
+                if shards.is_empty() {
+                    return None;
+                }
                 shards[shard_of(h, shards.len())]
                     .find(h, |&r| ids[r as usize] == id)
                     .copied()
@@ -151,6 +162,10 @@ impl Patients {
             PatientIds::Text(a) => {
                 let h = text_hash(id);
                 let shards = &self.index.shards;
+                debug_assert!(!shards.is_empty(), "looking up an id after release_index");
+                if shards.is_empty() {
+                    return None;
+                }
                 shards[shard_of(h, shards.len())]
                     .find(h, |&r| a.value(r as usize) == id)
                     .copied()

@@ -634,32 +634,48 @@ fn date_acc(
 
 fn assemble(
     plan: &Plan,
-    chunks: Vec<ChunkOutcome>,
+    mut chunks: Vec<ChunkOutcome>,
     tables: Vec<TableCounts>,
     in_table: usize,
     keep: Keep,
 ) -> Result<Outcomes, EvalError> {
-    let cat = |arrays: Vec<&dyn Array>| {
-        concat(&arrays).map_err(|e| EvalError::Internal(format!("concatenating chunks: {e}")))
-    };
-    // Each feature and rule column is concatenated on its own, in parallel.
-    let features = (0..plan.features.len())
-        .into_par_iter()
+    // Each feature's and rule's pieces are moved out of the chunks and
+    // concatenated on their own, in parallel, each piece let go as soon as
+    // its column is whole: the pieces and the whole columns are never all
+    // held together (at 62M people that was the run's peak).
+    let features: Vec<Vec<ArrayRef>> = (0..plan.features.len())
         .map(|f| {
-            if chunks.iter().any(|c| c.features[f].is_none()) {
+            chunks
+                .iter_mut()
+                .map_while(|c| c.features[f].take())
+                .collect()
+        })
+        .collect();
+    let rules: Vec<Vec<BooleanArray>> = (0..plan.rules.len())
+        .map(|r| {
+            chunks
+                .iter_mut()
+                .map(|c| std::mem::replace(&mut c.rules[r], BooleanArray::from(Vec::<bool>::new())))
+                .collect()
+        })
+        .collect();
+    let cat = |arrays: &[&dyn Array]| {
+        concat(arrays).map_err(|e| EvalError::Internal(format!("concatenating chunks: {e}")))
+    };
+    let features = features
+        .into_par_iter()
+        .map(|pieces| {
+            // A feature not kept has no pieces (none in any chunk).
+            if pieces.len() < chunks.len() {
                 return Ok(None);
             }
-            cat(chunks
-                .iter()
-                .filter_map(|c| c.features[f].as_deref())
-                .collect())
-            .map(Some)
+            cat(&pieces.iter().map(|a| a.as_ref()).collect::<Vec<_>>()).map(Some)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let rules = (0..plan.rules.len())
+    let rules = rules
         .into_par_iter()
-        .map(|r| {
-            cat(chunks.iter().map(|c| &c.rules[r] as &dyn Array).collect())
+        .map(|pieces| {
+            cat(&pieces.iter().map(|a| a as &dyn Array).collect::<Vec<_>>())
                 .map(|a| a.as_boolean().clone())
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -671,22 +687,32 @@ fn assemble(
     for c in &chunks {
         fate.extend_from_slice(&c.fate);
     }
+    // Reserved exactly: grown by doubling, the kept people's columns took
+    // up to twice their size.
+    let kept: usize = chunks.iter().map(|c| c.in_population.len()).sum();
     let mut out = Outcomes {
-        people: (keep == Keep::Listed).then(Vec::new),
+        people: (keep == Keep::Listed).then(|| Vec::with_capacity(kept)),
         in_table,
         tally,
         fate,
-        in_population: Vec::new(),
+        in_population: Vec::with_capacity(kept),
         features,
         feature_types: plan.features.iter().map(|f| f.ty).collect(),
         rules,
-        score: Vec::new(),
-        forced: Vec::new(),
-        excluded_by: Vec::new(),
-        tier: Vec::new(),
+        score: Vec::with_capacity(kept),
+        forced: Vec::with_capacity(kept),
+        excluded_by: Vec::with_capacity(kept),
+        tier: Vec::with_capacity(kept),
         tables,
     };
-    for c in chunks {
+    for (i, c) in chunks.into_iter().enumerate() {
+        // The chunks were made on the worker threads, whose allocator
+        // arenas keep what they free: given back now and then, so that the
+        // chunks and the whole columns are not both held (at 62M people
+        // that was the run's peak, 430 MB above the evaluation).
+        if i % 128 == 127 {
+            crate::run::release_free_memory();
+        }
         if let Some(p) = &mut out.people {
             p.extend(c.people);
         }

@@ -224,11 +224,13 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     let Job {
         pack,
         dataset,
-        patients,
+        mut patients,
         as_of,
         as_of_source,
         plan,
-    } = &job;
+    } = job;
+    let (pack, dataset, plan, as_of, as_of_source) =
+        (&pack, &dataset, &plan, &as_of, &as_of_source);
     let ms = |stage: &str| watch.timings.get(stage).copied().unwrap_or(0);
     tracing::info!(stage = "pack", pack = %pack.meta.id, version = %pack.meta.version, ms = ms("pack"), "rule pack checked");
     tracing::info!(stage = "patients", people = patients.len(), %as_of, ms = ms("read_patients"), mib = patients.memory_bytes() >> 20, "patients read");
@@ -260,7 +262,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     // while the engine scans them (the reads share the page cache).
     let (outcomes, inputs) = std::thread::scope(|s| {
         let hashing = s.spawn(|| hash_inputs(dataset));
-        let outcomes = crate::exec::execute(plan, dataset, patients, crate::exec::Keep::Listed);
+        let outcomes = crate::exec::execute(plan, dataset, &patients, crate::exec::Keep::Listed);
         let inputs = hashing
             .join()
             .unwrap_or_else(|_| Err(Error::Internal("hashing the inputs failed".into())));
@@ -292,7 +294,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         .as_deref()
         .map(list::read_previous)
         .transpose()?;
-    let lists = list::rank(pack, plan, patients, &outcomes, previous.as_ref());
+    let lists = list::rank(pack, plan, &patients, &outcomes, previous.as_ref());
     let listed: usize = lists.iter().map(|l| l.entries.len()).sum();
     tracing::info!(
         stage = "rank",
@@ -302,13 +304,22 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         "lists ranked"
     );
 
+    // Who left the lists since the previous run: the last lookup of people
+    // by id. The id index is then let go (at 62M people it is 377 MB, held
+    // until now beside everything written below).
+    let leavers = previous
+        .as_ref()
+        .map(|prev| list::changes::leavers(pack, &patients, &outcomes, &lists, prev, *as_of));
+    patients.release_index();
+    release_free_memory();
+
     let capacity = config.capacity.or(pack.list.capacity);
     let run = RunDir::create(&config.out.join(&name)).map_err(list::ListError::from)?;
     list::write_lists(
         &run,
         pack,
         plan,
-        patients,
+        &patients,
         &outcomes,
         &lists,
         &list::ListOptions {
@@ -321,7 +332,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         list::rank_within(
             pack,
             plan,
-            patients,
+            &patients,
             &outcomes,
             previous.as_ref(),
             &patients.pcn_code,
@@ -331,16 +342,13 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     let recently_contacted = list::rank_within(
         pack,
         plan,
-        patients,
+        &patients,
         &outcomes,
         None,
         &patients.practice_code,
         &|s| outcomes.recently_contacted(plan, s),
     );
-    list::write_recently_contacted(&run, pack, plan, patients, &outcomes, &recently_contacted)?;
-    let leavers = previous
-        .as_ref()
-        .map(|prev| list::changes::leavers(pack, patients, &outcomes, &lists, prev, *as_of));
+    list::write_recently_contacted(&run, pack, plan, &patients, &outcomes, &recently_contacted)?;
     if let Some(leavers) = &leavers {
         list::changes::write_changes(&run, leavers)?;
     }
@@ -349,7 +357,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
             &run,
             pack,
             plan,
-            patients,
+            &patients,
             &outcomes,
             pcn,
             previous.is_some(),
@@ -375,7 +383,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     let (people, rules) = manifest::count_people(pack, &outcomes);
     let mut timings = watch.timings.clone();
     timings.insert("total".into(), started.elapsed().as_millis() as u64);
-    let deprivation = crate::dataset::quality::DeprivationSummary::of(patients);
+    let deprivation = crate::dataset::quality::DeprivationSummary::of(&patients);
     let mut m = manifest::Manifest {
         strata_version: env!("CARGO_PKG_VERSION"),
         pack: manifest::PackInfo {
@@ -399,7 +407,11 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         command_line: config.command_line.clone(),
         inputs,
         people,
-        patient_findings: crate::dataset::quality::patient_findings(patients, *as_of, &deprivation),
+        patient_findings: crate::dataset::quality::patient_findings(
+            &patients,
+            *as_of,
+            &deprivation,
+        ),
         deprivation,
         tiers_by_practice: manifest::tiers_by_practice(pack, &lists),
         rules,
@@ -409,7 +421,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     let report = crate::report::render(&crate::report::Inputs {
         pack,
         manifest: &m,
-        patients,
+        patients: &patients,
         outcomes: &outcomes,
         lists: &lists,
         pcn_lists: pcn_lists.as_deref().unwrap_or(&[]),
@@ -459,7 +471,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
 /// decodes into buffers that are freed once it is assembled; glibc keeps
 /// such pages in its per-thread arenas (unavailable to the other threads
 /// of the next stage) unless asked to trim them.
-fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages to the kernel; it has no
     // preconditions and touches no live allocation.
