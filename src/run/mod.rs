@@ -312,6 +312,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         .map(|prev| list::changes::leavers(pack, &patients, &outcomes, &lists, prev, *as_of));
     patients.release_index();
     release_free_memory();
+    watch.lap("leavers");
 
     let capacity = config.capacity.or(pack.list.capacity);
     let run = RunDir::create(&config.out.join(&name)).map_err(list::ListError::from)?;
