@@ -597,3 +597,28 @@ fn parquet_headers_are_mapped_too() {
     }
     assert_eq!(rows, 1);
 }
+
+/// A run lets go of the id index once the last lookup by id is done (the
+/// leavers): its memory is given back, and the table itself is untouched.
+/// The sample's ids are integers in no order, so they have a hash index.
+#[test]
+fn the_id_index_is_let_go_after_the_last_lookup() {
+    let ds = strata::dataset::Dataset::open(&root().join("sample-data")).unwrap();
+    let mut p = ds.read_patients().unwrap();
+    assert_eq!(p.len(), 20_000);
+    assert_eq!(p.row_of_text("1187994478254"), Some(4));
+    assert_eq!(p.row_of_int(1_012_581_004_725), Some(3));
+    let before = p.memory_bytes();
+    p.release_index();
+    let freed = before - p.memory_bytes();
+    // A row number (4 bytes) a person at least, in tables kept under 90% full.
+    assert!(
+        (20_000 * 4..20_000 * 4 * 2).contains(&freed),
+        "{freed} bytes"
+    );
+    assert_eq!(p.len(), 20_000);
+    assert_eq!(p.practice_code.value(4), {
+        let again = ds.read_patients().unwrap();
+        again.practice_code.value(4).to_string()
+    });
+}
