@@ -167,8 +167,10 @@ impl ChunkReader for ColumnChunks {
     type T = std::io::Chain<bytes::buf::Reader<Bytes>, ReadAt>;
 
     fn get_read(&self, start: u64) -> Result<Self::T> {
-        // What the chunk holds from `start`, then the file after it.
-        let (first, rest) = match self.chunk(start, start)? {
+        // What the chunk holds from `start`, then the file after it. A
+        // read from a chunk's very end reads ahead from the file instead
+        // (what follows is read a few bytes at a time).
+        let (first, rest) = match self.chunk(start, start.saturating_add(1))? {
             Some((span, b)) => (b.slice((start - span.start) as usize..), span.end),
             None => {
                 let n = HEADER_READ.min(self.len.saturating_sub(start));
@@ -387,6 +389,10 @@ mod tests {
         let mut got = vec![0u8; 10];
         r.read_exact(&mut got).unwrap();
         assert_eq!(got, &bytes[s.end as usize - 3..s.end as usize + 7]);
+        // And one from a chunk's very end reads what follows it.
+        let mut r = chunks.get_read(s.end).unwrap();
+        r.read_exact(&mut got).unwrap();
+        assert_eq!(got, &bytes[s.end as usize..s.end as usize + 10]);
         // Bytes across a chunk's end, outside any chunk, and the footer.
         for (start, n) in [(s.end - 3, 10), (0, 4), (len - 8, 8)] {
             let b = chunks.get_bytes(start, n).unwrap();
