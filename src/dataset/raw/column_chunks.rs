@@ -3,7 +3,7 @@
 //! The parquet crate's reader for a plain `File` costs, for every page, two
 //! duplicated file descriptors, two seeks, two closes and an 8 KiB buffered
 //! read for the page header on top of the read of the page itself: the
-//! synthetic events files have pages of about 14 KiB, so that was 400 000
+//! synthetic events files have pages of about 14 KiB, so that was 460 000
 //! system calls and 400 MB of extra copying at 10M people. Here each column
 //! chunk the projection reads is fetched with one positioned read (`pread`,
 //! no shared file position) and its page headers and pages are handed out
