@@ -643,22 +643,16 @@ fn assemble(
     // concatenated on their own, in parallel, each piece let go as soon as
     // its column is whole: the pieces and the whole columns are never all
     // held together (at 62M people that was the run's peak).
-    let features: Vec<Vec<ArrayRef>> = (0..plan.features.len())
-        .map(|f| {
-            chunks
-                .iter_mut()
-                .map_while(|c| c.features[f].take())
-                .collect()
-        })
-        .collect();
-    let rules: Vec<Vec<BooleanArray>> = (0..plan.rules.len())
-        .map(|r| {
-            chunks
-                .iter_mut()
-                .map(|c| std::mem::replace(&mut c.rules[r], BooleanArray::from(Vec::<bool>::new())))
-                .collect()
-        })
-        .collect();
+    let mut features: Vec<Vec<ArrayRef>> = vec![Vec::new(); plan.features.len()];
+    let mut rules: Vec<Vec<BooleanArray>> = vec![Vec::new(); plan.rules.len()];
+    for c in &mut chunks {
+        for (pieces, piece) in features.iter_mut().zip(std::mem::take(&mut c.features)) {
+            pieces.extend(piece);
+        }
+        for (pieces, piece) in rules.iter_mut().zip(std::mem::take(&mut c.rules)) {
+            pieces.push(piece);
+        }
+    }
     let cat = |arrays: &[&dyn Array]| {
         concat(arrays).map_err(|e| EvalError::Internal(format!("concatenating chunks: {e}")))
     };
