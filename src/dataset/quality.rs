@@ -249,10 +249,11 @@ impl<'a> IntRows<'a> {
 
 /// `a == b`, for ids of up to 15 bytes (most) as numbers ([`short_key`])
 /// rather than by a call to `memcmp`: a person's events follow each other,
-/// so each event's id is compared with the one before.
+/// so each event's id is compared with the one before, whose number
+/// (`a_key`, its `short_key`) is worked out once.
 #[inline]
-fn same_text(a: &[u8], b: &[u8]) -> bool {
-    match (short_key(a), short_key(b)) {
+fn same_text(a: &[u8], a_key: Option<u128>, b: &[u8]) -> bool {
+    match (a_key, short_key(b)) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
     }
@@ -277,12 +278,12 @@ pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
                 PatientIds::Text(p) => Some(p),
                 PatientIds::Int(_) => None,
             };
-            let mut last: Option<(&str, u32)> = None;
+            let mut last: Option<(&str, Option<u128>, u32)> = None;
             let mut next = 0usize;
             for i in 0..a.len() {
                 let id = a.value(i);
                 let row = match last {
-                    Some((l, r)) if same_text(l.as_bytes(), id.as_bytes()) => r,
+                    Some((l, key, r)) if same_text(l.as_bytes(), key, id.as_bytes()) => r,
                     _ => {
                         let ahead = |t: &arrow::array::StringArray| {
                             let id = id.trim();
@@ -295,7 +296,7 @@ pub fn resolve_rows(patients: &Patients, ids: &PatientIds, out: &mut Vec<u32>) {
                         if r != u32::MAX {
                             next = r as usize + 1;
                         }
-                        last = Some((id, r));
+                        last = Some((id, short_key(id.as_bytes()), r));
                         r
                     }
                 };
@@ -590,21 +591,22 @@ impl fmt::Display for DatasetSummary {
 
 #[cfg(test)]
 mod tests {
-    use super::same_text;
+    use super::{same_text, short_key};
 
     #[test]
     fn same_text_is_equality_at_every_length() {
         for n in 0..=20usize {
             let a: Vec<u8> = (0..n as u8).map(|i| b'0' + i % 10).collect();
-            assert!(same_text(&a, &a.clone()), "{n}");
+            let key = short_key(&a);
+            assert!(same_text(&a, key, &a.clone()), "{n}");
             for i in 0..n {
                 let mut b = a.clone();
                 b[i] = b'x';
-                assert!(!same_text(&a, &b), "{n} bytes, differing at {i}");
+                assert!(!same_text(&a, key, &b), "{n} bytes, differing at {i}");
             }
             let mut longer = a.clone();
             longer.push(b'0');
-            assert!(!same_text(&a, &longer), "{n}");
+            assert!(!same_text(&a, key, &longer), "{n}");
         }
     }
 }
