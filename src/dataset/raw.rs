@@ -387,13 +387,11 @@ fn open_parquet(
             source,
         })?
         .len();
-    let all_groups = 0..parquet_meta.num_row_groups();
-    let file = match &row_groups {
-        Some(groups) => {
-            ColumnChunks::new(file, len, &parquet_meta, groups.iter().copied(), &leaves)
-        }
-        None => ColumnChunks::new(file, len, &parquet_meta, all_groups, &leaves),
+    let groups: Vec<usize> = match &row_groups {
+        Some(groups) => groups.clone(),
+        None => (0..parquet_meta.num_row_groups()).collect(),
     };
+    let file = ColumnChunks::new(file, len, &parquet_meta, &groups, &leaves);
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata);
     let mut first_row = 1;
     let builder = match row_groups {

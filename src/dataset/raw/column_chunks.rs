@@ -69,11 +69,11 @@ impl ColumnChunks {
         file: File,
         len: u64,
         metadata: &ParquetMetaData,
-        groups: impl Iterator<Item = usize>,
+        groups: &[usize],
         columns: &[usize],
     ) -> ColumnChunks {
         let mut spans = Vec::new();
-        for group in groups {
+        for &group in groups {
             let Some(rg) = metadata.row_groups().get(group) else {
                 continue;
             };
@@ -333,7 +333,7 @@ mod tests {
         let all = groups
             .clone()
             .unwrap_or_else(|| (0..meta.metadata().num_row_groups()).collect());
-        let mut chunks = ColumnChunks::new(file, len, meta.metadata(), all.into_iter(), &leaves);
+        let mut chunks = ColumnChunks::new(file, len, meta.metadata(), &all, &leaves);
         (chunks.hold_chunk, chunks.hold_group) = limits;
         let chunked = collect(
             ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, meta),
@@ -380,7 +380,7 @@ mod tests {
             File::open(f.path()).unwrap(),
             len,
             meta.metadata(),
-            0..5,
+            &[0, 1, 2, 3, 4],
             &[1],
         );
         // A reader from inside a held chunk reads on past its end.
