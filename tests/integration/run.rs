@@ -75,6 +75,54 @@ fn tiny_run_gives_the_expected_lists() {
     assert_eq!(manifest["inputs"].as_array().unwrap().len(), 4);
 }
 
+/// Every stage's time is in the manifest whatever the log level: a stage
+/// timed inside a disabled log line was once missing at `warn`.
+#[test]
+fn the_manifest_times_every_stage_at_every_log_level() {
+    let stages = [
+        "pack",
+        "read_patients",
+        "execute",
+        "rank",
+        "leavers",
+        "write_lists",
+        "write_other_lists",
+        "hash_inputs",
+        "report",
+        "total",
+    ];
+    for level in ["error", "warn", "info", "debug"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--log-level", level];
+        let pack = fixture("tiny-pack");
+        let data = fixture("tiny-data");
+        args.extend([
+            "run",
+            "--pack",
+            pack.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+        let out = strata(&args, &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("2020-03-23-tiny/manifest.json")).unwrap(),
+        )
+        .unwrap();
+        let timed: Vec<&str> = manifest["timings_ms"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = stages.to_vec();
+        expected.sort_unstable();
+        assert_eq!(timed, expected, "at --log-level {level}");
+    }
+}
+
 #[test]
 fn previous_run_marks_new_people_and_tier_changes() {
     let dir = tempfile::tempdir().unwrap();
