@@ -152,6 +152,14 @@ impl<'a> Datum<'a> {
         }
     }
 
+    /// Whether each of rows `0 .. len` holds a value (not NULL).
+    pub fn valid(&self, len: usize) -> Vec<bool> {
+        match self {
+            Datum::Scalar(v) => vec![!v.is_null(); len],
+            Datum::Column(c) => c.valid(len),
+        }
+    }
+
     /// The datum as a column of `len` rows.
     pub fn into_column(self, ty: Type, len: usize) -> Column {
         match self {
@@ -187,6 +195,26 @@ impl Column {
             Column::Str(a) => a.is_valid(i),
             Column::Date(v) => v[i].is_some(),
             Column::Null(_) => false,
+        }
+    }
+
+    /// Whether each of the first `len` rows holds a value (not NULL), a
+    /// loop per type.
+    pub fn valid(&self, len: usize) -> Vec<bool> {
+        fn some<T>(v: &[Option<T>]) -> Vec<bool> {
+            v.iter().map(Option::is_some).collect()
+        }
+        match self {
+            Column::Bool(v) => some(&v[..len]),
+            Column::Int(v) => some(&v[..len]),
+            Column::Float(v) => some(&v[..len]),
+            Column::Decimal(v) => some(&v[..len]),
+            Column::Date(v) => some(&v[..len]),
+            Column::Str(a) => match a.nulls() {
+                Some(n) => n.iter().take(len).collect(),
+                None => vec![true; len],
+            },
+            Column::Null(_) => vec![false; len],
         }
     }
 

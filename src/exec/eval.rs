@@ -400,8 +400,10 @@ impl<'a> Chunk<'a> {
             P::IsNull { expr, negated } => {
                 let x = self.eval(expr)?;
                 let s = x.is_scalar();
-                let out = (0..self.rows(s))
-                    .map(|i| Some(x.is_valid(i) == *negated))
+                let out = x
+                    .valid(self.rows(s))
+                    .into_iter()
+                    .map(|valid| Some(valid == *negated))
                     .collect();
                 finish(Column::Bool(out), s)
             }
@@ -410,9 +412,14 @@ impl<'a> Chunk<'a> {
                     .iter()
                     .map(|a| self.eval(a))
                     .collect::<Result<_, _>>()?;
-                let picks: Vec<Option<usize>> = (0..self.len)
-                    .map(|i| values.iter().position(|v| v.is_valid(i)))
-                    .collect();
+                // The first argument with a value, row by row: each
+                // argument's validity is looked at once, as a whole.
+                let mut picks: Vec<Option<usize>> = vec![None; self.len];
+                for (k, v) in values.iter().enumerate().rev() {
+                    for (p, valid) in picks.iter_mut().zip(v.valid(self.len)) {
+                        *p = if valid { Some(k) } else { *p };
+                    }
+                }
                 Datum::owned(gather(*ty, &picks, &values)?)
             }
             P::DaysSince(x) => {

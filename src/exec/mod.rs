@@ -428,11 +428,11 @@ fn first_true(
 ) -> Result<Vec<Option<u16>>, EvalError> {
     let mut first: Vec<Option<u16>> = vec![None; chunk.len];
     for (k, c) in conditions.iter().enumerate() {
-        let mask = true_mask(chunk.eval(c)?, chunk.len)?;
-        for (slot, hit) in first.iter_mut().zip(mask) {
-            if slot.is_none() && hit {
-                *slot = Some(k as u16);
-            }
+        let state = tri_state(chunk.eval(c)?, chunk.len)?;
+        // Branch-free: whether a condition holds is as good as random.
+        for (slot, &v) in first.iter_mut().zip(&state) {
+            let hit = slot.is_none() & (v == Some(true));
+            *slot = if hit { Some(k as u16) } else { *slot };
         }
     }
     Ok(first)
@@ -491,16 +491,23 @@ fn evaluate_chunk(
 
     let mut rules = Vec::with_capacity(plan.rules.len());
     let mut score = vec![0i128; len];
-    for rule in &plan.rules {
+    let mut tally = Tally::new(plan);
+    for (r, rule) in plan.rules.iter().enumerate() {
         let mut state = tri_state(chunk.eval(&rule.condition)?, len)?;
-        // Outside the population nothing else applies: no rule fires.
-        for ((s, fired), &inside) in score.iter_mut().zip(&mut state).zip(&population) {
-            if !inside {
-                *fired = Some(false);
-            } else if *fired == Some(true) {
-                *s += rule.points;
-            }
+        // Outside the population nothing else applies: no rule fires. One
+        // branch-free pass scores, and counts firings and unknowns among
+        // the population (whether a rule fires is as good as random).
+        let (mut fired, mut unknown) = (0u64, 0u64);
+        for ((s, v), &inside) in score.iter_mut().zip(&mut state).zip(&population) {
+            let state = if inside { *v } else { Some(false) };
+            *v = state;
+            let fires = state == Some(true);
+            fired += u64::from(fires);
+            unknown += u64::from(state.is_none());
+            *s += if fires { rule.points } else { 0 };
         }
+        tally.rule_fired[r] = fired;
+        tally.rule_unknown[r] = unknown;
         rules.push(state);
     }
     // `[score] add`: rounded to the score's 10 places, NULL adds nothing.
@@ -549,17 +556,6 @@ fn evaluate_chunk(
         &plan.tiers,
     )?;
 
-    let mut tally = Tally::new(plan);
-    for (r, state) in rules.iter().enumerate() {
-        // Outside the population every rule is FALSE (set above).
-        for s in state {
-            match s {
-                None => tally.rule_unknown[r] += 1,
-                Some(true) => tally.rule_fired[r] += 1,
-                Some(false) => {}
-            }
-        }
-    }
     let mut out = ChunkOutcome {
         people: Vec::new(),
         tally,

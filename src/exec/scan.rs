@@ -353,6 +353,8 @@ struct PartOutput {
     /// codes are counted) code ids: Parquet batches of one row group share
     /// a dictionary, so it is mapped once.
     dictionary: Option<(ArrayRef, Vec<u32>, Vec<u32>)>,
+    /// Scratch: the rows of a batch whose code is in some codelist.
+    candidates: Vec<u32>,
 }
 
 fn scan_table(
@@ -431,6 +433,7 @@ impl PartOutput {
             buckets: vec![Vec::new(); n_shards],
             counts: TableCounts::default(),
             dictionary: None,
+            candidates: Vec::new(),
         }
     }
 
@@ -497,15 +500,19 @@ impl PartOutput {
             // findings counted, and the events in a codelist kept.
             PatientIds::Int(patient_ids) => {
                 let ids = patient_ids.values();
-                // First, branch-free, the few rows whose code is in a codelist.
-                let mut candidates = vec![0u32; ids.len()];
+                // First, branch-free, the few rows whose code is in a codelist
+                // (into a buffer kept from batch to batch: zeroing a fresh one
+                // for every batch cost more than the matching).
+                let candidates = &mut self.candidates;
+                if candidates.len() < ids.len() {
+                    candidates.resize(ids.len(), 0);
+                }
                 let mut found = 0usize;
                 for (i, &k) in keys.iter().enumerate() {
                     candidates[found] = i as u32;
                     found += usize::from(masks.get(k as usize).is_some_and(|&m| m != 0));
                 }
-                candidates.truncate(found);
-                let mut next = candidates.iter().copied().peekable();
+                let mut next = candidates[..found].iter().copied().peekable();
                 // Then run by run of equal ids (a person's events are
                 // usually together): the id resolved once, the findings
                 // counted over the run's dates, the candidates kept.
