@@ -322,17 +322,6 @@ enum Keys {
 }
 
 impl Keys {
-    /// The narrowest keys for `texts` distinct texts.
-    fn narrowest(keys: Vec<i32>, texts: usize) -> Keys {
-        if texts <= 1 << 8 {
-            Keys::U8(keys.iter().map(|&k| k as u8).collect())
-        } else if texts <= 1 << 16 {
-            Keys::U16(keys.iter().map(|&k| k as u16).collect())
-        } else {
-            Keys::I32(keys.into())
-        }
-    }
-
     #[inline]
     fn at(&self, i: usize) -> usize {
         match self {
@@ -454,10 +443,14 @@ impl TextColumn {
 /// A [`TextColumn`] put together from parts in order: each distinct text
 /// is held once, each part's keys mapped onto them (a part whose texts
 /// are the previous part's, as the batches of one Parquet row group are,
-/// reuses its mapping), and the keys narrowed at the end.
+/// reuses its mapping). The keys are held as narrow as the texts seen so
+/// far allow, widened (once, by a copy) when more texts arrive: a column of
+/// practice codes takes a byte a row from the start, never 4 bytes first.
 #[derive(Debug)]
 pub struct TextColumnBuilder {
-    keys: Vec<i32>,
+    keys: KeysBuilder,
+    /// Rows the keys are sized for.
+    capacity: usize,
     nulls: NullBufferBuilder,
     values: StringBuilder,
     /// Each distinct text's key.
@@ -467,10 +460,70 @@ pub struct TextColumnBuilder {
     last: Option<(StringArray, Vec<i32>)>,
 }
 
+/// Keys being appended, in the narrowest width for the texts seen so far.
+#[derive(Debug)]
+enum KeysBuilder {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    I32(Vec<i32>),
+}
+
+impl KeysBuilder {
+    fn len(&self) -> usize {
+        match self {
+            KeysBuilder::U8(k) => k.len(),
+            KeysBuilder::U16(k) => k.len(),
+            KeysBuilder::I32(k) => k.len(),
+        }
+    }
+
+    /// Widened, if need be, to hold keys below `texts`.
+    fn widen(&mut self, texts: usize, capacity: usize) {
+        let capacity = capacity.max(self.len());
+        match self {
+            KeysBuilder::U8(k) if texts > 1 << 8 => {
+                if texts <= 1 << 16 {
+                    let mut wide = Vec::with_capacity(capacity);
+                    wide.extend(k.iter().map(|&x| u16::from(x)));
+                    *self = KeysBuilder::U16(wide);
+                } else {
+                    let mut wide = Vec::with_capacity(capacity);
+                    wide.extend(k.iter().map(|&x| i32::from(x)));
+                    *self = KeysBuilder::I32(wide);
+                }
+            }
+            KeysBuilder::U16(k) if texts > 1 << 16 => {
+                let mut wide = Vec::with_capacity(capacity);
+                wide.extend(k.iter().map(|&x| i32::from(x)));
+                *self = KeysBuilder::I32(wide);
+            }
+            _ => {}
+        }
+    }
+
+    /// Appends `rows` keys, row `i`'s being `key(i)` (below the width's limit).
+    fn extend(&mut self, rows: usize, key: impl Fn(usize) -> i32) {
+        match self {
+            KeysBuilder::U8(k) => k.extend((0..rows).map(|i| key(i) as u8)),
+            KeysBuilder::U16(k) => k.extend((0..rows).map(|i| key(i) as u16)),
+            KeysBuilder::I32(k) => k.extend((0..rows).map(key)),
+        }
+    }
+
+    fn finish(self) -> Keys {
+        match self {
+            KeysBuilder::U8(k) => Keys::U8(k.into()),
+            KeysBuilder::U16(k) => Keys::U16(k.into()),
+            KeysBuilder::I32(k) => Keys::I32(k.into()),
+        }
+    }
+}
+
 impl TextColumnBuilder {
     pub fn with_capacity(rows: usize) -> TextColumnBuilder {
         TextColumnBuilder {
-            keys: Vec::with_capacity(rows),
+            keys: KeysBuilder::U8(Vec::with_capacity(rows)),
+            capacity: rows,
             nulls: NullBufferBuilder::new(rows),
             values: StringBuilder::new(),
             seen: hashbrown::HashMap::new(),
@@ -497,13 +550,15 @@ impl TextColumnBuilder {
                 })
                 .collect();
             self.last = Some((part.values.clone(), mapping));
+            self.keys.widen(self.seen.len(), self.capacity);
         }
         let mapping = self.last.as_ref().map_or(&[][..], |(_, m)| m.as_slice());
         // A null row's key may be anything: it is read as no key here.
         let key = |k: usize| mapping.get(k).copied().unwrap_or(0);
         match &part.keys {
-            Keys::I32(keys) => self.keys.extend(keys.iter().map(|&k| key(k as usize))),
-            keys => self.keys.extend((0..keys.len()).map(|i| key(keys.at(i)))),
+            Keys::U8(keys) => self.keys.extend(part.len(), |i| key(usize::from(keys[i]))),
+            Keys::U16(keys) => self.keys.extend(part.len(), |i| key(usize::from(keys[i]))),
+            Keys::I32(keys) => self.keys.extend(part.len(), |i| key(keys[i] as usize)),
         }
         match &part.nulls {
             Some(n) => self.nulls.append_buffer(n),
@@ -512,11 +567,10 @@ impl TextColumnBuilder {
     }
 
     pub fn finish(mut self) -> TextColumn {
-        let values = self.values.finish();
         TextColumn {
-            keys: Keys::narrowest(self.keys, values.len()),
+            keys: self.keys.finish(),
             nulls: self.nulls.finish(),
-            values,
+            values: self.values.finish(),
         }
     }
 }
@@ -927,6 +981,49 @@ mod tests {
         assert_eq!(joined.key(0), joined.key(7));
         assert_eq!(joined.key(1), joined.key(9));
         assert_eq!(joined.key(2), None);
+    }
+
+    /// Keys widened part by part as new texts arrive (one byte, then two,
+    /// then four; and one byte straight to four) keep the rows appended
+    /// before the widening.
+    #[test]
+    fn text_keys_widen_as_parts_bring_new_texts() {
+        let rows = site_rows();
+        let site = rows.site();
+        let part = |from: usize, distinct: usize| {
+            let cells: Vec<Option<String>> = (0..distinct + 3)
+                .map(|i| (i % 5 != 2).then(|| format!("T{}", from + i % distinct)))
+                .collect();
+            let plain: ArrayRef = Arc::new(StringArray::from(cells.clone()));
+            (
+                text_column(&plain, "pcn_code", &site, false).unwrap(),
+                cells,
+            )
+        };
+        // A fifth of the cells are null: `(from, n)` brings about 4n/5 texts.
+        for (sizes, width) in [
+            (vec![(0, 10), (5, 400), (0, 10)], 2),
+            (vec![(0, 10), (5, 400), (1_000, 90_000), (0, 4)], 4),
+            (vec![(0, 200), (500, 90_000), (0, 200)], 4),
+        ] {
+            let mut joined = TextColumnBuilder::with_capacity(16);
+            let mut want: Vec<Option<String>> = Vec::new();
+            for (from, distinct) in sizes {
+                let (p, cells) = part(from, distinct);
+                joined.append(&p);
+                want.extend(cells);
+            }
+            let joined = joined.finish();
+            let got: Vec<Option<&str>> = joined.iter().collect();
+            let want: Vec<Option<&str>> = want.iter().map(|c| c.as_deref()).collect();
+            assert_eq!(got, want);
+            let held = match joined.keys {
+                Keys::U8(_) => 1,
+                Keys::U16(_) => 2,
+                Keys::I32(_) => 4,
+            };
+            assert_eq!(held, width);
+        }
     }
 
     /// Keys one, two and four bytes wide (up to 256, up to 65,536, and
