@@ -490,25 +490,43 @@ fn evaluate_chunk(
     };
 
     let mut rules = Vec::with_capacity(plan.rules.len());
-    let mut score = vec![0i128; len];
     let mut tally = Tally::new(plan);
+    // Scores are summed in 64 bits when every rule firing at once fits
+    // (points are scaled integers: any pack with under 900 million points
+    // in all), which the compiler can vectorise; in 128 bits otherwise.
+    let most: u128 = plan.rules.iter().map(|r| r.points.unsigned_abs()).sum();
+    let narrow = i64::try_from(most).is_ok();
+    let mut score64 = vec![0i64; if narrow { len } else { 0 }];
+    let mut score = vec![0i128; if narrow { 0 } else { len }];
     for (r, rule) in plan.rules.iter().enumerate() {
         let mut state = tri_state(chunk.eval(&rule.condition)?, len)?;
-        // Outside the population nothing else applies: no rule fires. One
-        // branch-free pass scores, and counts firings and unknowns among
-        // the population (whether a rule fires is as good as random).
+        // Outside the population nothing else applies: no rule fires.
+        for (v, &inside) in state.iter_mut().zip(&population) {
+            *v = if inside { *v } else { Some(false) };
+        }
+        // One branch-free pass scores, another counts firings and unknowns
+        // among the population (whether a rule fires is as good as random).
+        if narrow {
+            let points = rule.points as i64;
+            for (s, &v) in score64.iter_mut().zip(&state) {
+                *s += if v == Some(true) { points } else { 0 };
+            }
+        } else {
+            for (s, &v) in score.iter_mut().zip(&state) {
+                *s += if v == Some(true) { rule.points } else { 0 };
+            }
+        }
         let (mut fired, mut unknown) = (0u64, 0u64);
-        for ((s, v), &inside) in score.iter_mut().zip(&mut state).zip(&population) {
-            let state = if inside { *v } else { Some(false) };
-            *v = state;
-            let fires = state == Some(true);
-            fired += u64::from(fires);
-            unknown += u64::from(state.is_none());
-            *s += if fires { rule.points } else { 0 };
+        for &v in &state {
+            fired += u64::from(v == Some(true));
+            unknown += u64::from(v.is_none());
         }
         tally.rule_fired[r] = fired;
         tally.rule_unknown[r] = unknown;
         rules.push(state);
+    }
+    if narrow {
+        score = score64.into_iter().map(i128::from).collect();
     }
     // `[score] add`: rounded to the score's 10 places, NULL adds nothing.
     if let Some(add) = &plan.score_add {
