@@ -149,9 +149,10 @@ impl<'a> Chunk<'a> {
     /// Latest dates of a `MaxDate` accumulator for this chunk.
     fn max_dates(&self, a: usize) -> Result<Vec<Option<i32>>, EvalError> {
         match self.acc(a)? {
-            AccColumn::MaxDate(v) => Ok(v[self.range()]
-                .iter()
-                .map(|&d| (d != NO_MAX_DATE).then_some(d))
+            AccColumn::MaxDate(v) => Ok(v
+                .dates(self.range())
+                .into_iter()
+                .map(|d| (d != NO_MAX_DATE).then_some(d))
                 .collect()),
             _ => Err(internal("expected a latest-date accumulator")),
         }
@@ -209,9 +210,9 @@ impl<'a> Chunk<'a> {
                     _ => return Err(internal("expected a date accumulator")),
                 };
                 Column::Date(
-                    v[self.range()]
-                        .iter()
-                        .map(|&d| (d != none).then_some(d))
+                    v.dates(self.range())
+                        .into_iter()
+                        .map(|d| (d != none).then_some(d))
                         .collect(),
                 )
             }
