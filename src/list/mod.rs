@@ -236,8 +236,12 @@ pub fn write_lists(
     lists: &[PracticeList],
     opts: &ListOptions,
 ) -> Result<(), ListError> {
-    /// Practices in flight at once.
+    /// Practices in flight at once: up to 32, and no more than hold a
+    /// million listed people between them (one practice at least). The
+    /// window's rows are all held at once, as Arrow batches; at 62M
+    /// people in three practices, three whole lists were 1.4 GB.
     const WINDOW: usize = 32;
+    const WINDOW_ROWS: usize = 1 << 20;
     run.subdir("lists")?;
     let heads = headings(pack, opts);
     let werr = |message: String| ListError::Write {
@@ -272,7 +276,16 @@ pub fn write_lists(
             parquet_out::encode(writer, schema, max_rows, rx).map_err(|e| werr(e.to_string()))
         });
         let mut produced = Ok(());
-        'windows: for window in lists.chunks(WINDOW) {
+        let mut rest = lists;
+        'windows: while !rest.is_empty() {
+            let mut take = 1;
+            let mut rows = rest[0].entries.len();
+            while take < rest.len().min(WINDOW) && rows + rest[take].entries.len() <= WINDOW_ROWS {
+                rows += rest[take].entries.len();
+                take += 1;
+            }
+            let (window, after) = rest.split_at(take);
+            rest = after;
             // The window's batches first, handed to the encoder in order,
             // then its CSVs written from them while the encoder works.
             let batches: Vec<Result<RecordBatch, ListError>> = window
@@ -316,8 +329,9 @@ pub fn write_lists(
 
 /// Writes `lists/<practice>.csv` from the practice's `list.parquet` rows
 /// (`batch`, see [`practice_batch`]: the people's cells already gathered
-/// in list order): the whole file is formatted into one buffer
-/// ([`csv_out::CsvBuf`]) and written at once.
+/// in list order), formatted into a buffer ([`csv_out::CsvBuf`]) written
+/// out each time it holds 4 MiB, so a list of millions of people does not
+/// take its whole size in memory.
 #[allow(clippy::too_many_arguments)]
 fn write_practice_list(
     run: &RunDir,
@@ -336,7 +350,11 @@ fn write_practice_list(
         file: rel.clone(),
         message,
     };
-    let mut out = csv_out::CsvBuf::with_capacity(160 * (list.entries.len() + 1));
+    const FLUSH: usize = 4 << 20;
+    use std::io::Write as _;
+    let mut file = run.file(&rel)?;
+    let mut out =
+        csv_out::CsvBuf::with_capacity((160 * (list.entries.len() + 1)).min(FLUSH + (64 << 10)));
     for h in heads {
         out.text(h);
     }
@@ -447,9 +465,12 @@ fn write_practice_list(
             out.cell(change.as_str().as_bytes());
         }
         out.end();
+        if out.bytes.len() >= FLUSH {
+            file.write_all(&out.bytes)
+                .map_err(|e| werr(e.to_string()))?;
+            out.bytes.clear();
+        }
     }
-    use std::io::Write as _;
-    let mut file = run.file(&rel)?;
     file.write_all(&out.bytes)
         .and_then(|()| file.flush())
         .map_err(|e| werr(e.to_string()))

@@ -563,3 +563,52 @@ fn score_names_the_table_row_and_column_of_a_bad_value() {
          is not shown: it is personal data)"
     );
 }
+
+/// A practice list bigger than the CSV writer's 4 MiB buffer is written in
+/// pieces: every listed person is in the practice's file once, in rank
+/// order, as in `list.parquet`.
+#[test]
+fn a_list_bigger_than_the_csv_buffer_is_written_whole() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    strata::synth::generate(&strata::synth::SynthConfig::new(200_000, 1, 3, &data)).expect("synth");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let summary = strata::run(&RunConfig {
+        pack: root.join("rules/proactive-care"),
+        data,
+        out: tmp.path().join("runs"),
+        ..RunConfig::default()
+    })
+    .expect("run");
+    let batches = read_batches(&summary.dir.join("list.parquet"), 1 << 20);
+    let mut want: Vec<(String, String, String)> = Vec::new();
+    for b in &batches {
+        let col = |name: &str| b.column_by_name(name).expect(name).clone();
+        let (practice, rank, id) = (col("practice_code"), col("rank"), col("patient_id"));
+        for r in 0..b.num_rows() {
+            let cell = |a: &arrow::array::ArrayRef| {
+                arrow::util::display::array_value_to_string(a, r).expect("cell")
+            };
+            want.push((cell(&practice), cell(&rank), cell(&id)));
+        }
+    }
+    let practice = want[0].0.clone();
+    assert!(want.iter().all(|w| w.0 == practice), "one practice");
+    let file = summary.dir.join(format!("lists/{practice}.csv"));
+    let bytes = std::fs::metadata(&file).expect("list file").len();
+    assert!(bytes > 4 << 20, "{bytes} bytes: not bigger than the buffer");
+    let mut got = Vec::new();
+    for record in csv::Reader::from_path(&file).expect("csv").records() {
+        let record = record.expect("record");
+        got.push((
+            practice.clone(),
+            record[0].to_string(),
+            record[1].to_string(),
+        ));
+    }
+    assert_eq!(got.len(), want.len());
+    assert!(
+        got == want,
+        "the CSV's ranks and ids differ from list.parquet's"
+    );
+}
