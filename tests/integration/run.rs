@@ -93,19 +93,7 @@ fn the_manifest_times_every_stage_at_every_log_level() {
     ];
     for level in ["error", "warn", "info", "debug"] {
         let dir = tempfile::tempdir().unwrap();
-        let mut args = vec!["--log-level", level];
-        let pack = fixture("tiny-pack");
-        let data = fixture("tiny-data");
-        args.extend([
-            "run",
-            "--pack",
-            pack.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            dir.path().to_str().unwrap(),
-        ]);
-        let out = strata(&args, &[]);
+        let out = run_tiny(dir.path(), &["--log-level", level], &[]);
         assert_eq!(out.code, 0, "{}", out.stderr);
         let manifest: serde_json::Value = serde_json::from_slice(
             &std::fs::read(dir.path().join("2020-03-23-tiny/manifest.json")).unwrap(),
