@@ -144,14 +144,6 @@ impl<'a> Datum<'a> {
         matches!(self, Datum::Scalar(_))
     }
 
-    /// Whether row `i` holds a value (not NULL).
-    pub fn is_valid(&self, i: usize) -> bool {
-        match self {
-            Datum::Scalar(v) => !v.is_null(),
-            Datum::Column(c) => c.is_valid(i),
-        }
-    }
-
     /// Whether each of rows `0 .. len` holds a value (not NULL).
     pub fn valid(&self, len: usize) -> Vec<bool> {
         match self {
@@ -184,18 +176,6 @@ impl Column {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    pub fn is_valid(&self, i: usize) -> bool {
-        match self {
-            Column::Bool(v) => v[i].is_some(),
-            Column::Int(v) => v[i].is_some(),
-            Column::Float(v) => v[i].is_some(),
-            Column::Decimal(v) => v[i].is_some(),
-            Column::Str(a) => a.is_valid(i),
-            Column::Date(v) => v[i].is_some(),
-            Column::Null(_) => false,
-        }
     }
 
     /// Whether each of the first `len` rows holds a value (not NULL), a
