@@ -14,7 +14,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::column::{Acc, Column, Datum};
-use super::scan::{AccColumn, LastContacts, NO_MAX_DATE, NO_MIN_DATE};
+use super::scan::{AccColumn, LastContacts, NO_MAX_DATE};
 use crate::pack::semantics::{first_is_latest, Ages};
 use crate::pack::{BinaryOp, Type, Value};
 use crate::plan::{Aggregate, LiteralSet, PhysicalExpr};
@@ -149,11 +149,7 @@ impl<'a> Chunk<'a> {
     /// Latest dates of a `MaxDate` accumulator for this chunk.
     fn max_dates(&self, a: usize) -> Result<Vec<Option<i32>>, EvalError> {
         match self.acc(a)? {
-            AccColumn::MaxDate(v) => Ok(v
-                .dates(self.range())
-                .into_iter()
-                .map(|d| (d != NO_MAX_DATE).then_some(d))
-                .collect()),
+            AccColumn::MaxDate(v) => Ok(v.options(self.range())),
             _ => Err(internal("expected a latest-date accumulator")),
         }
     }
@@ -203,19 +199,12 @@ impl<'a> Chunk<'a> {
                         .collect(),
                 )
             }
-            Aggregate::Date { acc } => {
-                let (v, none) = match self.acc(*acc)? {
-                    AccColumn::MinDate(v) => (v, NO_MIN_DATE),
-                    AccColumn::MaxDate(v) => (v, NO_MAX_DATE),
-                    _ => return Err(internal("expected a date accumulator")),
-                };
-                Column::Date(
-                    v.dates(self.range())
-                        .into_iter()
-                        .map(|d| (d != none).then_some(d))
-                        .collect(),
-                )
-            }
+            Aggregate::Date { acc } => match self.acc(*acc)? {
+                AccColumn::MinDate(v) | AccColumn::MaxDate(v) => {
+                    Column::Date(v.options(self.range()))
+                }
+                _ => return Err(internal("expected a date accumulator")),
+            },
             Aggregate::Value { acc } => {
                 let v = match self.acc(*acc)? {
                     AccColumn::LastValue(_, v)

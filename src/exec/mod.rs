@@ -636,11 +636,7 @@ fn date_acc(
     len: usize,
 ) -> Result<Vec<Option<i32>>, EvalError> {
     match scanned.accs.get(acc) {
-        Some(scan::AccColumn::MaxDate(v)) => Ok(v
-            .dates(start..start + len)
-            .into_iter()
-            .map(|d| (d != scan::NO_MAX_DATE).then_some(d))
-            .collect()),
+        Some(scan::AccColumn::MaxDate(v)) => Ok(v.options(start..start + len)),
         _ => Err(EvalError::Internal(
             "override without a latest-date accumulator".into(),
         )),

@@ -325,8 +325,25 @@ impl Dates {
     /// Each person's date in `range` ([`NO_MAX_DATE`] or [`NO_MIN_DATE`]:
     /// none).
     pub fn dates(&self, range: std::ops::Range<usize>) -> Vec<i32> {
+        self.fill(range, Dates::none(self.latest), |d| d)
+    }
+
+    /// Each person's date in `range`, `None` where there is none (the
+    /// engine's date column).
+    pub fn options(&self, range: std::ops::Range<usize>) -> Vec<Option<i32>> {
+        self.fill(range, None, Some)
+    }
+
+    /// Each person's date in `range` as `value` makes it, `missing` where
+    /// there is none.
+    fn fill<T: Copy>(
+        &self,
+        range: std::ops::Range<usize>,
+        missing: T,
+        value: impl Fn(i32) -> T,
+    ) -> Vec<T> {
         let none = Dates::none(self.latest);
-        let mut out = vec![none; range.len()];
+        let mut out = vec![missing; range.len()];
         let mut s = range.start >> SHARD_SHIFT;
         while let Some(shard) = self.shards.get(s) {
             let base = s << SHARD_SHIFT;
@@ -337,14 +354,18 @@ impl Dates {
             match shard {
                 DateShard::Dense(v) => {
                     let to = range.end.min(base + v.len());
-                    out[from - range.start..to - range.start]
-                        .copy_from_slice(&v[from - base..to - base]);
+                    for (o, &d) in out[from - range.start..to - range.start]
+                        .iter_mut()
+                        .zip(&v[from - base..to - base])
+                    {
+                        *o = if d == none { missing } else { value(d) };
+                    }
                 }
                 DateShard::Hits { hits, .. } => {
                     for &(i, d) in hits {
                         let row = base + i as usize;
                         if range.contains(&row) {
-                            out[row - range.start] = d;
+                            out[row - range.start] = value(d);
                         }
                     }
                 }
@@ -395,16 +416,9 @@ pub struct LastContacts {
 impl LastContacts {
     /// From (row, date) pairs in any order: the latest date of each row.
     fn new(mut pairs: Vec<(u32, i32)>) -> LastContacts {
-        pairs.sort_unstable();
-        let mut out = LastContacts::default();
-        for (k, &(row, date)) in pairs.iter().enumerate() {
-            // Sorted by row then date: a row's last pair has its latest date.
-            if pairs.get(k + 1).is_none_or(|next| next.0 != row) {
-                out.rows.push(row);
-                out.dates.push(date);
-            }
-        }
-        out
+        reduce(&mut pairs, true);
+        let (rows, dates) = pairs.into_iter().unzip();
+        LastContacts { rows, dates }
     }
 
     /// The latest contact of each person in `range` ([`NO_MAX_DATE`]:
