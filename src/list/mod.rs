@@ -237,11 +237,14 @@ pub fn write_lists(
     opts: &ListOptions,
 ) -> Result<(), ListError> {
     /// Practices in flight at once: up to 32, and no more than hold a
-    /// million listed people between them (one practice at least). The
-    /// window's rows are all held at once, as Arrow batches; at 62M
-    /// people in three practices, three whole lists were 1.4 GB.
+    /// quarter of a million listed people between them (one practice at
+    /// least). The window's rows are all held at once, as Arrow batches;
+    /// at 62M people in three practices, three whole lists were 1.4 GB.
     const WINDOW: usize = 32;
-    const WINDOW_ROWS: usize = 1 << 20;
+    const WINDOW_ROWS: usize = 1 << 18;
+    /// Rows in a row group of `list.parquet`: the encoder holds a whole
+    /// group while it fills (the default, a million rows, was 100 MB).
+    const LIST_ROW_GROUP: usize = 1 << 18;
     run.subdir("lists")?;
     let heads = headings(pack, opts);
     let werr = |message: String| ListError::Write {
@@ -263,6 +266,7 @@ pub fn write_lists(
             false,
         )
         .set_created_by(format!("strata {}", env!("CARGO_PKG_VERSION")))
+        .set_max_row_group_row_count(Some(LIST_ROW_GROUP))
         .build();
     let max_rows = props
         .max_row_group_row_count()
