@@ -397,6 +397,7 @@ mod tests {
             batches: None,
             spec: Default::default(),
             parquet_footer: Default::default(),
+            read_digest: Default::default(),
         };
         let typer = EventReader::open_part(&table, None, true).unwrap().typer();
         let (_, mut chunks) = CsvChunks::open(&table, EventReader::columns(true)).unwrap();

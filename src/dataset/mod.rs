@@ -55,6 +55,17 @@ pub struct TableFile {
     /// A Parquet file's footer, parsed once and shared by every reader of
     /// the file (the scan opens one reader a row group).
     pub parquet_footer: Arc<std::sync::OnceLock<parquet::arrow::arrow_reader::ArrowReaderMetadata>>,
+    /// The file's size and BLAKE3 hash, set by a reader that read all of
+    /// it in order (the CSV chunk reader), so the manifest's hash of the
+    /// input need not read the file a second time.
+    pub read_digest: Arc<std::sync::OnceLock<FileDigest>>,
+}
+
+/// A file's size and the BLAKE3 hash of its bytes (hex; `b3sum` gives the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    pub bytes: u64,
+    pub blake3: String,
 }
 
 impl TableFile {
@@ -67,6 +78,7 @@ impl TableFile {
             batches: Some(batches.into()),
             spec: Arc::default(),
             parquet_footer: Arc::default(),
+            read_digest: Arc::default(),
         }
     }
 
@@ -203,6 +215,7 @@ impl Dataset {
                 batches: None,
                 spec: Arc::default(),
                 parquet_footer: Arc::default(),
+                read_digest: Arc::default(),
             });
         }
         tables.sort_by(|a, b| a.name.cmp(&b.name));

@@ -85,6 +85,17 @@ pub struct RuleCount {
 }
 
 /// BLAKE3 hash (what `b3sum` prints) and size of a file.
+impl InputFile {
+    /// The entry of `path`, whose digest is `digest`.
+    pub fn of(path: &Path, digest: &crate::dataset::FileDigest) -> InputFile {
+        InputFile {
+            file: path.display().to_string(),
+            bytes: digest.bytes,
+            blake3: digest.blake3.clone(),
+        }
+    }
+}
+
 pub fn hash_file(path: &Path) -> std::io::Result<InputFile> {
     let mut f = std::fs::File::open(path)?;
     let mut h = blake3::Hasher::new();

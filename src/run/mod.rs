@@ -261,7 +261,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
     // The input files are hashed for the manifest on a thread of their own,
     // while the engine scans them (the reads share the page cache).
     let (outcomes, inputs) = std::thread::scope(|s| {
-        let hashing = s.spawn(|| hash_inputs(dataset));
+        let hashing = s.spawn(|| hash_inputs(dataset, plan));
         let outcomes = crate::exec::execute(plan, dataset, &patients, crate::exec::Keep::Listed);
         let inputs = hashing
             .join()
@@ -382,7 +382,7 @@ fn run_in_pool(config: &RunConfig) -> Result<RunSummary, Error> {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 
-    let inputs = inputs?;
+    let inputs = finish_hashes(inputs?)?;
     watch.lap("hash_inputs");
     let (people, rules) = manifest::count_people(pack, &outcomes);
     let mut timings = watch.timings.clone();
@@ -521,14 +521,61 @@ fn latest_earlier_run(out: &Path, pack_id: &str, as_of: NaiveDate, name: &str) -
     best.map(|b| b.2)
 }
 
-/// The BLAKE3 hash of every input file, for the manifest.
-fn hash_inputs(dataset: &Dataset) -> Result<Vec<manifest::InputFile>, Error> {
+/// An input file's entry in the manifest, or where it will come from.
+enum Input {
+    Hashed(manifest::InputFile),
+    /// A file the scan reads whole, in order (a CSV event table): it is
+    /// hashed as it is read, not read a second time.
+    ReadByScan(
+        PathBuf,
+        std::sync::Arc<std::sync::OnceLock<crate::dataset::FileDigest>>,
+    ),
+}
+
+/// The BLAKE3 hash of every input file, for the manifest, but for those
+/// the scan of `plan` reads whole ([`Input::ReadByScan`]; tables already
+/// read whole, such as a CSV patients table, have their hash at hand).
+fn hash_inputs(dataset: &Dataset, plan: &Plan) -> Result<Vec<Input>, Error> {
+    let tables: Vec<&crate::dataset::TableFile> = std::iter::once(&dataset.patients)
+        .chain(&dataset.event_tables)
+        .chain(&dataset.contacts)
+        .collect();
     dataset
         .files()
-        .iter()
-        .map(|f| {
-            manifest::hash_file(f)
-                .map_err(|e| Error::Internal(format!("hashing {}: {e}", f.display())))
+        .into_iter()
+        .map(|path| {
+            let table = tables.iter().find(|t| t.path == path);
+            if let Some(d) = table.and_then(|t| t.read_digest.get()) {
+                return Ok(Input::Hashed(manifest::InputFile::of(&path, d)));
+            }
+            let scanned = plan
+                .tables
+                .iter()
+                .find(|(t, _)| t.path == path && t.format == crate::dataset::Format::Csv);
+            if let Some((t, _)) = scanned {
+                return Ok(Input::ReadByScan(path, t.read_digest.clone()));
+            }
+            hash_file(&path).map(Input::Hashed)
         })
         .collect()
+}
+
+/// The manifest's input files once the scan is over: those it read whole
+/// have their hash (any it did not finish are hashed now).
+fn finish_hashes(inputs: Vec<Input>) -> Result<Vec<manifest::InputFile>, Error> {
+    inputs
+        .into_iter()
+        .map(|input| match input {
+            Input::Hashed(f) => Ok(f),
+            Input::ReadByScan(path, digest) => match digest.get() {
+                Some(d) => Ok(manifest::InputFile::of(&path, d)),
+                None => hash_file(&path),
+            },
+        })
+        .collect()
+}
+
+fn hash_file(path: &Path) -> Result<manifest::InputFile, Error> {
+    manifest::hash_file(path)
+        .map_err(|e| Error::Internal(format!("hashing {}: {e}", path.display())))
 }

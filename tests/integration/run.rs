@@ -75,6 +75,38 @@ fn tiny_run_gives_the_expected_lists() {
     assert_eq!(manifest["inputs"].as_array().unwrap().len(), 4);
 }
 
+/// The manifest's size and BLAKE3 hash of every input are those of the
+/// file's bytes, whether the file was hashed on its own or as it was read
+/// (the CSV tables here are read whole).
+#[test]
+fn the_manifest_hashes_every_input_file_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_tiny(dir.path(), &[], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("2020-03-23-tiny/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let mut names = Vec::new();
+    for input in manifest["inputs"].as_array().unwrap() {
+        let path = Path::new(input["file"].as_str().unwrap());
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(input["bytes"], bytes.len() as u64, "{}", path.display());
+        assert_eq!(
+            input["blake3"],
+            blake3::hash(&bytes).to_hex().as_str(),
+            "{}",
+            path.display()
+        );
+        names.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["contacts.csv", "dataset.toml", "events.csv", "patients.csv"]
+    );
+}
+
 /// Every stage's time is in the manifest whatever the log level: a stage
 /// timed inside a disabled log line was once missing at `warn`.
 #[test]

@@ -29,6 +29,11 @@ pub struct CsvChunks {
     layout: Arc<CsvLayout>,
     /// Bytes read at a time ([`CHUNK_BYTES`]; small in tests).
     chunk_bytes: usize,
+    /// The hash of every byte read so far, and their count: at the end of
+    /// the file it is the table's [`TableFile::read_digest`].
+    hasher: blake3::Hasher,
+    read_bytes: u64,
+    digest: Arc<std::sync::OnceLock<crate::dataset::FileDigest>>,
 }
 
 /// What every chunk of one CSV table needs to split its records.
@@ -74,6 +79,8 @@ impl CsvChunks {
         let mut header = vec![0u8; header_end];
         std::io::Read::read_exact(&mut file, &mut header).map_err(io)?;
         let header_lines = header.iter().filter(|&&b| b == b'\n').count() as u64;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&header);
         let mut targets = vec![usize::MAX; stream.width];
         for (read, &field) in stream.picks.iter().flatten().enumerate() {
             targets[field] = read;
@@ -94,6 +101,9 @@ impl CsvChunks {
                 done: false,
                 layout,
                 chunk_bytes: CHUNK_BYTES,
+                hasher,
+                read_bytes: header_end as u64,
+                digest: table.read_digest.clone(),
             },
         ))
     }
@@ -144,6 +154,7 @@ impl CsvChunks {
         // Read into the buffer's spare room (not zeroed first, as a
         // `resize` would: a tenth of the reading's time).
         bytes.reserve(self.chunk_bytes);
+        let carried = bytes.len();
         let want = self.chunk_bytes as u64;
         let n = (&mut self.file)
             .take(want)
@@ -153,8 +164,16 @@ impl CsvChunks {
                 at: Location::Line(self.next_line),
                 message: e.to_string(),
             })?;
+        self.hasher.update(&bytes[carried..]);
+        self.read_bytes += n as u64;
         if (n as u64) < want {
             self.done = true;
+            // The whole file has been read: its digest is known (a second
+            // reader of the same file finds it already set).
+            let _ = self.digest.set(crate::dataset::FileDigest {
+                bytes: self.read_bytes,
+                blake3: self.hasher.finalize().to_hex().to_string(),
+            });
         }
         let mut quoted = memchr::memchr(b'"', &bytes).is_some();
         if !self.done {
@@ -217,7 +236,7 @@ impl CsvChunk {
         if self.quoted {
             return None;
         }
-        let text = std::str::from_utf8(&self.bytes).ok()?;
+        let text = simdutf8::basic::from_utf8(&self.bytes).ok()?;
         let layout = &self.layout;
         // For each field of a record, the builder it goes to (if read).
         let target = &layout.targets;
@@ -318,7 +337,7 @@ impl CsvChunk {
     /// handed over): the caller then reads the chunk the general way
     /// ([`CsvChunk::parse`]), with its messages.
     pub fn plain_records<'a>(&'a self, mut each: impl FnMut(&[&'a [u8]]) -> bool) -> bool {
-        if self.quoted || std::str::from_utf8(&self.bytes).is_err() {
+        if self.quoted || simdutf8::basic::from_utf8(&self.bytes).is_err() {
             return false;
         }
         let layout = &self.layout;
@@ -411,6 +430,7 @@ mod chunk_tests {
             batches: None,
             spec: Default::default(),
             parquet_footer: Default::default(),
+            read_digest: Default::default(),
         }
     }
 
@@ -505,6 +525,37 @@ mod chunk_tests {
             flat(chunk.parse_plain().unwrap()).unwrap_err(),
             "events.csv:5: expected 4 fields (as in the header), found 2"
         );
+    }
+
+    /// Read whole in chunks of any size (a record longer than a chunk, a
+    /// quoted header), the file's digest is that of its bytes; read in
+    /// part, it has none.
+    #[test]
+    fn a_file_read_whole_has_the_digest_of_its_bytes() {
+        let text = "\"patient_id\",code,date\n1,A,2020-01-01\n2,\"B\nB\",2020-01-02\n3,CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC,2020-01-03\n4,D,2020-01-04";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.csv");
+        std::fs::write(&path, text).unwrap();
+        let want = crate::dataset::FileDigest {
+            bytes: text.len() as u64,
+            blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
+        };
+        for size in [1, 7, 16, 40, 1 << 20] {
+            let table = events_csv(path.clone());
+            let (_, mut chunks) = CsvChunks::open(&table, &["patient_id", "code", "date"]).unwrap();
+            chunks.chunk_bytes = size;
+            let first = chunks.next_chunk().unwrap().unwrap();
+            let header = text.find('\n').unwrap() + 1;
+            if header + first.bytes() < text.len() {
+                assert_eq!(
+                    table.read_digest.get(),
+                    None,
+                    "chunks of {size}: read in part"
+                );
+            }
+            while chunks.next_chunk().unwrap().is_some() {}
+            assert_eq!(table.read_digest.get(), Some(&want), "chunks of {size}");
+        }
     }
 
     #[test]
