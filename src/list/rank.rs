@@ -247,9 +247,9 @@ fn packed_key(k: &SortKey, descending: bool) -> Option<i128> {
 }
 
 /// The ranking of one list as a sort of plain integer tuples (tier, up to
-/// two order keys, integer patient id), when every key packs into an
-/// integer: the same order as the general comparison, without a
-/// comparison that looks anything up. `None`: use the general one.
+/// two order keys, patient id as an integer: see [`id_keys`]), when every
+/// key packs into an integer: the same order as the general comparison,
+/// without a comparison that looks anything up. `None`: use the general one.
 fn packed_order(
     keys: &[SortKey],
     width: usize,
@@ -258,13 +258,10 @@ fn packed_order(
     outcomes: &Outcomes,
     patients: &Patients,
 ) -> Option<Vec<usize>> {
-    let PatientIds::Int(ids) = &patients.ids else {
-        return None;
-    };
     if width > 2 {
         return None;
     }
-    let mut rows: Vec<(u16, i128, i128, i64, u32)> = Vec::with_capacity(people.len());
+    let mut rows: Vec<(u16, i128, i128, i128, u32)> = Vec::with_capacity(people.len());
     for (x, &slot) in people.iter().enumerate() {
         let mut k = [0i128; 2];
         for (j, (_, descending)) in order.iter().enumerate() {
@@ -274,13 +271,55 @@ fn packed_order(
             outcomes.tier[slot].unwrap_or(u16::MAX),
             k[0],
             k[1],
-            ids.value(outcomes.person(slot)),
+            0,
             x as u32,
         ));
+    }
+    for (row, id) in rows
+        .iter_mut()
+        .zip(id_keys(&patients.ids, people, outcomes))
+    {
+        row.3 = id;
     }
     // Ids are unique, so the position never decides.
     rows.sort_unstable();
     Some(rows.into_iter().map(|r| r.4 as usize).collect())
+}
+
+/// Each listed person's id as an integer in [`compare_ids`] order: an
+/// integer id, or a text id that is a plain integer, is its value; other
+/// text ids come after every integer, in byte order (their rank among
+/// themselves, above 2^64).
+fn id_keys(ids: &PatientIds, people: &[usize], outcomes: &Outcomes) -> Vec<i128> {
+    match ids {
+        PatientIds::Int(a) => people
+            .iter()
+            .map(|&slot| i128::from(a.value(outcomes.person(slot))))
+            .collect(),
+        PatientIds::Text(a) => {
+            text_id_keys(people.iter().map(|&slot| a.value(outcomes.person(slot))))
+        }
+    }
+}
+
+/// [`id_keys`] of text ids.
+fn text_id_keys<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> Vec<i128> {
+    let mut keys = Vec::with_capacity(ids.len());
+    let mut others: Vec<(&str, usize)> = Vec::new();
+    for (x, id) in ids.enumerate() {
+        match plain_integer(id) {
+            Some(n) => keys.push(i128::from(n)),
+            None => {
+                keys.push(0);
+                others.push((id, x));
+            }
+        }
+    }
+    others.sort_unstable();
+    for (r, (_, x)) in others.into_iter().enumerate() {
+        keys[x] = (1i128 << 64) + r as i128;
+    }
+    keys
 }
 
 /// The last tie-break: patient ids in the same order whether they were
@@ -305,10 +344,21 @@ pub fn compare_id_text(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// The integer an id spells exactly as an integer prints, if any.
+/// The integer an id spells exactly as an integer prints, if any: an
+/// optional `-` and digits, without a leading zero (but `0` itself), and
+/// within 64 bits.
 fn plain_integer(s: &str) -> Option<i64> {
-    let n: i64 = s.parse().ok()?;
-    (n.to_string() == s).then_some(n)
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let plain = match digits.as_bytes() {
+        [] => false,
+        [b'0'] => digits.len() == s.len(),
+        [first, ..] => *first != b'0' && digits.bytes().all(|b| b.is_ascii_digit()),
+    };
+    if plain {
+        s.parse().ok()
+    } else {
+        None
+    }
 }
 
 fn age_of(patients: &Patients, i: usize, ages: &Ages) -> Option<i64> {
@@ -330,6 +380,68 @@ mod id_order_tests {
         assert_eq!(compare_id_text("010", "9"), Greater);
         assert_eq!(compare_id_text("010", "09"), Less);
         assert_eq!(compare_id_text("42", "42"), Equal);
+    }
+
+    /// Text ids packed into integers sort as they compare.
+    #[test]
+    fn packed_text_ids_sort_as_they_compare() {
+        let ids = [
+            "10",
+            "9",
+            "A1",
+            "B",
+            "010",
+            "-3",
+            "0",
+            "-0",
+            "09",
+            "9223372036854775807",
+            "99999999999999999999",
+            "-9223372036854775808",
+            "a",
+            "",
+            "+5",
+            "5",
+        ];
+        let keys = super::text_id_keys(ids.iter().copied());
+        let mut packed: Vec<usize> = (0..ids.len()).collect();
+        packed.sort_by_key(|&i| keys[i]);
+        let mut compared: Vec<usize> = (0..ids.len()).collect();
+        compared.sort_by(|&a, &b| compare_id_text(ids[a], ids[b]));
+        let names = |order: Vec<usize>| order.into_iter().map(|i| ids[i]).collect::<Vec<_>>();
+        assert_eq!(names(packed), names(compared));
+    }
+
+    /// An id is a plain integer exactly when it prints back as itself.
+    #[test]
+    fn plain_integers_print_back_as_themselves() {
+        let printed = |s: &str| s.parse::<i64>().ok().filter(|n| n.to_string() == s);
+        for id in [
+            "0",
+            "-0",
+            "00",
+            "7",
+            "-7",
+            "+7",
+            "07",
+            "-07",
+            "42",
+            "4a",
+            "",
+            "-",
+            "--1",
+            " 1",
+            "1 ",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "١٢",
+            "1.0",
+            "1e3",
+        ] {
+            assert_eq!(super::plain_integer(id), printed(id), "{id:?}");
+        }
     }
 }
 
