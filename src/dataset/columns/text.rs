@@ -57,7 +57,7 @@ impl Keys {
 
 impl TextColumn {
     /// Keys (every valid one a slot of `values`) and their texts.
-    pub(super) fn new(keys: &Int32Array, values: StringArray) -> TextColumn {
+    pub(crate) fn new(keys: &Int32Array, values: StringArray) -> TextColumn {
         TextColumn {
             keys: Keys::I32(keys.values().clone()),
             nulls: keys.nulls().cloned(),
