@@ -22,6 +22,7 @@ ENGINES = [
     ("tuned", "DuckDB, hand-tuned SQL"),
     ("polars", "Polars, lazy (streaming)"),
     ("floor", "scan floor: DuckDB reads every column of events.parquet"),
+    ("csv", "strata run, the same people as CSV (CSV=1)"),
 ]
 
 

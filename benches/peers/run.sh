@@ -12,6 +12,9 @@
 #   REPEAT     timed runs of each engine     (default: 3)
 #   DATA_ROOT  datasets and outputs          (default: /tmp/strata-peers; the dataset of size N
 #                                             is DATA_ROOT/N, made once by `strata synth` and reused)
+#   CSV        1: also time strata on the same people written as CSV (DATA_ROOT/N-csv, made once
+#                                             by `strata synth --format csv`; 18.6 GB at 10M), and
+#                                             check it ranks them as from Parquet (default: 0)
 #
 # What it does:
 #   1. makes a Python venv in benches/peers/.venv with requirements.txt (duckdb, polars);
@@ -23,6 +26,7 @@
 #        tuned   proactive-care.tuned.duckdb.sql  (hand-tuned SQL: one bit per codelist)
 #        polars  proactive_care_polars.py         (lazy query, streaming engine)
 #        floor   scan-floor.duckdb.sql            (DuckDB only reads every column of events.parquet)
+#        csv     with CSV=1: `strata run` on DATA_ROOT/N-csv, the same people as CSV
 #      (the page cache is warmed by reading the dataset once before the first run);
 #   4. checks that duckdb, tuned and polars produce exactly strata's ranked lists
 #      (check.py: same rows and same md5 of the sorted (practice_code, rank, patient_id, tier,
@@ -38,6 +42,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 STRATA="${STRATA:-$ROOT/target/release/strata}"
 SIZES="${SIZES:-1000000 10000000}"
 REPEAT="${REPEAT:-3}"
+CSV="${CSV:-0}"
 DATA_ROOT="${DATA_ROOT:-/tmp/strata-peers}"
 PACK="$HERE/pack"
 CODELISTS="$PACK/codelists"
@@ -88,12 +93,19 @@ for N in $SIZES; do
         "$STRATA" synth --patients "$N" --practices "$K" --seed 7 --out "$DIR.partial" >/dev/null
         mv "$DIR.partial" "$DIR"
     fi
+    if [[ "$CSV" == 1 && ! -f "$DIR-csv/dataset.toml" ]]; then
+        echo "== synth: $N people, $K practices, as CSV -> $DIR-csv"
+        rm -rf "$DIR-csv" "$DIR-csv.partial"
+        "$STRATA" synth --patients "$N" --practices "$K" --seed 7 --format csv --out "$DIR-csv.partial" >/dev/null
+        mv "$DIR-csv.partial" "$DIR-csv"
+    fi
 
     OUT="$DATA_ROOT/out/$N"
     TIMES="$OUT/times"
     rm -rf "$OUT"
     mkdir -p "$TIMES"
     cat "$DIR"/*.parquet >/dev/null   # warm the page cache: every engine reads from memory
+    if [[ "$CSV" == 1 ]]; then cat "$DIR-csv"/*.csv >/dev/null; fi
 
     # ---- 3. the timed runs, interleaved ------------------------------------------
     echo "== $N people: $REPEAT runs of each engine, interleaved"
@@ -108,13 +120,18 @@ for N in $SIZES; do
             "$PY" "$HERE/proactive_care_polars.py" "$DIR" "$CODELISTS" "$OUT/polars.parquet"
         run floor "$rep" "$OUT/floor.log" \
             "$PY" "$HERE/run_duckdb.py" "$HERE/scan-floor.duckdb.sql" "$DIR" "$CODELISTS" "$OUT/floor.parquet"
+        if [[ "$CSV" == 1 ]]; then
+            run csv "$rep" "$OUT/csv.log" \
+                "$STRATA" run --pack "$PACK" --data "$DIR-csv" --out "$OUT/csv" --name bench --log-level warn
+        fi
     done
 
     # ---- 4. same lists? ---------------------------------------------------------------
     echo "== $N people: do the peers rank exactly the same people as strata?"
     check_status=0
-    "$PY" "$HERE/check.py" "$OUT/strata/bench/list.parquet" \
-        duckdb="$OUT/duckdb.parquet" tuned="$OUT/tuned.parquet" polars="$OUT/polars.parquet" \
+    peers=(duckdb="$OUT/duckdb.parquet" tuned="$OUT/tuned.parquet" polars="$OUT/polars.parquet")
+    if [[ "$CSV" == 1 ]]; then peers+=(csv="$OUT/csv/bench/list.parquet"); fi
+    "$PY" "$HERE/check.py" "$OUT/strata/bench/list.parquet" "${peers[@]}" \
         | tee "$OUT/check.log" || check_status=$?
     if (( check_status != 0 )); then
         failed=1
