@@ -16,7 +16,7 @@ use super::error::DatasetError;
 use super::raw::Locator;
 
 mod text;
-pub use text::{TextColumn, TextColumnBuilder};
+pub use text::{FieldTexts, TextColumn, TextColumnBuilder};
 
 /// Days from 0001-01-01 (chrono's day 1) to 1970-01-01, Arrow's day 0.
 const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;

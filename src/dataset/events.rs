@@ -177,12 +177,7 @@ impl EventTyper {
         let mut id_offsets: Vec<i32> = Vec::with_capacity(rows_guess + 1);
         id_offsets.push(0);
         let mut id_bytes: Vec<u8> = Vec::with_capacity(rows_guess * 14);
-        // Each distinct code's key: its place in `code_texts` (codes of up
-        // to 15 bytes, most, looked up as numbers).
-        let mut short_codes: hashbrown::HashMap<u128, i32> = hashbrown::HashMap::new();
-        let mut code_keys: hashbrown::HashMap<&[u8], i32> = hashbrown::HashMap::new();
-        let mut code_texts = arrow::array::StringBuilder::new();
-        let mut keys: Vec<i32> = Vec::with_capacity(rows_guess);
+        let mut codes = columns::FieldTexts::with_capacity(rows_guess);
         let mut dates: Vec<i32> = Vec::with_capacity(rows_guess);
         let mut values = value_at.map(|_| arrow::array::Float64Builder::with_capacity(rows_guess));
         // The fields are UTF-8 (the chunk is checked whole): turning one
@@ -212,34 +207,16 @@ impl EventTyper {
                     },
                 }
             }
+            if !codes.push(code) {
+                return false;
+            }
             id_bytes.extend_from_slice(id);
             id_offsets.push(id_bytes.len() as i32);
-            let short = columns::short_key(code);
-            let known = match short {
-                Some(k) => short_codes.get(&k),
-                None => code_keys.get(code),
-            };
-            let key = match known {
-                Some(&key) => key,
-                None => {
-                    let key = (short_codes.len() + code_keys.len()) as i32;
-                    let Some(t) = text(code) else {
-                        return false;
-                    };
-                    code_texts.append_value(t);
-                    match short {
-                        Some(k) => short_codes.insert(k, key),
-                        None => code_keys.insert(code, key),
-                    };
-                    key
-                }
-            };
-            keys.push(key);
             dates.push(day);
             // Offsets are i32: a chunk holds far less than 2 GiB of ids.
             id_bytes.len() < i32::MAX as usize / 2
         });
-        if !plain || keys.is_empty() {
+        if !plain || dates.is_empty() {
             return None;
         }
         let ids = arrow::array::StringArray::try_new(
@@ -248,11 +225,8 @@ impl EventTyper {
             None,
         )
         .ok()?;
-        let codes = DictionaryArray::try_new(
-            arrow::array::Int32Array::from(keys),
-            std::sync::Arc::new(code_texts.finish()),
-        )
-        .ok()?;
+        let (keys, texts) = codes.finish()?;
+        let codes = DictionaryArray::try_new(keys, std::sync::Arc::new(texts)).ok()?;
         Some(EventBatch {
             ids: PatientIds::Text(ids),
             codes,

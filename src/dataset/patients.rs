@@ -617,7 +617,7 @@ fn plain_part(
     id_offsets.push(0);
     let mut id_bytes: Vec<u8> = Vec::with_capacity(rows_guess * 14);
     let [mut practice, mut pcn, mut sex, mut lsoa] =
-        std::array::from_fn(|_| PlainTexts::with_capacity(rows_guess));
+        std::array::from_fn(|_| columns::FieldTexts::with_capacity(rows_guess));
     let [mut birth, mut end, mut death] =
         std::array::from_fn(|_| PlainDates::with_capacity(rows_guess));
     let mut imd = PlainDates::with_capacity(if imd_at.is_some() { rows_guess } else { 0 });
@@ -668,17 +668,17 @@ fn plain_part(
         None,
     )
     .ok()?;
-    let lsoa_code = lsoa.finish()?;
+    let lsoa_code = lsoa.finish_column()?;
     let imd_decile = match imd_at {
         Some(_) => imd.finish_ints(),
         None => derived_deciles(&lsoa_code, deprivation),
     };
     Some(Part {
         ids: PatientIds::Text(ids),
-        practice_code: practice.finish()?,
-        pcn_code: pcn.finish()?,
+        practice_code: practice.finish_column()?,
+        pcn_code: pcn.finish_column()?,
         date_of_birth: birth.finish(),
-        sex: sex.finish()?,
+        sex: sex.finish_column()?,
         lsoa_code,
         imd_decile,
         registration_end: end.finish(),
@@ -705,66 +705,6 @@ fn sex_of(text: &[u8]) -> Option<&'static str> {
         Some("M")
     } else {
         None
-    }
-}
-
-/// A text column built field by field: each distinct text once, in the
-/// order first seen (codes of up to 15 bytes, most, looked up as numbers);
-/// an empty field is null.
-struct PlainTexts<'a> {
-    keys: Vec<i32>,
-    nulls: arrow::array::builder::NullBufferBuilder,
-    texts: StringBuilder,
-    short: hashbrown::HashMap<u128, i32>,
-    long: hashbrown::HashMap<&'a [u8], i32>,
-}
-
-impl<'a> PlainTexts<'a> {
-    fn with_capacity(rows: usize) -> Self {
-        PlainTexts {
-            keys: Vec::with_capacity(rows),
-            nulls: arrow::array::builder::NullBufferBuilder::new(rows),
-            texts: StringBuilder::new(),
-            short: hashbrown::HashMap::new(),
-            long: hashbrown::HashMap::new(),
-        }
-    }
-
-    /// Appends a field; `false` if it is not UTF-8.
-    fn push(&mut self, text: &'a [u8]) -> bool {
-        if text.is_empty() {
-            self.keys.push(0);
-            self.nulls.append_null();
-            return true;
-        }
-        let short = columns::short_key(text);
-        let next = (self.short.len() + self.long.len()) as i32;
-        let known = match short {
-            Some(k) => self.short.get(&k),
-            None => self.long.get(text),
-        };
-        let key = match known {
-            Some(&k) => k,
-            None => {
-                let Ok(t) = std::str::from_utf8(text) else {
-                    return false;
-                };
-                self.texts.append_value(t);
-                match short {
-                    Some(k) => self.short.insert(k, next),
-                    None => self.long.insert(text, next),
-                };
-                next
-            }
-        };
-        self.keys.push(key);
-        self.nulls.append_non_null();
-        true
-    }
-
-    fn finish(mut self) -> Option<TextColumn> {
-        let keys = Int32Array::try_new(self.keys.into(), self.nulls.finish()).ok()?;
-        Some(TextColumn::new(&keys, self.texts.finish()))
     }
 }
 

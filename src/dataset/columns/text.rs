@@ -1,6 +1,7 @@
 //! Dictionary-encoded text columns: [`TextColumn`], a key a row into the
-//! column's distinct texts, and [`TextColumnBuilder`], which puts one
-//! together from the parts of a table read in order.
+//! column's distinct texts, [`TextColumnBuilder`], which puts one
+//! together from the parts of a table read in order, and [`FieldTexts`],
+//! which encodes one part from CSV fields.
 
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{Array, Int32Array, StringArray, StringBuilder};
@@ -279,5 +280,73 @@ impl TextColumnBuilder {
             nulls: self.nulls.finish(),
             values: self.values.finish(),
         }
+    }
+}
+
+/// A part of a text column encoded field by field from CSV text: each
+/// distinct text once, in the order first seen (texts of up to 15 bytes,
+/// most, looked up as numbers), and each row's key; an empty field is null.
+pub struct FieldTexts<'a> {
+    keys: Vec<i32>,
+    nulls: NullBufferBuilder,
+    texts: StringBuilder,
+    short: hashbrown::HashMap<u128, i32>,
+    long: hashbrown::HashMap<&'a [u8], i32>,
+}
+
+impl<'a> FieldTexts<'a> {
+    pub fn with_capacity(rows: usize) -> Self {
+        FieldTexts {
+            keys: Vec::with_capacity(rows),
+            nulls: NullBufferBuilder::new(rows),
+            texts: StringBuilder::new(),
+            short: hashbrown::HashMap::new(),
+            long: hashbrown::HashMap::new(),
+        }
+    }
+
+    /// Appends a field; `false` if it is not UTF-8.
+    #[inline]
+    pub fn push(&mut self, text: &'a [u8]) -> bool {
+        if text.is_empty() {
+            self.keys.push(0);
+            self.nulls.append_null();
+            return true;
+        }
+        let next = (self.short.len() + self.long.len()) as i32;
+        let short = super::short_key(text);
+        let known = match short {
+            Some(k) => self.short.get(&k),
+            None => self.long.get(text),
+        };
+        let key = match known {
+            Some(&k) => k,
+            None => {
+                let Ok(t) = std::str::from_utf8(text) else {
+                    return false;
+                };
+                self.texts.append_value(t);
+                match short {
+                    Some(k) => self.short.insert(k, next),
+                    None => self.long.insert(text, next),
+                };
+                next
+            }
+        };
+        self.keys.push(key);
+        self.nulls.append_non_null();
+        true
+    }
+
+    /// Each row's key (null for an empty field) and the distinct texts.
+    pub fn finish(mut self) -> Option<(Int32Array, StringArray)> {
+        let keys = Int32Array::try_new(self.keys.into(), self.nulls.finish()).ok()?;
+        Some((keys, self.texts.finish()))
+    }
+
+    /// [`FieldTexts::finish`] as a [`TextColumn`].
+    pub fn finish_column(self) -> Option<TextColumn> {
+        let (keys, texts) = self.finish()?;
+        Some(TextColumn::new(&keys, texts))
     }
 }
