@@ -190,10 +190,10 @@ pub fn headings(pack: &Pack, opts: &ListOptions) -> Vec<String> {
 fn reason_texts(pack: &Pack, plan: &Plan, outcomes: &Outcomes, list: &PracticeList) -> StringArray {
     let mut texts =
         arrow::array::StringBuilder::with_capacity(list.entries.len(), 64 * list.entries.len());
-    let mut one = String::new();
+    let (mut one, mut scratch) = (String::new(), String::new());
     for e in &list.entries {
         one.clear();
-        outcomes.write_reasons(pack, plan, e.slot, &mut one);
+        outcomes.write_reasons(pack, plan, e.slot, &mut one, &mut scratch);
         texts.append_value(&one);
     }
     texts.finish()
