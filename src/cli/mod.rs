@@ -233,10 +233,19 @@ pub fn main() -> ExitCode {
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {err}");
+            let mut said = err.to_string();
+            let _ = writeln!(stderr, "error: {said}");
+            // Causes whose text the message already gives (a pack's
+            // diagnostics, an I/O error quoted in its context) are not
+            // said twice.
             let mut cause = std::error::Error::source(&err);
             while let Some(c) = cause {
-                let _ = writeln!(stderr, "  caused by: {c}");
+                let text = c.to_string();
+                if !said.contains(&text) {
+                    let _ = writeln!(stderr, "  caused by: {text}");
+                    said.push('\n');
+                    said.push_str(&text);
+                }
                 cause = c.source();
             }
             ExitCode::from(err.blame().exit_code())

@@ -507,3 +507,37 @@ fn parquet_written_by_other_tools_is_read() {
         out.stdout
     );
 }
+
+/// A rule pack's diagnostics are the error's message: said once, not
+/// again as its cause.
+#[test]
+fn a_pack_error_is_said_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (data, out) = (dir.path().join("data"), dir.path().join("runs"));
+    std::fs::create_dir(&data).expect("data dir");
+    let no_pack = dir.path().join("no-pack");
+    std::fs::create_dir(&no_pack).expect("pack dir");
+    let out = strata_in_repo(&[
+        "run",
+        "--pack",
+        no_pack.to_str().expect("utf-8"),
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.code, 2, "stderr: {}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("no pack.toml in").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("1 error found").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("caused by"), "{}", out.stderr);
+}
