@@ -325,6 +325,36 @@ impl Patients {
                 }
                 columns.append(&file, &parts)?;
             }
+        } else if table.format == super::Format::Parquet
+            && round > 1
+            && sizes[0] >= 2 * super::raw::BATCH_ROWS as u64
+        {
+            // One large row group (a million rows is the usual most): its
+            // rows read in as many ranges as there are threads, side by
+            // side, on batch boundaries, where one reader had used a core.
+            let step = sizes[0]
+                .div_ceil(round as u64)
+                .next_multiple_of(super::raw::BATCH_ROWS as u64);
+            let ranges: Vec<std::ops::Range<u64>> = (0..sizes[0])
+                .step_by(step as usize)
+                .map(|start| start..(start + step).min(sizes[0]))
+                .collect();
+            let typed: Vec<Result<Vec<Part>, DatasetError>> = ranges
+                .into_par_iter()
+                .map(|rows| {
+                    let mut raw = RawTable::open_row_range(table, &wanted, &dictionary, 0, rows)?;
+                    let mut parts = Vec::new();
+                    while let Some(batch) = raw.next_batch()? {
+                        parts.push(to_part(&file, &table.spec, &deprivation, &all, batch)?);
+                    }
+                    Ok(parts)
+                })
+                .collect();
+            let mut parts = Vec::new();
+            for t in typed {
+                parts.extend(t?);
+            }
+            columns.append(&file, &parts)?;
         } else {
             columns.append(&file, &read_part(None)?)?;
         }
@@ -711,6 +741,154 @@ fn build_index(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A patients.parquet of `n` rows in one row group (pages of 10,000
+    /// rows), with an IMD decile of 11 at row `bad` (0-based) if given.
+    fn one_group_parquet(dir: &std::path::Path, n: usize, bad: Option<usize>) -> TableFile {
+        use arrow::array::{Date32Array, Int32Array, Int64Array, RecordBatch, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(PATIENT_ID, DataType::Int64, false),
+            Field::new(PRACTICE_CODE, DataType::Utf8, false),
+            Field::new(PCN_CODE, DataType::Utf8, true),
+            Field::new(DATE_OF_BIRTH, DataType::Date32, false),
+            Field::new(SEX, DataType::Utf8, true),
+            Field::new(LSOA_CODE, DataType::Utf8, true),
+            Field::new(IMD_DECILE, DataType::Int32, true),
+            Field::new(REGISTRATION_END, DataType::Date32, true),
+            Field::new(DATE_OF_DEATH, DataType::Date32, true),
+        ]));
+        let path = dir.join("patients.parquet");
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(n))
+            .set_data_page_row_count_limit(10_000)
+            .set_write_batch_size(1_000)
+            .build();
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
+        for start in (0..n).step_by(50_000) {
+            let rows = start..n.min(start + 50_000);
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(
+                        rows.clone().map(|i| 9_000_000_000 - 7 * i as i64),
+                    )),
+                    Arc::new(StringArray::from_iter_values(
+                        rows.clone().map(|i| format!("P{}", i % 7)),
+                    )),
+                    Arc::new(StringArray::from_iter(
+                        rows.clone()
+                            .map(|i| (i % 5 != 0).then(|| format!("U{}", i % 3))),
+                    )),
+                    Arc::new(Date32Array::from_iter_values(
+                        rows.clone().map(|i| -20_000 + (i % 30_000) as i32),
+                    )),
+                    Arc::new(StringArray::from_iter(
+                        rows.clone()
+                            .map(|i| [Some("F"), Some("M"), None, Some("U")][i % 4]),
+                    )),
+                    Arc::new(StringArray::from_iter(
+                        rows.clone()
+                            .map(|i| (i % 3 == 0).then(|| format!("E0{:07}", i % 500))),
+                    )),
+                    Arc::new(Int32Array::from_iter(rows.clone().map(|i| {
+                        if Some(i) == bad {
+                            Some(11)
+                        } else {
+                            (i % 11 != 0).then_some(1 + (i % 10) as i32)
+                        }
+                    }))),
+                    Arc::new(Date32Array::from_iter(
+                        rows.clone().map(|i| (i % 13 == 0).then_some(18_000)),
+                    )),
+                    Arc::new(Date32Array::from_iter(
+                        rows.clone().map(|i| (i % 17 == 0).then_some(18_300)),
+                    )),
+                ],
+            )
+            .unwrap();
+            w.write(&batch).unwrap();
+        }
+        w.close().unwrap();
+        TableFile {
+            name: "patients".into(),
+            path,
+            format: super::super::Format::Parquet,
+            batches: None,
+            spec: Default::default(),
+            parquet_footer: Default::default(),
+            read_digest: Default::default(),
+        }
+    }
+
+    /// Every column of every row, or the error message.
+    fn read_on(threads: usize, table: &TableFile) -> Result<Vec<String>, String> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let p = pool
+            .install(|| Patients::read(table, Default::default()))
+            .map_err(|e| e.to_string())?;
+        let PatientIds::Int(ids) = &p.ids else {
+            panic!("integer ids")
+        };
+        let date = |a: &Date32Array, i: usize| a.is_valid(i).then(|| a.value(i));
+        Ok((0..p.len())
+            .map(|i| {
+                format!(
+                    "{} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                    ids.value(i),
+                    p.practice_code.get(i),
+                    p.pcn_code.get(i),
+                    date(&p.date_of_birth, i),
+                    p.sex.get(i),
+                    p.lsoa_code.get(i),
+                    p.imd_decile.is_valid(i).then(|| p.imd_decile.value(i)),
+                    date(&p.registration_end, i),
+                    date(&p.date_of_death, i),
+                    p.row_of_int(ids.value(i)),
+                )
+            })
+            .collect())
+    }
+
+    /// One row group of 140,000 rows is read in ranges side by side on two
+    /// threads or more: every row as a single reader reads it, in order,
+    /// and a bad value in a later range is reported at its row of the file.
+    #[test]
+    fn one_large_row_group_is_read_in_ranges_as_one_reader_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 140_000;
+        let table = one_group_parquet(dir.path(), n, None);
+        let one = read_on(1, &table).unwrap();
+        assert_eq!(one.len(), n);
+        assert!(
+            one[0].starts_with("9000000000 Some(\"P0\") None "),
+            "{}",
+            one[0]
+        );
+        for threads in [2, 3] {
+            assert_eq!(read_on(threads, &table).unwrap(), one, "{threads} threads");
+        }
+        // A bad decile in the first, a middle or the last range (ranges of
+        // 131,072 rows on two threads, 65,536 on three).
+        for bad in [3, 70_000, 139_999] {
+            let dir = tempfile::tempdir().unwrap();
+            let table = one_group_parquet(dir.path(), n, Some(bad));
+            let one = read_on(1, &table).unwrap_err();
+            assert!(one.contains(&format!("row {}", bad + 1)), "{one}");
+            for threads in [2, 3] {
+                assert_eq!(
+                    read_on(threads, &table).unwrap_err(),
+                    one,
+                    "{threads} threads"
+                );
+            }
+        }
+    }
 
     /// Each shard's table, a power of two of buckets that hashbrown fills
     /// to 7/8 before doubling, ends between 75% and 87.5% full at sizes

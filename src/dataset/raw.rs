@@ -14,7 +14,7 @@ use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::arrow::ProjectionMask;
 
@@ -99,7 +99,7 @@ impl RawTable {
                 columns,
                 reader: RawReader::Csv(stream),
             }),
-            Format::Parquet => open_parquet(table, wanted, dictionary, None),
+            Format::Parquet => open_parquet(table, wanted, dictionary, None, None),
             Format::Memory => open_memory(table, wanted, None),
         }
     }
@@ -113,8 +113,30 @@ impl RawTable {
     ) -> Result<RawTable, DatasetError> {
         match table.format {
             Format::Csv => Self::open(table, wanted, dictionary),
-            Format::Parquet => open_parquet(table, wanted, dictionary, Some(row_groups)),
+            Format::Parquet => open_parquet(table, wanted, dictionary, Some(row_groups), None),
             Format::Memory => open_memory(table, wanted, Some(row_groups)),
+        }
+    }
+
+    /// Opens rows `rows` (counted from the group's first) of one Parquet
+    /// row group, so that parts of a single large group are read side by
+    /// side; batches and the rows errors name are those of the whole file.
+    /// Pages wholly outside the rows are skipped without being decoded.
+    pub fn open_row_range(
+        table: &TableFile,
+        wanted: &[&str],
+        dictionary: &[&str],
+        group: usize,
+        rows: std::ops::Range<u64>,
+    ) -> Result<RawTable, DatasetError> {
+        match table.format {
+            Format::Parquet => {
+                open_parquet(table, wanted, dictionary, Some(vec![group]), Some(rows))
+            }
+            _ => Err(DatasetError::Parquet {
+                file: table.display_name(),
+                message: "a range of rows is read from Parquet files only".into(),
+            }),
         }
     }
 
@@ -336,6 +358,7 @@ fn open_parquet(
     wanted: &[&str],
     dictionary: &[&str],
     row_groups: Option<Vec<usize>>,
+    rows: Option<std::ops::Range<u64>>,
 ) -> Result<RawTable, DatasetError> {
     let file_name = table.display_name();
     let perr = |e: parquet::errors::ParquetError| DatasetError::Parquet {
@@ -408,6 +431,29 @@ fn open_parquet(
                 })
                 .unwrap_or(0);
             builder.with_row_groups(groups)
+        }
+        None => builder,
+    };
+    let builder = match rows {
+        Some(rows) => {
+            let total: u64 = builder
+                .metadata()
+                .row_groups()
+                .iter()
+                .zip(0..)
+                .filter(|(_, g)| groups.contains(g))
+                .map(|(r, _)| r.num_rows().max(0) as u64)
+                .sum();
+            let (start, end) = (
+                rows.start.min(total),
+                rows.end.clamp(rows.start.min(total), total),
+            );
+            first_row += start;
+            builder.with_row_selection(RowSelection::from(vec![
+                RowSelector::skip(start as usize),
+                RowSelector::select((end - start) as usize),
+                RowSelector::skip((total - end) as usize),
+            ]))
         }
         None => builder,
     };
