@@ -7,8 +7,10 @@ gives, per engine, the median over the repetitions of wall time, CPU time
 (user + sys) and peak RSS, and people/s and events/s at the median wall time
 (people = rows of patients.parquet, events = rows of events.parquet +
 admissions.parquet). CHECK_LOG is the output of check.py, whose PASS/FAIL
-verdicts are put next to each engine.
+verdicts are put next to each engine. For strata's runs (ENGINE.REP.manifest.json,
+each run's manifest), the median of each stage's time (`timings_ms`) follows.
 """
+import json
 import re
 import statistics
 import sys
@@ -81,6 +83,21 @@ def main() -> None:
         print(f"| {label} | {n} | {wall:.2f} | {cpu:.2f} | {rss:,.0f} | {people / wall:,.0f} | "
               f"{events / wall:,.0f} | {ratio} | {verdict} |")
     print()
+    for engine, label in ENGINES:
+        manifests = sorted(times_dir.glob(f"{engine}.*.manifest.json"))
+        if not manifests:
+            continue
+        runs = [json.loads(p.read_text())["timings_ms"] for p in manifests]
+        stages = [s for s in runs[0] if all(s in r for r in runs)]
+        # In the order a run takes them; the total last.
+        order = ["pack", "read_patients", "execute", "rank", "leavers", "write_lists",
+                 "write_other_lists", "hash_inputs", "report", "total"]
+        stages.sort(key=lambda s: order.index(s) if s in order else len(order) - 1)
+        cells = ", ".join(f"{s} {statistics.median(r[s] for r in runs):,.0f}" for s in stages)
+        spread = ", ".join(f"{s} {min(r[s] for r in runs):,}–{max(r[s] for r in runs):,}"
+                           for s in ("read_patients", "rank", "write_lists") if s in stages)
+        print(f"{label}, stages (manifest `timings_ms`, ms, median of {len(runs)} runs): {cells}.")
+        print(f"Range over the runs: {spread}.\n")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@
 #      (check.py: same rows and same md5 of the sorted (practice_code, rank, patient_id, tier,
 #      score) rows), printing PASS / FAIL per engine;
 #   5. appends a dated section to benches/peers/RESULTS.md: the machine, the versions and, per
-#      size, the medians of wall time, CPU time and peak RSS, with people/s and events/s.
+#      size, the medians of wall time, CPU time and peak RSS, with people/s and events/s, and
+#      the medians of strata's stage timings (each run's manifest.json `timings_ms`).
 # Exit status: non-zero when a run fails or any peer's lists differ from strata's.
 # Not run by CI.
 set -euo pipefail
@@ -112,6 +113,7 @@ for N in $SIZES; do
     for rep in $(seq 1 "$REPEAT"); do
         run strata "$rep" "$OUT/strata.log" \
             "$STRATA" run --pack "$PACK" --data "$DIR" --out "$OUT/strata" --name bench --log-level warn
+        cp "$OUT/strata/bench/manifest.json" "$TIMES/strata.$rep.manifest.json"
         run duckdb "$rep" "$OUT/duckdb.log" \
             "$PY" "$HERE/run_duckdb.py" "$HERE/proactive-care.duckdb.sql" "$DIR" "$CODELISTS" "$OUT/duckdb.parquet"
         run tuned "$rep" "$OUT/tuned.log" \
@@ -123,6 +125,7 @@ for N in $SIZES; do
         if [[ "$CSV" == 1 ]]; then
             run csv "$rep" "$OUT/csv.log" \
                 "$STRATA" run --pack "$PACK" --data "$DIR-csv" --out "$OUT/csv" --name bench --log-level warn
+            cp "$OUT/csv/bench/manifest.json" "$TIMES/csv.$rep.manifest.json"
         fi
     done
 
