@@ -272,11 +272,9 @@ impl Patients {
         // Text columns of the contract are read dictionary-encoded (Parquet
         // keeps them so): a key a row, each distinct text decoded once.
         let dictionary = [PRACTICE_CODE, PCN_CODE, SEX, LSOA_CODE];
-        let read_part = |groups: Option<Vec<usize>>| -> Result<Vec<Part>, DatasetError> {
-            let mut raw = match groups {
-                Some(g) => RawTable::open_row_groups(table, &wanted, &dictionary, g)?,
-                None => RawTable::open(table, &wanted, &dictionary)?,
-            };
+        // Every batch of an opened part of the table, typed.
+        let read_part = |raw: Result<RawTable, DatasetError>| -> Result<Vec<Part>, DatasetError> {
+            let mut raw = raw?;
             let mut parts = Vec::new();
             while let Some(batch) = raw.next_batch()? {
                 parts.push(to_part(&file, &table.spec, &deprivation, &all, batch)?);
@@ -317,8 +315,18 @@ impl Patients {
         } else if sizes.len() > 1 {
             let groups: Vec<usize> = (0..sizes.len()).collect();
             for gs in groups.chunks(round) {
-                let typed: Vec<Result<Vec<Part>, DatasetError>> =
-                    gs.par_iter().map(|&g| read_part(Some(vec![g]))).collect();
+                let typed: Vec<Result<Vec<Part>, DatasetError>> = gs
+                    .par_iter()
+                    .map(|&g| {
+                        let group = vec![g];
+                        read_part(RawTable::open_row_groups(
+                            table,
+                            &wanted,
+                            &dictionary,
+                            group,
+                        ))
+                    })
+                    .collect();
                 let mut parts = Vec::new();
                 for t in typed {
                     parts.extend(t?);
@@ -342,12 +350,13 @@ impl Patients {
             let typed: Vec<Result<Vec<Part>, DatasetError>> = ranges
                 .into_par_iter()
                 .map(|rows| {
-                    let mut raw = RawTable::open_row_range(table, &wanted, &dictionary, 0, rows)?;
-                    let mut parts = Vec::new();
-                    while let Some(batch) = raw.next_batch()? {
-                        parts.push(to_part(&file, &table.spec, &deprivation, &all, batch)?);
-                    }
-                    Ok(parts)
+                    read_part(RawTable::open_row_range(
+                        table,
+                        &wanted,
+                        &dictionary,
+                        0,
+                        rows,
+                    ))
                 })
                 .collect();
             let mut parts = Vec::new();
@@ -356,7 +365,8 @@ impl Patients {
             }
             columns.append(&file, &parts)?;
         } else {
-            columns.append(&file, &read_part(None)?)?;
+            let whole = RawTable::open(table, &wanted, &dictionary);
+            columns.append(&file, &read_part(whole)?)?;
         }
         if columns.rows() == 0 {
             return Err(DatasetError::EmptyPatients { file });
