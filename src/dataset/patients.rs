@@ -312,19 +312,40 @@ impl Patients {
                     columns.append(&file, &parts)
                 },
             )?;
-        } else if sizes.len() > 1 {
-            let groups: Vec<usize> = (0..sizes.len()).collect();
-            for gs in groups.chunks(round) {
-                let typed: Vec<Result<Vec<Part>, DatasetError>> = gs
+        } else {
+            // Parquet (or batches in memory): its row groups read side by
+            // side, a round at a time; one large row group (a million rows is
+            // the usual most) read in as many row ranges as there are
+            // threads, on batch boundaries, where one reader had used a core.
+            let batch = super::raw::BATCH_ROWS as u64;
+            let units: Vec<Unit> = if sizes.len() > 1 {
+                (0..sizes.len()).map(Unit::Group).collect()
+            } else if table.format == super::Format::Parquet && round > 1 && sizes[0] >= 2 * batch {
+                let step = sizes[0].div_ceil(round as u64).next_multiple_of(batch);
+                (0..sizes[0])
+                    .step_by(step as usize)
+                    .map(|start| Unit::Rows(start..(start + step).min(sizes[0])))
+                    .collect()
+            } else {
+                vec![Unit::Whole]
+            };
+            for round_units in units.chunks(round) {
+                let typed: Vec<Result<Vec<Part>, DatasetError>> = round_units
                     .par_iter()
-                    .map(|&g| {
-                        let group = vec![g];
-                        read_part(RawTable::open_row_groups(
-                            table,
-                            &wanted,
-                            &dictionary,
-                            group,
-                        ))
+                    .map(|unit| {
+                        read_part(match unit {
+                            Unit::Whole => RawTable::open(table, &wanted, &dictionary),
+                            Unit::Group(g) => {
+                                RawTable::open_row_groups(table, &wanted, &dictionary, vec![*g])
+                            }
+                            Unit::Rows(rows) => RawTable::open_row_range(
+                                table,
+                                &wanted,
+                                &dictionary,
+                                0,
+                                rows.clone(),
+                            ),
+                        })
                     })
                     .collect();
                 let mut parts = Vec::new();
@@ -333,40 +354,6 @@ impl Patients {
                 }
                 columns.append(&file, &parts)?;
             }
-        } else if table.format == super::Format::Parquet
-            && round > 1
-            && sizes[0] >= 2 * super::raw::BATCH_ROWS as u64
-        {
-            // One large row group (a million rows is the usual most): its
-            // rows read in as many ranges as there are threads, side by
-            // side, on batch boundaries, where one reader had used a core.
-            let step = sizes[0]
-                .div_ceil(round as u64)
-                .next_multiple_of(super::raw::BATCH_ROWS as u64);
-            let ranges: Vec<std::ops::Range<u64>> = (0..sizes[0])
-                .step_by(step as usize)
-                .map(|start| start..(start + step).min(sizes[0]))
-                .collect();
-            let typed: Vec<Result<Vec<Part>, DatasetError>> = ranges
-                .into_par_iter()
-                .map(|rows| {
-                    read_part(RawTable::open_row_range(
-                        table,
-                        &wanted,
-                        &dictionary,
-                        0,
-                        rows,
-                    ))
-                })
-                .collect();
-            let mut parts = Vec::new();
-            for t in typed {
-                parts.extend(t?);
-            }
-            columns.append(&file, &parts)?;
-        } else {
-            let whole = RawTable::open(table, &wanted, &dictionary);
-            columns.append(&file, &read_part(whole)?)?;
         }
         if columns.rows() == 0 {
             return Err(DatasetError::EmptyPatients { file });
@@ -378,6 +365,14 @@ impl Patients {
         patients.imd_from_column = all.iter().any(|c| c == IMD_DECILE);
         Ok(patients)
     }
+}
+
+/// A part of a Parquet patients table read on its own.
+enum Unit {
+    Whole,
+    Group(usize),
+    /// Rows of the one row group.
+    Rows(std::ops::Range<u64>),
 }
 
 /// The patients table's columns, put together part by part in file order.

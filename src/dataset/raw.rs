@@ -436,18 +436,14 @@ fn open_parquet(
     };
     let builder = match rows {
         Some(rows) => {
-            let total: u64 = builder
-                .metadata()
-                .row_groups()
+            let sizes = builder.metadata().row_groups();
+            let total: u64 = groups
                 .iter()
-                .zip(0..)
-                .filter(|(_, g)| groups.contains(g))
-                .map(|(r, _)| r.num_rows().max(0) as u64)
+                .filter_map(|&g| sizes.get(g))
+                .map(|r| r.num_rows().max(0) as u64)
                 .sum();
-            let (start, end) = (
-                rows.start.min(total),
-                rows.end.clamp(rows.start.min(total), total),
-            );
+            let end = rows.end.min(total);
+            let start = rows.start.min(end);
             first_row += start;
             builder.with_row_selection(RowSelection::from(vec![
                 RowSelector::skip(start as usize),
